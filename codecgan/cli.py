@@ -1,0 +1,54 @@
+"""The ``codecgan`` command: LightningCLI for fit/validate/test, plus ``codecgan diagnose``.
+
+    codecgan fit --config experiments/codec_tiny.yaml
+    codecgan fit --config experiments/codec_tiny.yaml --ckpt_path last     # resume
+    codecgan diagnose runs/codec_tiny [--json]
+
+This module only wires things together; keep classes out of it (LightningCLI resolves
+``class_path`` entries by import path, and classes defined in ``__main__`` do not match them).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from lightning.pytorch.cli import LightningCLI
+
+from codecgan.checkpoint_resolution import resolve_ckpt_path
+from codecgan.data.datamodule import AudioDataModule
+from codecgan.gan_module import GANModule
+
+
+class CodecGANCLI(LightningCLI):
+    """LightningCLI with codecgan's links and resume rules."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.init_args.sample_rate", "model.init_args.sample_rate")
+
+    def before_fit(self) -> None:
+        self.config_init[self.subcommand]["ckpt_path"] = resolve_ckpt_path(
+            self.config_init[self.subcommand].get("ckpt_path"), self.trainer
+        )
+
+
+def build_cli(args: list[str] | None, run: bool = True) -> CodecGANCLI:
+    """Parse ``args`` (as on the command line), build model, data and trainer, and run the subcommand."""
+    return CodecGANCLI(
+        GANModule,
+        AudioDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] == "diagnose":
+        from codecgan.diagnosis.cli import diagnose_main
+
+        raise SystemExit(diagnose_main(argv[1:]))
+    build_cli(args)

@@ -1,0 +1,124 @@
+"""The neural audio codec family: encoder + residual VQ + decoder against DAC-style discriminators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchmetrics import MeanMetric
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from codecgan.gan_module import Batch, Forward, GANModule
+from codecgan.losses import (
+    MultiScaleMelLoss,
+    discriminator_loss,
+    discriminator_loss_at_chance,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    real_fake_means,
+)
+
+DAC_LOSS_WEIGHTS = {"mel": 15.0, "adversarial": 1.0, "feature_matching": 2.0, "commitment": 0.25, "codebook": 1.0}
+
+
+class CodecGAN(GANModule):
+    """Trains a codec generator (``CodecGenerator``) adversarially.
+
+    Args:
+        generator: returns a ``CodecOutput`` (``audio``, ``codes``, ``commitment_loss``, ``codebook_loss``).
+        discriminator: returns one feature-map list per sub-discriminator, logits last.
+        sample_rate: Hz, for the mel loss (linked from the data config by the CLI).
+        adversarial_loss: ``least_squares`` (DAC's) or ``hinge``.
+        loss_weights: weights of ``mel``, ``adversarial``, ``feature_matching``, ``commitment``,
+            ``codebook`` and ``waveform`` (L1); missing keys take DAC's values (waveform 0).
+        Other arguments: see ``GANModule``.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        sample_rate: int = 44100,
+        adversarial_loss: str = "least_squares",
+        loss_weights: dict[str, float] | None = None,
+        mel_window_lengths: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
+        mel_bins: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320),
+        optimizer_g: OptimizerCallable = torch.optim.AdamW,
+        optimizer_d: OptimizerCallable = torch.optim.AdamW,
+        scheduler_g: LRSchedulerCallable | None = None,
+        scheduler_d: LRSchedulerCallable | None = None,
+        discriminator_start_step: int = 0,
+        discriminator_update_period: int = 1,
+        grad_clip_g: float | None = 1000.0,
+        grad_clip_d: float | None = 10.0,
+    ) -> None:
+        super().__init__(
+            generator, discriminator, optimizer_g, optimizer_d, scheduler_g, scheduler_d,
+            discriminator_start_step, discriminator_update_period, grad_clip_g, grad_clip_d,
+        )
+        allowed = set(DAC_LOSS_WEIGHTS) | {"waveform"}
+        unknown = set(loss_weights or {}) - allowed
+        if unknown:
+            raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
+        self.loss_weights = {**DAC_LOSS_WEIGHTS, "waveform": 0.0, **(loss_weights or {})}
+        self.adversarial_loss = adversarial_loss
+        discriminator_loss([[torch.zeros(1)]], [[torch.zeros(1)]], adversarial_loss)  # validates the kind early
+        self.sample_rate = sample_rate
+        self.mel_loss = MultiScaleMelLoss(sample_rate, mel_window_lengths, mel_bins)
+        self.val_mel = MeanMetric()  # sum and count states: exact under DDP with uneven val shards
+
+    def generator_forward(self, batch: Batch) -> Forward:
+        audio = batch["audio"]
+        output = self.generator(audio)
+        return {
+            "estimate": output.audio,
+            "reference": audio,
+            "input": audio,
+            "length": batch["length"],
+            "codes": output.codes,
+            "commitment_loss": output.commitment_loss,
+            "codebook_loss": output.codebook_loss,
+        }
+
+    def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
+        real = self.discriminator(forward["reference"])
+        fake = self.discriminator(forward["estimate"].detach())
+        d_real, d_fake = real_fake_means(real, fake)
+        return discriminator_loss(real, fake, self.adversarial_loss), {
+            "d_real": d_real,
+            "d_fake": d_fake,
+            "d_loss_chance": discriminator_loss_at_chance(real, self.adversarial_loss),
+        }
+
+    def generator_loss(
+        self, batch: Batch, forward: Forward, adversarial: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        weights = self.loss_weights
+        estimate, reference = forward["estimate"], forward["reference"]
+        terms = {
+            "loss_mel": weights["mel"] * self.mel_loss(estimate, reference),
+            "loss_vq": weights["commitment"] * forward["commitment_loss"]
+            + weights["codebook"] * forward["codebook_loss"],
+        }
+        if weights["waveform"]:
+            terms["loss_waveform"] = weights["waveform"] * (estimate.float() - reference.float()).abs().mean()
+        if adversarial and (weights["adversarial"] or weights["feature_matching"]):
+            real = self.discriminator(reference)
+            fake = self.discriminator(estimate)
+            terms["loss_adv"] = weights["adversarial"] * generator_adversarial_loss(fake, self.adversarial_loss)
+            terms["loss_fm"] = weights["feature_matching"] * feature_matching_loss(real, fake)
+        extra = {"codes": forward["codes"].detach(), "codebook_size": int(self.generator.codebook_size)}
+        return terms, extra
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        forward = self.generator_forward(batch)
+        self.val_mel.update(self.mel_loss(forward["estimate"], forward["reference"]), batch["audio"].shape[0])
+        self.log("val/loss_mel", self.val_mel)
+        return {
+            "estimate": forward["estimate"].detach(),
+            "reference": forward["reference"],
+            "input": forward["input"],
+            "length": forward["length"],
+            "index": batch["index"],
+        }

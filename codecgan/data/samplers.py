@@ -1,0 +1,65 @@
+"""Samplers that make training resumable to the batch and validation exact under DDP.
+
+Both yield ``(index, epoch)`` keys, which ``CroppedDataset`` turns into crops that are a pure
+function of ``(seed, epoch, index)``: the data never depends on worker count, call order or RNG state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sized
+
+import torch
+from torch.utils.data import DistributedSampler
+
+
+class ResumableTrainSampler(DistributedSampler):
+    """A seeded per-epoch permutation, split evenly across ranks, that can resume mid-epoch.
+
+    Every rank gets ``len(dataset) // world_size`` items (the tail is dropped) so all ranks run the
+    same number of batches: Lightning runs a collective every training batch under DDP.
+
+    Args:
+        dataset: the training dataset.
+        batch_size: items per batch, to convert finished batches into items to skip.
+        batches_done: called when an epoch's iteration starts; returns how many batches of this epoch
+            were already trained (non-zero only in the first epoch after a mid-epoch resume).
+        num_replicas, rank: the DDP world size and this process's rank.
+        seed: the permutation is ``randperm(len, seed + epoch)``, identical on every rank.
+    """
+
+    def __init__(
+        self,
+        dataset: Sized,
+        batch_size: int,
+        batches_done: Callable[[], int] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.batches_done = batches_done
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()
+        mine = order[self.rank : self.total_size : self.num_replicas]
+        skip = self.batches_done() * self.batch_size if self.batches_done else 0
+        return iter([(index, self.epoch) for index in mine[skip:]])
+
+
+class EvaluationSampler(DistributedSampler):
+    """Every validation/test item exactly once across ranks, in a fixed order, without padding.
+
+    torch's DistributedSampler pads the last shard with repeated items, which biases every metric and
+    count (Lightning #5060). Ranks may therefore run one batch fewer than others; codecgan's
+    validation has no per-batch collectives, so that is safe.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(index, self.epoch) for index in range(self.rank, len(self.dataset), self.num_replicas)])

@@ -1,0 +1,229 @@
+"""The adversarial training loop shared by every model family.
+
+`GANModule` alternates a discriminator step and a generator step on every batch with Lightning's
+manual optimization. Subclasses say *what* the generator computes and *which* losses each network
+minimises (`generator_forward`, `discriminator_loss`, `generator_loss`); this file says *how* the
+two networks are stepped, and nothing else.
+
+Conventions that matter for diagnosis and resume:
+
+- ``trainer.global_step`` counts **one per batch**. Lightning counts every optimizer step in manual
+  optimization (#17958), which would double ``max_steps``, ``val_check_interval`` and checkpoint
+  intervals; codecgan steps the discriminator's optimizer without counting it.
+- The torch RNG is reseeded from ``(seed, global_step, rank)`` at the start of every batch, so
+  dropout and quantizer dropout draw the same numbers in a resumed run as in a straight one.
+- Each network's gradients are zeroed immediately before its own backward, and the discriminator's
+  parameters are frozen (``toggled_optimizer``) during the generator's backward: a stale
+  ``zero_grad`` lets generator-step gradients leak into the discriminator step, a known way to make a
+  discriminator stop learning (NeMo #7266).
+- Under DDP the configs use ``ddp_find_unused_parameters_true``: Lightning wraps generator and
+  discriminator in one DDP module, and each of our two backwards leaves the other network without
+  gradients. Plain ``ddp`` fails on the second backward; separate wrappers would need a custom
+  strategy (#20866). Finding unused parameters costs one graph traversal per backward, which is
+  small next to the discriminators.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+Batch = dict[str, Tensor]
+Forward = dict[str, Any]
+
+
+def _no_scheduler(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+class GANModule(L.LightningModule):
+    """Base LightningModule: one generator forward, a discriminator step, a generator step per batch.
+
+    Args:
+        generator: the network that produces audio.
+        discriminator: the network (or set of networks) that judges it.
+        optimizer_g, optimizer_d: optimizer factories (LightningCLI ``class_path`` entries).
+        scheduler_g, scheduler_d: LR scheduler factories, stepped once per batch. ``None`` keeps the LR.
+        discriminator_start_step: batches of generator-only warm-up before the discriminator trains
+            and the adversarial terms enter the generator loss.
+        discriminator_update_period: the discriminator steps on every ``period``-th batch. The
+            schedule depends only on the step counter, so it is identical on every rank (a per-rank
+            random skip desynchronises DDP, NeMo #7209).
+        grad_clip_g, grad_clip_d: gradient-norm clipping values; ``None`` measures without clipping.
+        discriminator_first: step order inside a batch. DAC steps the discriminator first; CMGAN steps
+            the generator first and then trains its metric discriminator on the pre-update estimate.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer_g: OptimizerCallable = torch.optim.AdamW,
+        optimizer_d: OptimizerCallable = torch.optim.AdamW,
+        scheduler_g: LRSchedulerCallable | None = None,
+        scheduler_d: LRSchedulerCallable | None = None,
+        discriminator_start_step: int = 0,
+        discriminator_update_period: int = 1,
+        grad_clip_g: float | None = None,
+        grad_clip_d: float | None = None,
+        discriminator_first: bool = True,
+    ) -> None:
+        super().__init__()
+        if discriminator_start_step < 0:
+            raise ValueError(f"discriminator_start_step must be >= 0, got {discriminator_start_step}.")
+        if discriminator_update_period < 1:
+            raise ValueError(f"discriminator_update_period must be >= 1, got {discriminator_update_period}.")
+        for name, value in (("grad_clip_g", grad_clip_g), ("grad_clip_d", grad_clip_d)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be a positive number or null, got {value}.")
+        self.automatic_optimization = False
+        self.generator = generator
+        self.discriminator = discriminator
+        self.optimizer_g = optimizer_g
+        self.optimizer_d = optimizer_d
+        self.scheduler_g = scheduler_g or _no_scheduler
+        self.scheduler_d = scheduler_d or _no_scheduler
+        self.discriminator_start_step = discriminator_start_step
+        self.discriminator_update_period = discriminator_update_period
+        self.grad_clip_g = grad_clip_g
+        self.grad_clip_d = grad_clip_d
+        self.discriminator_first = discriminator_first
+        # Set by the GradientBalance callback: measure each generator loss term's gradient at the
+        # generator output every N batches (0 = never).
+        self.term_gradient_interval = 0
+
+    # ----------------------------------------------------------------------------- subclass API
+    def generator_forward(self, batch: Batch) -> Forward:
+        """Run the generator. Must return ``estimate``, ``reference``, ``input``, ``length``."""
+        raise NotImplementedError
+
+    def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
+        """The discriminator's loss on the detached estimate, and step outputs (``d_real``, ``d_fake``,
+        ``d_loss_chance``, ...)."""
+        raise NotImplementedError
+
+    def generator_loss(
+        self, batch: Batch, forward: Forward, adversarial: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The generator's weighted loss terms (summed into ``loss_g``) and extra step outputs.
+
+        ``adversarial`` is False during the generator-only warm-up.
+        """
+        raise NotImplementedError
+
+    def gradient_probe(self, forward: Forward) -> tuple[Tensor, ...]:
+        """The generator output tensors every loss term depends on (for ``term_grad_norms``)."""
+        return (forward["estimate"],)
+
+    # ---------------------------------------------------------------------------- optimization
+    def configure_optimizers(self) -> Any:
+        opt_g = self.optimizer_g(self.generator.parameters())
+        opt_d = self.optimizer_d(self.discriminator.parameters())
+        return [opt_g, opt_d], [self.scheduler_g(opt_g), self.scheduler_d(opt_d)]
+
+    def discriminator_trains_at(self, step: int) -> bool:
+        return step >= self.discriminator_start_step and step % self.discriminator_update_period == 0
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        torch.manual_seed(seed * 1_000_003 + self.global_step * 7919 + self.global_rank)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        opt_g, opt_d = self.optimizers()
+        step = self.global_step
+        train_d = self.discriminator_trains_at(step)
+        forward = self.generator_forward(batch)
+
+        outputs: dict[str, Any] = {}
+        if self.discriminator_first:
+            outputs.update(self._discriminator_step(opt_d, batch, forward, train_d))
+            outputs.update(self._generator_step(opt_g, batch, forward, step))
+        else:
+            outputs.update(self._generator_step(opt_g, batch, forward, step))
+            outputs.update(self._discriminator_step(opt_d, batch, forward, train_d))
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+
+        losses = {**outputs.pop("losses"), **outputs.pop("losses_d")}
+        outputs["losses"] = losses
+        self.log_dict({f"train/{name}": value for name, value in losses.items() if name not in ("loss_g", "loss_d")})
+        self.log("train/loss_g", losses["loss_g"], prog_bar=True)
+        if train_d:
+            self.log("train/loss_d", losses["loss_d"], prog_bar=True)
+            self.log("diag/d_loss_chance", float(outputs["d_loss_chance"]))
+            self.log_dict({"train/d_real": outputs["d_real"], "train/d_fake": outputs["d_fake"]})
+        outputs.update(
+            loss=losses["loss_g"],
+            estimate=forward["estimate"].detach(),
+            reference=forward["reference"].detach(),
+            input=forward["input"].detach(),
+            length=forward["length"],
+            d_stepped=train_d,
+        )
+        return outputs
+
+    def _discriminator_step(self, opt_d: Any, batch: Batch, forward: Forward, train_d: bool) -> dict[str, Any]:
+        nan = torch.tensor(math.nan, device=self.device)
+        if not train_d:
+            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}}
+        with self.toggled_optimizer(opt_d):
+            loss_d, extra = self.discriminator_loss(batch, forward)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            grad_norm = self._clip(opt_d, self.discriminator, self.grad_clip_d)
+            self._step_uncounted(opt_d)
+        extra = {key: value.detach() if isinstance(value, Tensor) else value for key, value in extra.items()}
+        extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()})
+        return extra
+
+    def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
+        adversarial = step >= self.discriminator_start_step
+        outputs: dict[str, Any] = {}
+        with self.toggled_optimizer(opt_g):
+            terms, extra = self.generator_loss(batch, forward, adversarial)
+            loss_g = torch.stack([value for value in terms.values()]).sum()
+            if self.term_gradient_interval and step % self.term_gradient_interval == 0:
+                outputs["term_grad_norms"] = self._term_gradient_norms(terms, forward)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            grad_norm = self._clip(opt_g, self.generator, self.grad_clip_g)
+            opt_g.step()
+        losses = {name: value.detach() for name, value in terms.items()}
+        losses["loss_g"] = loss_g.detach()
+        outputs.update(extra, grad_norm_g=grad_norm, losses=losses)
+        return outputs
+
+    def _term_gradient_norms(self, terms: dict[str, Tensor], forward: Forward) -> dict[str, Tensor]:
+        probe = self.gradient_probe(forward)
+        norms = {}
+        for name, term in terms.items():
+            if not term.requires_grad:
+                continue
+            grads = torch.autograd.grad(term, probe, retain_graph=True, allow_unused=True)
+            squares = [g.float().pow(2).sum() for g in grads if g is not None]
+            norms[name] = torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=self.device)
+        return norms
+
+    def _clip(self, optimizer: Any, network: nn.Module, value: float | None) -> Tensor:
+        """Clip with Lightning (so precision plugins see it) and return the pre-clip gradient norm."""
+        grads = [p.grad for p in network.parameters() if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        if value is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm="norm")
+        return norm.detach()
+
+    def _step_uncounted(self, optimizer: Any) -> None:
+        """Step an optimizer without advancing ``trainer.global_step`` (one count per batch)."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        optimizer.step()
+        for tracker in (progress.total, progress.current):
+            tracker.ready -= 1
+            tracker.completed -= 1

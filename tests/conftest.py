@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny configs that train in seconds on CPU, and synthetic audio."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ROOT / "experiments"
+
+# Tests use a single intra-op thread: the suite runs several processes on 2 cores in CI.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def write_overlay(directory: Path, name: str, overlay: dict) -> Path:
+    """Write a YAML config overlay (applied after the base config with a second --config)."""
+    path = directory / name
+    path.write_text(yaml.safe_dump(overlay))
+    return path
+
+
+def tiny_trainer_overlay(run_dir: Path, max_steps: int = 12, val_every: int = 6, checkpoint_every: int = 6) -> dict:
+    """Trainer settings for a seconds-long CPU fit writing everything under ``run_dir``."""
+    return {
+        "trainer": {
+            "max_steps": max_steps,
+            "val_check_interval": val_every,
+            "log_every_n_steps": 2,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(run_dir),
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": str(run_dir), "name": "tb", "version": "", "default_hp_metric": False},
+            },
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "init_args": {
+                        "dirpath": str(run_dir / "checkpoints"),
+                        "filename": "step{step}",
+                        "auto_insert_metric_name": False,
+                        "every_n_train_steps": checkpoint_every,
+                        "save_top_k": -1,
+                        "save_last": True,
+                    },
+                }
+            ],
+        },
+        "data": {"init_args": {"crop_seconds": 0.2, "batch_size": 4, "synthetic_items": [32, 6, 6]}},
+    }
+
+
+@pytest.fixture
+def codec_tiny_args(tmp_path: Path):
+    """CLI args for a 12-step tiny codec fit in ``tmp_path``; call with overrides of the overlay."""
+
+    def make(**trainer_kwargs) -> list[str]:
+        overlay = write_overlay(tmp_path, "overlay.yaml", tiny_trainer_overlay(tmp_path / "run", **trainer_kwargs))
+        return ["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(overlay)]
+
+    return make

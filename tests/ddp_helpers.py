@@ -1,0 +1,17 @@
+"""A callback the DDP tests name by class_path: each rank saves its final weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+
+class SaveRankWeights(L.Callback):
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        torch.save(pl_module.state_dict(), self.directory / f"rank{trainer.global_rank}.pt")
