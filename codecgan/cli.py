@@ -11,11 +11,13 @@ This module only wires things together; keep classes out of it (LightningCLI res
 from __future__ import annotations
 
 import sys
+import warnings
 
 from lightning.pytorch.cli import LightningCLI
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
+from codecgan.data.folder_scan import BadAudioError
 from codecgan.gan_module import GANModule
 
 
@@ -33,6 +35,9 @@ class CodecGANCLI(LightningCLI):
 
 def build_cli(args: list[str] | None, run: bool = True) -> CodecGANCLI:
     """Parse ``args`` (as on the command line), build model, data and trainer, and run the subcommand."""
+    # ModelCheckpoint asks manual-optimization modules for a pre-step weight snapshot; the post-step
+    # weights it saves are exactly what a resume needs, so the advice does not apply.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     return CodecGANCLI(
         GANModule,
         AudioDataModule,
@@ -51,4 +56,10 @@ def main(args: list[str] | None = None) -> None:
         from codecgan.diagnosis.cli import diagnose_main
 
         raise SystemExit(diagnose_main(argv[1:]))
-    build_cli(args)
+    try:
+        build_cli(args)
+    except (BadAudioError, FileNotFoundError) as error:
+        # Problems with the user's data or checkpoint paths: the message says everything, a traceback
+        # from inside Lightning would only hide it.
+        print(f"codecgan: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -49,7 +49,8 @@ class GANModule(L.LightningModule):
         generator: the network that produces audio.
         discriminator: the network (or set of networks) that judges it.
         optimizer_g, optimizer_d: optimizer factories (LightningCLI ``class_path`` entries).
-        scheduler_g, scheduler_d: LR scheduler factories, stepped once per batch. ``None`` keeps the LR.
+        scheduler_g, scheduler_d: LR scheduler factories, stepped after each step of their optimizer
+            (the generator's once per batch). ``None`` keeps the LR.
         discriminator_start_step: batches of generator-only warm-up before the discriminator trains
             and the adversarial terms enter the generator loss.
         discriminator_update_period: the discriminator steps on every ``period``-th batch. The
@@ -147,8 +148,10 @@ class GANModule(L.LightningModule):
         else:
             outputs.update(self._generator_step(opt_g, batch, forward, step))
             outputs.update(self._discriminator_step(opt_d, batch, forward, train_d))
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
+        scheduler_g, scheduler_d = self.lr_schedulers()
+        scheduler_g.step()
+        if train_d:  # the discriminator's schedule counts its own updates
+            scheduler_d.step()
 
         losses = {**outputs.pop("losses"), **outputs.pop("losses_d")}
         outputs["losses"] = losses

@@ -19,22 +19,24 @@ def fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None):
     return build_cli(args)
 
 
-def test_resume_mid_epoch_equals_straight_run(tmp_path: Path) -> None:
-    # 32 items / batch 4 = 8 batches per epoch: the break at 5 is mid-epoch 0, the end (10) is in epoch 1.
+@pytest.mark.parametrize("break_at", [5, 8], ids=["mid-epoch", "epoch-end"])
+def test_resume_equals_straight_run(tmp_path: Path, break_at: int) -> None:
+    # 32 items / batch 4 = 8 batches per epoch: 5 is mid-epoch 0, 8 its last batch; 10 is in epoch 1.
     straight = fit(tmp_path, "straight", max_steps=10)
-    fit(tmp_path, "resumed", max_steps=5)
+    first = fit(tmp_path, "resumed", max_steps=break_at)
+    assert first.trainer.global_step == break_at  # one count per batch, not per optimizer step
     resumed = fit(tmp_path, "resumed", max_steps=10, ckpt_path="last")
 
     assert straight.trainer.global_step == resumed.trainer.global_step == 10
     straight_state = straight.model.state_dict()
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, straight_state[name]), f"{name} differs after resume"
-    straight_opts = straight.trainer.optimizers
-    for straight_opt, resumed_opt in zip(straight_opts, resumed.trainer.optimizers):
-        for (key, a), b in zip(straight_opt.state.items(), resumed_opt.state.values()):
-            assert torch.equal(a["exp_avg"], b["exp_avg"])
-    lrs = [s.get_last_lr() for s in resumed.trainer.lr_scheduler_configs and [c.scheduler for c in resumed.trainer.lr_scheduler_configs]]
-    assert lrs == [c.scheduler.get_last_lr() for c in straight.trainer.lr_scheduler_configs]
+    for straight_opt, resumed_opt in zip(straight.trainer.optimizers, resumed.trainer.optimizers):
+        assert straight_opt.state_dict()["state"].keys() == resumed_opt.state_dict()["state"].keys()
+        for a, b in zip(straight_opt.state_dict()["state"].values(), resumed_opt.state_dict()["state"].values()):
+            assert torch.equal(a["step"], b["step"]) and torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+    for a, b in zip(straight.trainer.lr_scheduler_configs, resumed.trainer.lr_scheduler_configs):
+        assert a.scheduler.state_dict() == b.scheduler.state_dict()
 
 
 def test_ckpt_path_last_without_checkpoint_fails_clearly(tmp_path: Path) -> None:

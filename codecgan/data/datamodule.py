@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 from codecgan.data.audio_folder import AudioFolder, PairedAudioFolder
 from codecgan.data.crops import CroppedDataset
 from codecgan.data.noise import SyntheticNoisySpeech
-from codecgan.data.samplers import EvaluationSampler, ResumableTrainSampler
+from codecgan.data.samplers import EvaluationSampler, ResumableDataLoader, ResumableTrainSampler
 from codecgan.data.synthetic_speech import SyntheticSpeech
 
 CROP_MODES = ("random", "start", "center")
@@ -113,7 +113,7 @@ class AudioDataModule(L.LightningDataModule):
                 f"({world} ranks x batch_size {self.batch_size})."
             )
         sampler = ResumableTrainSampler(dataset, self.batch_size, self._batches_done, world, rank, self.seed)
-        return self._loader(dataset, sampler, self.batch_size, drop_last=True)
+        return self._loader(dataset, sampler, self.batch_size, drop_last=True, loader_class=ResumableDataLoader)
 
     def val_dataloader(self) -> DataLoader:
         return self._evaluation_loader("val")
@@ -126,8 +126,10 @@ class AudioDataModule(L.LightningDataModule):
         sampler = EvaluationSampler(self.datasets[split], world, rank)
         return self._loader(self.datasets[split], sampler, self.val_batch_size, drop_last=False)
 
-    def _loader(self, dataset: Dataset, sampler, batch_size: int, drop_last: bool) -> DataLoader:
-        return DataLoader(
+    def _loader(
+        self, dataset: Dataset, sampler, batch_size: int, drop_last: bool, loader_class: type = DataLoader
+    ) -> DataLoader:
+        return loader_class(
             dataset,
             batch_size=batch_size,
             sampler=sampler,

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sized
 
 import torch
-from torch.utils.data import DistributedSampler
+from lightning.pytorch.utilities import rank_zero_warn
+from torch.utils.data import DataLoader, DistributedSampler
 
 
 class ResumableTrainSampler(DistributedSampler):
@@ -63,3 +64,24 @@ class EvaluationSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return iter([(index, self.epoch) for index in range(self.rank, len(self.dataset), self.num_replicas)])
+
+
+class ResumableDataLoader(DataLoader):
+    """The training DataLoader; its checkpoint state says which data order it was drawing.
+
+    The position inside the epoch needs no state of its own: ``ResumableTrainSampler`` asks the
+    trainer's restored batch counter. What can silently break an exact resume is a different data
+    order — another seed, world size or dataset size — so that is saved and checked on load.
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.sampler
+        return {"seed": sampler.seed, "num_replicas": sampler.num_replicas, "dataset_size": len(self.dataset)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        current = self.state_dict()
+        if state != current:
+            rank_zero_warn(
+                f"The training data order changed since the checkpoint (was {state}, now {current}): "
+                "the resumed run will not see the batches an uninterrupted run would have seen."
+            )

@@ -1,0 +1,55 @@
+"""The command line: every shipped config instantiates, --print_config works, bad input fails clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from codecgan.cli import build_cli, main
+from tests.conftest import EXPERIMENTS, ROOT
+
+BASE_CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", BASE_CONFIGS, ids=lambda p: p.stem)
+def test_every_config_instantiates(config: Path) -> None:
+    cli = build_cli(["--config", str(config), "--trainer.logger", "false"], run=False)
+    assert cli.model is not None and cli.datamodule is not None
+
+
+def test_dac_config_has_dacs_discriminator_and_optimizer() -> None:
+    cli = build_cli(["--config", str(EXPERIMENTS / "codec_dac.yaml"), "--trainer.logger", "false"], run=False)
+    assert sum(p.numel() for p in cli.model.discriminator.parameters()) == 42_519_760
+    opt_g, opt_d = cli.model.configure_optimizers()[0]
+    assert opt_g.defaults["lr"] == 1e-4 and opt_g.defaults["betas"] == (0.8, 0.99)
+    assert cli.trainer.precision == "bf16-mixed"
+
+
+def test_print_config_and_python_dash_m() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "codecgan", "fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--print_config"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "class_path: codecgan.CodecGAN" in result.stdout and "sample_rate: 16000" in result.stdout
+
+
+def test_bad_data_folder_names_every_bad_file_before_training(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.wav").write_text("not audio")
+    soundfile.write(tmp_path / "zero.wav", np.zeros(0), 16000)
+    soundfile.write(tmp_path / "good.wav", 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false",
+              "--trainer.default_root_dir", str(tmp_path / "run"), "--data.init_args.train_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    for name in ("empty.wav", "notes.wav", "zero.wav"):
+        assert str(tmp_path / name) in message
+    assert "good.wav" not in message
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -1,0 +1,78 @@
+"""The alternating G/D loop: step counting, update schedule, gradient isolation, learning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from codecgan.cli import build_cli
+from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
+
+
+class StepRecorder(L.Callback):
+    """Keeps what each training step returned and the discriminator's gradients around its step."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict] = []
+        self.d_grads_at_step: list[torch.Tensor] = []
+        self.d_grads_at_batch_end: list[torch.Tensor] = []
+
+    @staticmethod
+    def _d_grads(pl_module: L.LightningModule) -> torch.Tensor:
+        grads = [p.grad.flatten() for p in pl_module.discriminator.parameters() if p.grad is not None]
+        return torch.cat(grads).clone() if grads else torch.empty(0)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if optimizer is trainer.optimizers[1]:
+            self.d_grads_at_step.append(self._d_grads(pl_module))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.outputs.append(outputs)
+        if outputs["d_stepped"]:
+            self.d_grads_at_batch_end.append(self._d_grads(pl_module))
+
+
+def tiny_fit(tmp_path: Path, max_steps: int, *extra: str) -> tuple[object, StepRecorder]:
+    overlay = write_overlay(tmp_path, "overlay.yaml", tiny_trainer_overlay(tmp_path / "run", max_steps=max_steps))
+    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(overlay), *extra], run=False)
+    recorder = StepRecorder()
+    cli.trainer.callbacks.append(recorder)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    return cli, recorder
+
+
+def test_tiny_fit_lowers_reconstruction_loss(tmp_path: Path) -> None:
+    cli, recorder = tiny_fit(tmp_path, 30)
+    mel = torch.stack([out["losses"]["loss_mel"] for out in recorder.outputs])
+    assert len(mel) == 30 and cli.trainer.global_step == 30
+    assert mel[-5:].mean() < 0.8 * mel[:5].mean(), f"mel loss {mel[:5].mean():.2f} -> {mel[-5:].mean():.2f}"
+
+
+def test_outputs_follow_the_documented_interface(tmp_path: Path) -> None:
+    _, recorder = tiny_fit(tmp_path, 2)
+    out = recorder.outputs[-1]
+    for key in ("loss", "losses", "estimate", "reference", "input", "length", "d_stepped", "d_real", "d_fake",
+                "d_loss_chance", "grad_norm_g", "grad_norm_d", "codes", "codebook_size"):
+        assert key in out, key
+    assert {"loss_g", "loss_d", "loss_adv", "loss_fm", "loss_mel", "loss_vq"} <= set(out["losses"])
+    assert out["estimate"].shape == out["reference"].shape and not out["estimate"].requires_grad
+    # tiny config: 5 sub-discriminators with least-squares loss -> chance value 5.
+    assert out["d_loss_chance"] == 5.0
+
+
+def test_generator_backward_leaves_discriminator_gradients_untouched(tmp_path: Path) -> None:
+    _, recorder = tiny_fit(tmp_path, 3)
+    assert len(recorder.d_grads_at_step) == 3
+    for at_step, at_end in zip(recorder.d_grads_at_step, recorder.d_grads_at_batch_end):
+        assert torch.equal(at_step, at_end)
+
+
+def test_discriminator_schedule_is_a_function_of_the_step(tmp_path: Path) -> None:
+    cli, recorder = tiny_fit(
+        tmp_path, 8, "--model.init_args.discriminator_start_step", "3", "--model.init_args.discriminator_update_period", "2"
+    )
+    assert [out["d_stepped"] for out in recorder.outputs] == [False, False, False, False, True, False, True, False]
+    assert "loss_adv" not in recorder.outputs[0]["losses"] and "loss_adv" in recorder.outputs[3]["losses"]
+    assert cli.trainer.global_step == 8
