@@ -8,6 +8,8 @@ week-long run that silently restarts. codecgan resolves the path itself:
   checkpoint folders; an error naming the folders when there is none.
 - ``auto``: the same, but starts fresh (with a warning) when there is none — for job scripts that
   are requeued with an unchanged command line.
+- no ``--ckpt_path``: a fresh run; an error when the folder already holds an earlier run's
+  checkpoints, so two runs never mix in one folder.
 """
 
 from __future__ import annotations
@@ -40,11 +42,19 @@ def newest_checkpoint(folders: list[Path]) -> Path | None:
 
 
 def resolve_ckpt_path(ckpt_path: str | None, trainer: Trainer) -> str | None:
-    """Turn ``last``/``auto`` into a file path; leave other values to Lightning."""
-    if ckpt_path not in ("last", "auto"):
+    """Turn ``last``/``auto`` into a file path; refuse to start over an earlier run's checkpoints."""
+    if ckpt_path not in (None, "last", "auto"):
         return ckpt_path
     folders = checkpoint_folders(trainer)
     newest = newest_checkpoint(folders)
+    if ckpt_path is None:
+        if newest is not None:
+            raise FileExistsError(
+                f"{newest.parent} already holds checkpoints of an earlier run (newest: {newest.name}). Resume "
+                "it with --ckpt_path last, or start a new run under another --trainer.logger.init_args.name "
+                "(or delete the folder)."
+            )
+        return None
     if newest is not None:
         return str(newest)
     searched = ", ".join(str(folder) for folder in folders)

@@ -14,11 +14,17 @@ import sys
 import warnings
 
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
 from codecgan.data.folder_scan import BadAudioError
-from codecgan.gan_module import GANModule
+from codecgan.gan_module import GANModule, NonFiniteTrainingError
+
+EXIT_BAD_INPUT = 2
+EXIT_NONFINITE = 3
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM
+CRASH_NOTE = "the checkpoint folder holds on_exception.ckpt; resume with --ckpt_path last."
 
 
 class CodecGANCLI(LightningCLI):
@@ -58,8 +64,15 @@ def main(args: list[str] | None = None) -> None:
         raise SystemExit(diagnose_main(argv[1:]))
     try:
         build_cli(args)
-    except (BadAudioError, FileNotFoundError) as error:
+    except SIGTERMException:
+        # Lightning turns SIGTERM into a SystemExit with status 0, which a scheduler reads as "finished".
+        print(f"codecgan: stopped by SIGTERM; {CRASH_NOTE}", file=sys.stderr)
+        raise SystemExit(EXIT_PREEMPTED) from None
+    except (BadAudioError, FileNotFoundError, FileExistsError) as error:
         # Problems with the user's data or checkpoint paths: the message says everything, a traceback
         # from inside Lightning would only hide it.
         print(f"codecgan: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    except NonFiniteTrainingError as error:
+        print(f"codecgan: {error} {CRASH_NOTE}", file=sys.stderr)
+        raise SystemExit(EXIT_NONFINITE) from None

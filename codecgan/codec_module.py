@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 from torchmetrics import MeanMetric
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from codecgan.gan_module import Batch, Forward, GANModule
@@ -32,7 +31,9 @@ class CodecGAN(GANModule):
         adversarial_loss: ``least_squares`` (DAC's) or ``hinge``.
         loss_weights: weights of ``mel``, ``adversarial``, ``feature_matching``, ``commitment``,
             ``codebook`` and ``waveform`` (L1); missing keys take DAC's values (waveform 0).
-        Other arguments: see ``GANModule``.
+        grad_clip_g, grad_clip_d: DAC's clipping (generator 1000, discriminator 10).
+        gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, ...): see
+            ``GANModule``.
     """
 
     def __init__(
@@ -44,19 +45,11 @@ class CodecGAN(GANModule):
         loss_weights: dict[str, float] | None = None,
         mel_window_lengths: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
         mel_bins: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320),
-        optimizer_g: OptimizerCallable = torch.optim.AdamW,
-        optimizer_d: OptimizerCallable = torch.optim.AdamW,
-        scheduler_g: LRSchedulerCallable | None = None,
-        scheduler_d: LRSchedulerCallable | None = None,
-        discriminator_start_step: int = 0,
-        discriminator_update_period: int = 1,
         grad_clip_g: float | None = 1000.0,
         grad_clip_d: float | None = 10.0,
+        **gan_options: Any,
     ) -> None:
-        super().__init__(
-            generator, discriminator, optimizer_g, optimizer_d, scheduler_g, scheduler_d,
-            discriminator_start_step, discriminator_update_period, grad_clip_g, grad_clip_d,
-        )
+        super().__init__(generator, discriminator, grad_clip_g=grad_clip_g, grad_clip_d=grad_clip_d, **gan_options)
         allowed = set(DAC_LOSS_WEIGHTS) | {"waveform"}
         unknown = set(loss_weights or {}) - allowed
         if unknown:

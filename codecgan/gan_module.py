@@ -12,6 +12,11 @@ Conventions that matter for diagnosis and resume:
   intervals; codecgan steps the discriminator's optimizer without counting it.
 - The torch RNG is reseeded from ``(seed, global_step, rank)`` at the start of every batch, so
   dropout and quantizer dropout draw the same numbers in a resumed run as in a straight one.
+- A step whose gradient norm is not finite is skipped (the optimizer does not step), counted in
+  ``diag/nonfinite_steps``, and ``max_nonfinite_in_a_row`` such batches in a row stop training with
+  ``NonFiniteTrainingError`` (the on-exception checkpoint then holds the last finite state). The
+  decision uses the gradient norm after DDP's all-reduce, so it is identical on every rank. A
+  non-finite generator output makes both networks skip; a non-finite loss skips its own network.
 - Each network's gradients are zeroed immediately before its own backward, and the discriminator's
   parameters are frozen (``toggled_optimizer``) during the generator's backward: a stale
   ``zero_grad`` lets generator-step gradients leak into the discriminator step, a known way to make a
@@ -35,6 +40,11 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 Batch = dict[str, Tensor]
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Training produced non-finite gradients for too many batches in a row."""
+
 Forward = dict[str, Any]
 
 
@@ -59,6 +69,7 @@ class GANModule(L.LightningModule):
         grad_clip_g, grad_clip_d: gradient-norm clipping values; ``None`` measures without clipping.
         discriminator_first: step order inside a batch. DAC steps the discriminator first; CMGAN steps
             the generator first and then trains its metric discriminator on the pre-update estimate.
+        max_nonfinite_in_a_row: batches in a row with a skipped (non-finite) step before training stops.
     """
 
     def __init__(
@@ -74,10 +85,13 @@ class GANModule(L.LightningModule):
         grad_clip_g: float | None = None,
         grad_clip_d: float | None = None,
         discriminator_first: bool = True,
+        max_nonfinite_in_a_row: int = 10,
     ) -> None:
         super().__init__()
         if discriminator_start_step < 0:
             raise ValueError(f"discriminator_start_step must be >= 0, got {discriminator_start_step}.")
+        if max_nonfinite_in_a_row < 1:
+            raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {max_nonfinite_in_a_row}.")
         if discriminator_update_period < 1:
             raise ValueError(f"discriminator_update_period must be >= 1, got {discriminator_update_period}.")
         for name, value in (("grad_clip_g", grad_clip_g), ("grad_clip_d", grad_clip_d)):
@@ -95,6 +109,10 @@ class GANModule(L.LightningModule):
         self.grad_clip_g = grad_clip_g
         self.grad_clip_d = grad_clip_d
         self.discriminator_first = discriminator_first
+        self.max_nonfinite_in_a_row = max_nonfinite_in_a_row
+        # Buffers, so that they are checkpointed and a resumed run keeps counting.
+        self.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("nonfinite_in_a_row", torch.zeros((), dtype=torch.long))
         # Set by the GradientBalance callback: measure each generator loss term's gradient at the
         # generator output every N batches (0 = never).
         self.term_gradient_interval = 0
@@ -155,12 +173,16 @@ class GANModule(L.LightningModule):
 
         losses = {**outputs.pop("losses"), **outputs.pop("losses_d")}
         outputs["losses"] = losses
+        skipped_g, skipped_d = outputs.pop("skipped_g"), outputs.pop("skipped_d")
+        outputs["nonfinite"] = skipped_g or skipped_d
+        self._count_nonfinite(outputs["nonfinite"])
         self.log_dict({f"train/{name}": value for name, value in losses.items() if name not in ("loss_g", "loss_d")})
         self.log("train/loss_g", losses["loss_g"], prog_bar=True)
         if train_d:
             self.log("train/loss_d", losses["loss_d"], prog_bar=True)
             self.log("diag/d_loss_chance", float(outputs["d_loss_chance"]))
             self.log_dict({"train/d_real": outputs["d_real"], "train/d_fake": outputs["d_fake"]})
+        self.log("diag/nonfinite_steps", self.nonfinite_steps.float())
         outputs.update(
             loss=losses["loss_g"],
             estimate=forward["estimate"].detach(),
@@ -174,15 +196,18 @@ class GANModule(L.LightningModule):
     def _discriminator_step(self, opt_d: Any, batch: Batch, forward: Forward, train_d: bool) -> dict[str, Any]:
         nan = torch.tensor(math.nan, device=self.device)
         if not train_d:
-            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}}
+            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": False}
         with self.toggled_optimizer(opt_d):
             loss_d, extra = self.discriminator_loss(batch, forward)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
-            grad_norm = self._clip(opt_d, self.discriminator, self.grad_clip_d)
-            self._step_uncounted(opt_d)
+            grad_norm, finite = self._clip(opt_d, self.discriminator, self.grad_clip_d)
+            if finite:
+                self._step_uncounted(opt_d)
+            else:
+                opt_d.zero_grad(set_to_none=True)
         extra = {key: value.detach() if isinstance(value, Tensor) else value for key, value in extra.items()}
-        extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()})
+        extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()}, skipped_d=not finite)
         return extra
 
     def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
@@ -195,11 +220,15 @@ class GANModule(L.LightningModule):
                 outputs["term_grad_norms"] = self._term_gradient_norms(terms, forward)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
-            grad_norm = self._clip(opt_g, self.generator, self.grad_clip_g)
-            opt_g.step()
+            grad_norm, finite = self._clip(opt_g, self.generator, self.grad_clip_g)
+            if finite:
+                opt_g.step()
+            else:
+                opt_g.zero_grad(set_to_none=True)
+                self._count_step_without_stepping()
         losses = {name: value.detach() for name, value in terms.items()}
         losses["loss_g"] = loss_g.detach()
-        outputs.update(extra, grad_norm_g=grad_norm, losses=losses)
+        outputs.update(extra, grad_norm_g=grad_norm, losses=losses, skipped_g=not finite)
         return outputs
 
     def _term_gradient_norms(self, terms: dict[str, Tensor], forward: Forward) -> dict[str, Tensor]:
@@ -213,15 +242,40 @@ class GANModule(L.LightningModule):
             norms[name] = torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=self.device)
         return norms
 
-    def _clip(self, optimizer: Any, network: nn.Module, value: float | None) -> Tensor:
-        """Clip with Lightning (so precision plugins see it) and return the pre-clip gradient norm."""
+    def _clip(self, optimizer: Any, network: nn.Module, value: float | None) -> tuple[Tensor, bool]:
+        """Clip with Lightning (so precision plugins see it); return the pre-clip norm and its finiteness.
+
+        Reading the finiteness synchronises with the device once per optimizer step; it is the price
+        of never letting a NaN into the weights.
+        """
         grads = [p.grad for p in network.parameters() if p.grad is not None]
         if not grads:
-            return torch.zeros((), device=self.device)
+            return torch.zeros((), device=self.device), True
         norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
-        if value is not None:
+        finite = bool(torch.isfinite(norm))
+        if finite and value is not None:
             self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm="norm")
-        return norm.detach()
+        return norm.detach(), finite
+
+    def _count_nonfinite(self, skipped: bool) -> None:
+        if not skipped:
+            self.nonfinite_in_a_row.zero_()
+            return
+        self.nonfinite_steps += 1
+        self.nonfinite_in_a_row += 1
+        if int(self.nonfinite_in_a_row) >= self.max_nonfinite_in_a_row:
+            raise NonFiniteTrainingError(
+                f"Stopping: {int(self.nonfinite_in_a_row)} batches in a row had non-finite gradients "
+                f"(step {self.global_step}, {int(self.nonfinite_steps)} in total); their optimizer steps were "
+                "skipped, so the weights are the last finite ones. Look at the first non-finite loss term in "
+                "TensorBoard (train/*) and at diag/nonfinite_steps; lower the learning rate or clip harder."
+            )
+
+    def _count_step_without_stepping(self) -> None:
+        """Advance ``trainer.global_step`` for a batch whose generator step was skipped."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()
+        progress.increment_completed()
 
     def _step_uncounted(self, optimizer: Any) -> None:
         """Step an optimizer without advancing ``trainer.global_step`` (one count per batch)."""

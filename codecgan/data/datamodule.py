@@ -47,7 +47,7 @@ class AudioDataModule(L.LightningDataModule):
         test_dir: str | None = None,
         crop_seconds: float = 0.5,
         val_crop_seconds: float | None = None,
-        val_crop: str = "start",
+        val_crop: str = "center",
         batch_size: int = 8,
         val_batch_size: int | None = None,
         num_workers: int = 0,

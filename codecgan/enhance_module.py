@@ -1,0 +1,249 @@
+"""The speech-enhancement family: a CMGAN-style generator against a metric (PESQ-predicting) discriminator.
+
+Per batch, as in CMGAN: the generator steps first; the metric discriminator then learns
+``D(clean, clean) -> 1`` and ``D(clean, estimate) -> (PESQ - 1) / 3.5`` on the pre-update estimate.
+PESQ runs in worker processes (``PesqPool``): submitted right after the generator forward and
+waited for only in the discriminator step, so it overlaps the generator's backward
+(``pesq_lag=0``), or a whole training step (``pesq_lag=1``: batch t's discriminator learns batch
+t-1's targets, each next to the spectra it scored).
+
+PESQ ignores level (an estimate scaled by 1e-6 scores the same), so the metric discriminator
+cannot teach gain; only the spectral and time losses do. The SignalStats callback's
+``val/amplitude_ratio`` watches for that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, SumMetric
+
+from codecgan.gan_module import Batch, Forward, GANModule
+from codecgan.losses.enhancement import (
+    PESQ_FAILURE_POLICIES,
+    magnitude_loss,
+    metric_discriminator_loss,
+    metric_generator_loss,
+    pesq_to_target,
+    pesq_weights,
+    ri_loss,
+    time_loss,
+)
+from codecgan.metrics import PendingPesq, PesqHandle, PesqPool, default_worker_count, stoi_scores
+
+CMGAN_LOSS_WEIGHTS = {"ri": 0.1, "magnitude": 0.9, "time": 0.2, "gan": 0.05}
+PESQ_LAGS = (0, 1)
+LAG_STATE_KEY = "pesq_lag_buffer"
+
+
+class MetricGANEnhancer(GANModule):
+    """Trains an enhancer (``CMGANGenerator``) against a ``MetricDiscriminator``.
+
+    Args:
+        generator: ``forward(noisy [B, 1, T]) -> EnhancementOutput``, with ``compressed_spectrum(audio)``.
+        discriminator: ``forward(clean_magnitude, estimate_magnitude) -> [B]`` in [0, 1].
+        sample_rate: Hz; wideband PESQ and CMGAN's STFT need 16000 (linked from the data config).
+        loss_weights: ``ri``, ``magnitude``, ``time``, ``gan``; missing keys take CMGAN's values.
+        pesq_failure_policy: ``mask`` trains the metric term on the clips that have a PESQ;
+            ``drop_batch`` (CMGAN) zero-weights the whole term when any clip has none.
+        pesq_lag: 0 or 1 (see the module docstring).
+        pesq_workers: PESQ processes per rank; ``None`` = this rank's share of the CPU cores;
+            0 = inline and blocking.
+        Other arguments: see ``GANModule``.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        sample_rate: int = 16000,
+        loss_weights: dict[str, float] | None = None,
+        pesq_failure_policy: str = "mask",
+        pesq_lag: int = 0,
+        pesq_workers: int | None = None,
+        optimizer_g: OptimizerCallable = torch.optim.AdamW,
+        optimizer_d: OptimizerCallable = torch.optim.AdamW,
+        scheduler_g: LRSchedulerCallable | None = None,
+        scheduler_d: LRSchedulerCallable | None = None,
+        discriminator_start_step: int = 0,
+        discriminator_update_period: int = 1,
+        grad_clip_g: float | None = None,
+        grad_clip_d: float | None = None,
+    ) -> None:
+        super().__init__(
+            generator, discriminator, optimizer_g, optimizer_d, scheduler_g, scheduler_d,
+            discriminator_start_step, discriminator_update_period, grad_clip_g, grad_clip_d,
+            discriminator_first=False,
+        )
+        unknown = set(loss_weights or {}) - set(CMGAN_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; allowed: {sorted(CMGAN_LOSS_WEIGHTS)}.")
+        if pesq_failure_policy not in PESQ_FAILURE_POLICIES:
+            raise ValueError(f"pesq_failure_policy must be one of {PESQ_FAILURE_POLICIES}, got {pesq_failure_policy!r}.")
+        if pesq_lag not in PESQ_LAGS:
+            raise ValueError(f"pesq_lag must be one of {PESQ_LAGS}, got {pesq_lag!r}.")
+        if pesq_workers is not None and pesq_workers < 0:
+            raise ValueError(f"pesq_workers must be >= 0 (0 = inline) or null (= CPU cores per rank), got {pesq_workers}.")
+        if sample_rate != 16000:
+            raise ValueError(f"sample_rate must be 16000 Hz (wideband PESQ, CMGAN's STFT), got {sample_rate}.")
+        self.sample_rate = sample_rate
+        self.loss_weights = {**CMGAN_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.pesq_failure_policy, self.pesq_lag, self.pesq_workers = pesq_failure_policy, pesq_lag, pesq_workers
+        self._pesq_pool: PesqPool | None = None
+        self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
+        # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
+        self.val_pesq, self.val_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
+        self.val_pesq_failed, self.val_stoi_failed = SumMetric(), SumMetric()
+
+    # ------------------------------------------------------------------------------ PESQ pool
+    @property
+    def pesq_pool(self) -> PesqPool:
+        """This rank's pool, started on first use."""
+        if self._pesq_pool is None or self._pesq_pool.closed:
+            ranks_here = self._trainer.num_devices if self._trainer is not None else 1
+            workers = default_worker_count(ranks_here) if self.pesq_workers is None else self.pesq_workers
+            self._pesq_pool = PesqPool(workers, self.sample_rate)
+        return self._pesq_pool
+
+    def close_pesq_pool(self) -> None:
+        if self._pesq_pool is not None:
+            self._pesq_pool.close()
+
+    def setup(self, stage: str) -> None:
+        _ = self.pesq_pool  # start the workers while the data loads
+
+    def teardown(self, stage: str) -> None:
+        self.close_pesq_pool()
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [_ClosePesqPoolOnException()]  # a LightningModule has no on_exception hook
+
+    def score_estimates(self, clean: Tensor, estimate: Tensor, length: Tensor) -> PesqHandle:
+        """Start PESQ of ``estimate`` against ``clean`` (``[B, 1, T]``); returns a ``PesqHandle``."""
+        return self.pesq_pool.submit(clean, estimate, length)
+
+    # ---------------------------------------------------------------------------- the GAN hooks
+    def generator_forward(self, batch: Batch) -> Forward:
+        noisy, clean = batch["noisy"], batch["clean"]
+        output = self.generator(noisy)
+        with torch.no_grad():
+            target = self.generator.compressed_spectrum(clean * output.normalization)
+        forward = {
+            "estimate": output.audio, "reference": clean, "input": noisy, "length": batch["length"],
+            "real": output.real, "imag": output.imag, "magnitude": output.magnitude, "normalization": output.normalization,
+            "clean_real": target.real, "clean_imag": target.imag, "clean_magnitude": target.magnitude,
+        }
+        if self.training:
+            forward["pending_pesq"] = self._queue_pesq(forward)
+        return forward
+
+    def _queue_pesq(self, forward: Forward) -> PendingPesq | None:
+        """Submit this batch's PESQ if a discriminator step will use it; return the one to use now."""
+        pending = None
+        if self.discriminator_trains_at(self.global_step + self.pesq_lag):
+            handle = self.score_estimates(forward["reference"], forward["estimate"].detach(), forward["length"])
+            pending = PendingPesq(handle, forward["clean_magnitude"], forward["magnitude"].detach())
+        if self.pesq_lag == 0:
+            return pending
+        previous, self._lagged = self._lagged, pending
+        return previous
+
+    def generator_loss(
+        self, batch: Batch, forward: Forward, adversarial: bool
+    ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        weights, gain = self.loss_weights, forward["normalization"]
+        terms = {
+            "loss_ri": weights["ri"] * ri_loss(forward["real"], forward["imag"], forward["clean_real"], forward["clean_imag"]),
+            "loss_magnitude": weights["magnitude"] * magnitude_loss(forward["magnitude"], forward["clean_magnitude"]),
+            # At unit input RMS, like the spectral terms (CMGAN before its May 2023 refactor).
+            "loss_time": weights["time"] * time_loss(forward["estimate"] * gain, forward["reference"] * gain),
+        }
+        if adversarial and weights["gan"]:
+            prediction = self.discriminator(forward["clean_magnitude"], forward["magnitude"])
+            terms["loss_adv"] = weights["gan"] * metric_generator_loss(prediction)
+        return terms, {}
+
+    def gradient_probe(self, forward: Forward) -> tuple[Tensor, ...]:
+        return (forward["real"], forward["imag"])  # every term (audio, magnitude) derives from these
+
+    def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
+        pending: PendingPesq | None = forward["pending_pesq"]
+        if pending is None:  # pesq_lag=1 and no earlier batch: a zero-weighted term, counted as dropped
+            pending = PendingPesq.unscored(forward["clean_magnitude"], forward["magnitude"].detach())
+        result = pending.result()  # as late as possible: after the generator's step
+        target = pesq_to_target(torch.from_numpy(result.scores))
+        weight = pesq_weights(target, self.pesq_failure_policy)
+        chance = metric_discriminator_loss(torch.zeros_like(target), torch.zeros_like(target), target, weight)
+        dropped = int(not weight.any())  # no clip of this batch teaches the metric term
+        target, weight = target.to(self.device), weight.to(self.device)
+        clean, estimate = pending.clean_magnitude.to(self.device), pending.estimate_magnitude.to(self.device)
+        clean_prediction = self.discriminator(clean, clean).float()
+        estimate_prediction = self.discriminator(clean, estimate).float()
+        return metric_discriminator_loss(clean_prediction, estimate_prediction, target, weight), {
+            "d_real": clean_prediction.mean(),
+            "d_fake": estimate_prediction.mean(),
+            "d_loss_chance": float(chance),
+            "pesq_target": target,
+            "metric_d_prediction": estimate_prediction,
+            "pesq_clips": len(result.failures),
+            "pesq_failed_clips": result.failed_clips,
+            "pesq_dropped_batch": dropped,
+            "pesq_failures": result.failure_counts(),
+        }
+
+    # ------------------------------------------------------------------------------ validation
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        forward = self.generator_forward(batch)
+        estimate, clean, length = forward["estimate"].float(), batch["clean"], batch["length"]
+        handle = self.score_estimates(clean, estimate, length)  # scores while STOI and D run here
+        prediction = self.discriminator(forward["clean_magnitude"], forward["magnitude"]).float()
+        stoi = stoi_scores(clean, estimate, length, self.sample_rate)
+        pesq = torch.from_numpy(handle.result().scores).float()
+        for name, scores in (("pesq", pesq), ("stoi", stoi)):
+            mean, failed = getattr(self, f"val_{name}"), getattr(self, f"val_{name}_failed")
+            mean.update(scores)
+            failed.update(torch.isnan(scores).sum())
+            self.log_dict({f"val/{name}": mean, f"val/{name}_failed_clips": failed})
+        return {
+            "estimate": estimate.detach(), "reference": clean, "input": batch["noisy"], "length": length,
+            "index": batch["index"], "metric_d_prediction": prediction.detach(), "pesq": pesq.to(self.device),
+        }
+
+    # ------------------------------------------------------------------------ checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store every rank's PESQ-lag buffer (tensors ``[world, ...]``) so a resumed run's first
+        discriminator step learns the same targets as the uninterrupted run. A collective under DDP:
+        Lightning saves checkpoints on every rank."""
+        if self.pesq_lag and self._lagged is not None:
+            state = self._lagged.state_dict()
+            gather = self.all_gather if self.trainer.world_size > 1 else (lambda tensor: tensor.unsqueeze(0))
+            checkpoint[LAG_STATE_KEY] = {key: gather(value).cpu() for key, value in state.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(LAG_STATE_KEY)
+        self._lagged = None
+        if state is None or not self.pesq_lag:
+            return
+        world, rank = (self._trainer.world_size, self._trainer.global_rank) if self._trainer is not None else (1, 0)
+        saved_world = state["scores"].shape[0]
+        if saved_world != world:
+            rank_zero_warn(
+                f"The checkpoint's PESQ-lag buffer holds {saved_world} ranks' batches but this run has {world} "
+                "ranks; the first discriminator step after resuming gets no metric target."
+            )
+            return
+        self._lagged = PendingPesq.from_state_dict({key: value[rank] for key, value in state.items()}, self.device)
+
+
+class _ClosePesqPoolOnException(Callback):
+    """Stops the PESQ workers when fit/validate fails or is interrupted (Ctrl-C): Lightning then skips
+    the LightningModule's ``teardown``."""
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(pl_module, MetricGANEnhancer):
+            pl_module.close_pesq_pool()

@@ -1,0 +1,92 @@
+"""Fault injection for tests and the failure zoo: make a failure happen at a chosen step.
+
+These callbacks deliberately break a run; they belong in test configs and `experiments/zoo/`
+overlays, never in a real training config.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import signal
+
+import lightning as L
+
+NONFINITE_TARGETS = ("estimate", "loss_g", "loss_d")
+
+
+class NonFiniteFault(L.Callback):
+    """Make the generator output or a loss NaN on the given steps (batches).
+
+    Args:
+        steps: steps at which to inject.
+        target: ``estimate`` (the generator output: both networks' steps see NaN), ``loss_g`` (one
+            generator loss term) or ``loss_d`` (the discriminator loss).
+    """
+
+    def __init__(self, steps: list[int], target: str = "estimate") -> None:
+        if target not in NONFINITE_TARGETS:
+            raise ValueError(f"NonFiniteFault target must be one of {NONFINITE_TARGETS}, got {target!r}.")
+        self.steps = set(steps)
+        self.target = target
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        def poisoned(step: int) -> bool:
+            return step in self.steps
+
+        if self.target == "estimate":
+            original = pl_module.generator_forward
+
+            @functools.wraps(original)
+            def generator_forward(batch):
+                forward = original(batch)
+                if poisoned(pl_module.global_step):
+                    forward["estimate"] = forward["estimate"] * math.nan
+                return forward
+
+            pl_module.generator_forward = generator_forward
+        elif self.target == "loss_g":
+            original_g = pl_module.generator_loss
+
+            @functools.wraps(original_g)
+            def generator_loss(batch, forward, adversarial):
+                terms, extra = original_g(batch, forward, adversarial)
+                if poisoned(pl_module.global_step):
+                    name = next(iter(terms))
+                    terms[name] = terms[name] * math.nan
+                return terms, extra
+
+            pl_module.generator_loss = generator_loss
+        else:
+            original_d = pl_module.discriminator_loss
+
+            @functools.wraps(original_d)
+            def discriminator_loss(batch, forward):
+                loss, extra = original_d(batch, forward)
+                return (loss * math.nan if poisoned(pl_module.global_step) else loss), extra
+
+            pl_module.discriminator_loss = discriminator_loss
+
+
+class RaiseAtStep(L.Callback):
+    """Raise ``RuntimeError`` inside the training step of the given (0-based) batch."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"Injected failure at step {self.step}.")
+
+
+class SignalAtStep(L.Callback):
+    """Send this process a signal (SIGTERM by default) after the given step, as a scheduler would."""
+
+    def __init__(self, step: int, signal_name: str = "SIGTERM") -> None:
+        self.step = step
+        self.signal_number = int(getattr(signal, signal_name))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step and trainer.is_global_zero:
+            os.kill(os.getpid(), self.signal_number)

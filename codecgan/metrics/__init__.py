@@ -1,0 +1,17 @@
+"""Speech-quality metrics computed outside the graph: PESQ in worker processes, STOI per clip."""
+
+from codecgan.metrics.pending_pesq import PendingPesq
+from codecgan.metrics.pesq_pool import PesqHandle, PesqPool, PesqResult, default_worker_count
+from codecgan.metrics.pesq_worker import FAILURE_KINDS, score_clip
+from codecgan.metrics.stoi import stoi_scores
+
+__all__ = [
+    "FAILURE_KINDS",
+    "PendingPesq",
+    "PesqHandle",
+    "PesqPool",
+    "PesqResult",
+    "default_worker_count",
+    "score_clip",
+    "stoi_scores",
+]

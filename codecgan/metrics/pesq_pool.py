@@ -1,0 +1,298 @@
+"""A persistent pool of PESQ worker processes that scores a batch in the background.
+
+``submit`` starts scoring a batch and returns at once with a ``PesqHandle``; ``handle.result()``
+waits for the scores. Each clip goes to one worker process (``pesq_worker.py``) in one call:
+``pesq``'s C library keeps global state and never releases the GIL, so threads would neither be
+safe nor faster. One light thread per worker in this process only feeds its worker and waits on
+its pipe. A clip that cannot be scored gets NaN and a failure kind (``FAILURE_KINDS``); a worker
+that dies or hangs is replaced and its clip counted as ``worker_died``. Results never depend on
+the number of workers. ``processes=0`` scores inline, blocking, in this process.
+
+Workers exit when the pool closes, when it is garbage collected, at interpreter exit, and when this
+process dies (their stdin closes), so none outlives the trainer. Ctrl-C is left to the trainer.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import select
+import subprocess
+import sys
+import threading
+import weakref
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from codecgan.metrics.pesq_worker import FAILURE_KINDS, score_clip
+
+WORKER_SCRIPT = Path(__file__).with_name("pesq_worker.py")
+Score = tuple[float, "str | None"]
+
+
+def default_worker_count(local_world_size: int = 1) -> int:
+    """The CPU cores this process may use, shared among the ranks on this machine, at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_world_size))
+
+
+@dataclass(frozen=True)
+class PesqResult:
+    """Scores of one batch: ``scores`` ``[B]`` (MOS-LQO, NaN where failed) and each clip's failure
+    kind (``None`` when scored)."""
+
+    scores: np.ndarray
+    failures: tuple[str | None, ...]
+
+    @property
+    def failed_clips(self) -> int:
+        return sum(kind is not None for kind in self.failures)
+
+    def failure_counts(self) -> dict[str, int]:
+        """Clips per failure kind, every kind present (zeros included)."""
+        return {kind: self.failures.count(kind) for kind in FAILURE_KINDS}
+
+    def failure_codes(self) -> np.ndarray:
+        """``[B]`` int64: the index of each clip's kind in ``FAILURE_KINDS``, -1 when scored."""
+        return np.array([-1 if kind is None else FAILURE_KINDS.index(kind) for kind in self.failures], np.int64)
+
+    @classmethod
+    def from_codes(cls, scores: np.ndarray, codes: np.ndarray) -> PesqResult:
+        return cls(np.asarray(scores, np.float64), tuple(None if c < 0 else FAILURE_KINDS[c] for c in codes.tolist()))
+
+
+class PesqHandle:
+    """A batch's scores on their way; ``result()`` waits for them."""
+
+    def __init__(self, futures: list[Future] | None = None, result: PesqResult | None = None) -> None:
+        self._futures = futures or []
+        self._result = result
+
+    def done(self) -> bool:
+        return self._result is not None or all(future.done() for future in self._futures)
+
+    def result(self, timeout: float | None = None) -> PesqResult:
+        if self._result is None:
+            scores = [future.result(timeout) for future in self._futures]
+            self._result = PesqResult(np.array([s for s, _ in scores], np.float64), tuple(k for _, k in scores))
+        return self._result
+
+
+def _host_copy(audio: Tensor) -> tuple[Tensor, Callable[[], None]]:
+    """``[B, 1, T]`` or ``[B, T]`` -> fp32 ``[B, T]`` on the CPU, and a call that waits for the copy.
+
+    On CUDA the copy is queued behind the generator's forward and this returns at once, so the
+    training thread does not stall; a worker thread waits for the copy instead."""
+    audio = audio.detach().reshape(audio.shape[0], -1)
+    if not audio.is_cuda:
+        return audio.float().cpu(), lambda: None
+    host = torch.empty(audio.shape, dtype=torch.float32, pin_memory=True)
+    host.copy_(audio.float(), non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record()
+    return host, copied.synchronize
+
+
+@dataclass
+class _Clip:
+    reference: Tensor  # [T] views into a host copy
+    estimate: Tensor
+    ready: Callable[[], None]
+    future: Future
+
+
+class _Worker:
+    """One ``pesq_worker.py`` process, fed one pickled clip at a time through its stdin."""
+
+    def __init__(self, sample_rate: int, mode: str) -> None:
+        isolate = ["-P"] if sys.version_info >= (3, 11) else []  # keep the script's folder off sys.path
+        single_thread = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
+        self.process = subprocess.Popen(
+            [sys.executable, *isolate, str(WORKER_SCRIPT), str(sample_rate), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **single_thread},
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def score(self, reference: np.ndarray, estimate: np.ndarray, timeout: float) -> Score:
+        """The worker's ``(score, failure)``; ``(nan, "worker_died")`` if it dies or exceeds ``timeout`` s."""
+        try:
+            pickle.dump((reference, estimate), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+            if select.select([self.process.stdout], [], [], timeout)[0]:
+                return pickle.load(self.process.stdout)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+            pass
+        self.stop(grace=0.0)
+        return float("nan"), "worker_died"
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Close its stdin (it exits at end of input), kill it after ``grace`` s, and reap it."""
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.process.wait()
+
+
+class _PoolState:
+    """Everything the pool's threads and its finalizer share (the pool object itself is not referenced,
+    so garbage collection of the pool can trigger ``close``)."""
+
+    def __init__(self, processes: int, sample_rate: int, mode: str, clip_timeout_s: float) -> None:
+        self.sample_rate, self.mode, self.clip_timeout_s = sample_rate, mode, clip_timeout_s
+        self.owner_pid = os.getpid()
+        self.lock = threading.Lock()
+        self.closed = False
+        self.replaced_workers = 0
+        self.clips: queue.Queue[_Clip | None] = queue.Queue()
+        self.workers = [_Worker(sample_rate, mode) for _ in range(processes)]
+        self.threads = [
+            threading.Thread(target=self.serve, args=(slot,), name=f"pesq-feeder-{slot}", daemon=True)
+            for slot in range(processes)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def serve(self, slot: int) -> None:
+        while (clip := self.clips.get()) is not None:
+            if not clip.future.set_running_or_notify_cancel():
+                continue
+            try:
+                clip.ready()
+                clip.future.set_result(self.score_on(slot, clip.reference.numpy(), clip.estimate.numpy()))
+            except BaseException as error:  # a future left unresolved would hang the training step
+                clip.future.set_exception(error)
+
+    def score_on(self, slot: int, reference: np.ndarray, estimate: np.ndarray) -> Score:
+        if not self.workers[slot].alive():  # died between clips: replace it, the clip is not lost
+            self.replace(slot)
+        score = self.workers[slot].score(reference, estimate, self.clip_timeout_s)
+        if score[1] == "worker_died":
+            self.replace(slot)
+        return score
+
+    def replace(self, slot: int) -> None:
+        with self.lock:
+            if not self.closed:
+                self.workers[slot].stop(grace=0.0)
+                self.workers[slot] = _Worker(self.sample_rate, self.mode)
+                self.replaced_workers += 1
+
+    def close(self) -> None:
+        """Cancel queued clips, let each thread finish its clip, stop every worker and reap it."""
+        with self.lock:
+            if self.closed or os.getpid() != self.owner_pid:  # a forked child must not stop our workers
+                return
+            self.closed = True
+        while True:
+            try:
+                clip = self.clips.get_nowait()
+            except queue.Empty:
+                break
+            if clip is not None:
+                clip.future.cancel()
+        for _ in self.threads:
+            self.clips.put(None)
+        for slot, thread in enumerate(self.threads):
+            thread.join(timeout=5.0)
+            if thread.is_alive():  # waiting on a hung worker: killing it ends the wait
+                self.workers[slot].process.kill()
+                thread.join(timeout=5.0)
+        for worker in self.workers:
+            worker.stop()
+
+
+class PesqPool:
+    """Scores ``(clean, estimate)`` batches with ``pesq.pesq(sample_rate, ref, deg, mode)``, one clip per call.
+
+    Args:
+        processes: worker processes; ``None`` = ``default_worker_count()``; 0 = inline, blocking.
+        sample_rate: Hz (16000 for wideband, 8000 or 16000 for narrowband).
+        mode: ``wb`` or ``nb``.
+        clip_timeout_s: a worker silent for this long on one clip is killed and replaced.
+    """
+
+    def __init__(
+        self, processes: int | None = None, sample_rate: int = 16000, mode: str = "wb", clip_timeout_s: float = 120.0
+    ) -> None:
+        if (sample_rate, mode) not in ((16000, "wb"), (16000, "nb"), (8000, "nb")):
+            raise ValueError(
+                f"PESQ supports mode 'wb' at 16000 Hz and 'nb' at 8000 or 16000 Hz, got {mode!r} at {sample_rate} Hz."
+            )
+        if processes is not None and processes < 0:
+            raise ValueError(f"processes must be >= 0 (0 scores inline) or None, got {processes}.")
+        if clip_timeout_s <= 0:
+            raise ValueError(f"clip_timeout_s must be positive, got {clip_timeout_s}.")
+        self.processes = default_worker_count() if processes is None else processes
+        self.sample_rate, self.mode = sample_rate, mode
+        self._state = _PoolState(self.processes, sample_rate, mode, clip_timeout_s)
+        self._finalizer = weakref.finalize(self, self._state.close)  # also runs at interpreter exit
+
+    def submit(self, reference: Tensor, estimate: Tensor, length: Tensor | None = None) -> PesqHandle:
+        """Start scoring ``estimate`` against ``reference`` (``[B, 1, T]``), each clip cut to ``length[i]``
+        samples (``[B]``; default ``T``). Returns at once unless the pool is inline."""
+        if self._state.closed:
+            raise RuntimeError("This PesqPool is closed; create a new one to score more clips.")
+        if reference.shape != estimate.shape:
+            raise ValueError(f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} differ in shape.")
+        references, ready = _host_copy(reference)
+        estimates, estimates_ready = _host_copy(estimate)
+        lengths = [references.shape[1]] * references.shape[0] if length is None else length.tolist()
+        if self.processes == 0:
+            ready(), estimates_ready()
+            scores = [
+                score_clip(r[:n].numpy(), e[:n].numpy(), self.sample_rate, self.mode)
+                for r, e, n in zip(references, estimates, lengths)
+            ]
+            return PesqHandle(result=PesqResult(np.array([s for s, _ in scores]), tuple(k for _, k in scores)))
+        futures: list[Future] = []
+        for r, e, n in zip(references, estimates, lengths):
+            futures.append(Future())
+            self._state.clips.put(_Clip(r[:n], e[:n], lambda: (ready(), estimates_ready()), futures[-1]))
+        return PesqHandle(futures)
+
+    def score(self, reference: Tensor, estimate: Tensor, length: Tensor | None = None) -> PesqResult:
+        """``submit(...).result()``."""
+        return self.submit(reference, estimate, length).result()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [worker.process.pid for worker in self._state.workers]
+
+    @property
+    def replaced_workers(self) -> int:
+        """Workers replaced after they died or hung, since the pool started."""
+        return self._state.replaced_workers
+
+    @property
+    def closed(self) -> bool:
+        return self._state.closed
+
+    def close(self) -> None:
+        """Stop the workers (idempotent). Queued clips are cancelled."""
+        self._finalizer()
+
+    def __enter__(self) -> PesqPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError("A PesqPool owns worker processes and cannot be pickled or deep-copied; create one per process.")
