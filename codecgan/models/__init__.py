@@ -1,0 +1,59 @@
+"""Generators and discriminators; every discriminator maps [B, 1, T] to list[list[Tensor]]."""
+
+from codecgan.models.cmgan_generator import (
+    CMGANGenerator,
+    CompressedSpectrum,
+    EnhancementOutput,
+    compressed_spectrum,
+    decompressed_audio,
+)
+from codecgan.models.conformer import ConformerBlock, TwoStageConformer
+from codecgan.models.conv_blocks import (
+    Snake1d,
+    weight_norm_conv1d,
+    weight_norm_conv2d,
+    weight_norm_conv_transpose1d,
+)
+from codecgan.models.dac_codec import CodecGenerator, CodecOutput, Decoder, Encoder
+from codecgan.models.discriminator_set import DiscriminatorSet
+from codecgan.models.discriminators import (
+    DACDiscriminator,
+    MultiPeriodDiscriminator,
+    MultiResolutionSTFTDiscriminator,
+    PeriodDiscriminator,
+    STFTBandDiscriminator,
+    remove_dc_and_normalize_peak,
+)
+from codecgan.models.learnable_sigmoid import LearnableSigmoid
+from codecgan.models.metric_discriminator import MetricDiscriminator
+from codecgan.models.multiscale_discriminator import MultiScaleDiscriminator, ScaleDiscriminator
+from codecgan.models.residual_vq import (
+    ResidualQuantizerOutput,
+    ResidualVectorQuantizer,
+    VectorQuantizer,
+    VectorQuantizerOutput,
+)
+
+__all__ = [
+    "CodecGenerator",
+    "CodecOutput",
+    "DACDiscriminator",
+    "Decoder",
+    "DiscriminatorSet",
+    "Encoder",
+    "MultiPeriodDiscriminator",
+    "MultiResolutionSTFTDiscriminator",
+    "MultiScaleDiscriminator",
+    "PeriodDiscriminator",
+    "ResidualQuantizerOutput",
+    "ResidualVectorQuantizer",
+    "STFTBandDiscriminator",
+    "ScaleDiscriminator",
+    "Snake1d",
+    "VectorQuantizer",
+    "VectorQuantizerOutput",
+    "remove_dc_and_normalize_peak",
+    "weight_norm_conv1d",
+    "weight_norm_conv2d",
+    "weight_norm_conv_transpose1d",
+]

@@ -1,0 +1,60 @@
+"""Small layers shared by the generators and discriminators: weight-normed convolutions and Snake.
+
+Weight norm (not spectral norm) follows DAC and HiFi-GAN. The parametrization keeps two tensors per
+weight, `original0` (g, one gain per output channel of a Conv, per input channel of a
+ConvTranspose) and `original1` (v, the direction), and both count as parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+def weight_norm_conv1d(
+    in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any
+) -> nn.Conv1d:
+    """A weight-normed `nn.Conv1d`; `conv_kwargs` go to the convolution (stride, padding, ...)."""
+    return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, **conv_kwargs))
+
+
+def weight_norm_conv_transpose1d(
+    in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any
+) -> nn.ConvTranspose1d:
+    """A weight-normed `nn.ConvTranspose1d`, the upsampling layer of the codec decoder."""
+    return weight_norm(nn.ConvTranspose1d(in_channels, out_channels, kernel_size, **conv_kwargs))
+
+
+def weight_norm_conv2d(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    **conv_kwargs: Any,
+) -> nn.Conv2d:
+    """A weight-normed `nn.Conv2d`, the layer of the period and STFT discriminators."""
+    return weight_norm(nn.Conv2d(in_channels, out_channels, kernel_size, **conv_kwargs))
+
+
+class Snake1d(nn.Module):
+    """DAC's periodic activation `x + sin(alpha * x)^2 / alpha`, with one learned alpha per channel.
+
+    The periodic term gives the generator an inductive bias towards periodic waveforms (pitch),
+    which ReLU-family activations lack. `1e-9` keeps the division finite if an alpha reaches 0.
+
+    Args:
+        channels: number of channels C of the input.
+
+    Shapes:
+        x: [B, C, T] -> [B, C, T]
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        alpha = self.alpha
+        return x + (alpha + 1e-9).reciprocal() * torch.sin(alpha * x).pow(2)

@@ -1,0 +1,213 @@
+"""DAC's codec generator: a strided conv encoder, a residual vector quantizer, a mirror decoder.
+
+Defaults are DAC's 44.1 kHz model (hop 512 samples, 9 codebooks of 1024 codes, ~86 frames/s).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from codecgan.models.conv_blocks import (
+    Snake1d,
+    weight_norm_conv1d,
+    weight_norm_conv_transpose1d,
+)
+from codecgan.models.residual_vq import ResidualVectorQuantizer
+
+RESIDUAL_DILATIONS = (1, 3, 9)
+
+
+class ResidualUnit(nn.Module):
+    """Snake, dilated k7 conv, Snake, k1 conv, added to the input; `[B, C, T] -> [B, C, T]`."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            Snake1d(channels),
+            weight_norm_conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation),
+            Snake1d(channels),
+            weight_norm_conv1d(channels, channels, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x)
+
+
+def _check_strides(strides: Sequence[int], name: str) -> None:
+    # A k=2s, s-strided conv maps T to T/s exactly only for s >= 2 (s = 1 would add a sample).
+    if len(strides) == 0 or any(stride < 2 for stride in strides):
+        raise ValueError(f"{name} must be a non-empty list of strides >= 2, got {list(strides)}.")
+
+
+class EncoderBlock(nn.Sequential):
+    """Three residual units at `channels`, then a strided conv to `2 * channels`.
+
+    Shapes: `[B, C, T] -> [B, 2C, T / stride]` (T a multiple of the stride).
+    """
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__(
+            *(ResidualUnit(channels, dilation) for dilation in RESIDUAL_DILATIONS),
+            Snake1d(channels),
+            weight_norm_conv1d(
+                channels, 2 * channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)
+            ),
+        )
+
+
+class Encoder(nn.Sequential):
+    """Waveform to latent frames; channels double at every stride.
+
+    Args:
+        dim: channels after the input conv (DAC's `encoder_dim`).
+        strides: downsampling factors; the hop is their product.
+        latent_dim: output channels D (default `dim * 2**len(strides)`).
+
+    Shapes: `[B, 1, T] -> [B, D, T / hop]` (T a multiple of the hop).
+    """
+
+    def __init__(
+        self, dim: int = 64, strides: Sequence[int] = (2, 4, 8, 8), latent_dim: int | None = None
+    ) -> None:
+        _check_strides(strides, "encoder_strides")
+        layers: list[nn.Module] = [weight_norm_conv1d(1, dim, 7, padding=3)]
+        for stride in strides:
+            layers.append(EncoderBlock(dim, stride))
+            dim *= 2
+        latent_dim = dim if latent_dim is None else latent_dim
+        layers += [Snake1d(dim), weight_norm_conv1d(dim, latent_dim, 3, padding=1)]
+        super().__init__(*layers)
+
+
+class DecoderBlock(nn.Sequential):
+    """Snake, a transposed conv upsampling by `stride`, then three residual units.
+
+    Odd strides get `output_padding=1` so that every block multiplies the length exactly by its
+    stride (DAC's decoder loses a sample per odd-stride block and crops at the end instead).
+
+    Shapes: `[B, C_in, N] -> [B, C_out, N * stride]`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__(
+            Snake1d(in_channels),
+            weight_norm_conv_transpose1d(
+                in_channels,
+                out_channels,
+                2 * stride,
+                stride=stride,
+                padding=math.ceil(stride / 2),
+                output_padding=stride % 2,
+            ),
+            *(ResidualUnit(out_channels, dilation) for dilation in RESIDUAL_DILATIONS),
+        )
+
+
+class Decoder(nn.Sequential):
+    """Latent frames to a waveform in [-1, 1]; channels halve at every stride.
+
+    Args:
+        latent_dim: input channels D.
+        dim: channels after the input conv (DAC's `decoder_dim`), divisible by `2**len(strides)`.
+        strides: upsampling factors; the hop is their product.
+
+    Shapes: `[B, D, N] -> [B, 1, N * hop]`.
+    """
+
+    def __init__(
+        self, latent_dim: int, dim: int = 1536, strides: Sequence[int] = (8, 8, 4, 2)
+    ) -> None:
+        _check_strides(strides, "decoder_strides")
+        if dim % 2 ** len(strides) != 0:
+            raise ValueError(
+                f"decoder_dim must be divisible by 2**{len(strides)} = {2 ** len(strides)} "
+                f"(it halves at each of the {len(strides)} strides), got {dim}."
+            )
+        layers: list[nn.Module] = [weight_norm_conv1d(latent_dim, dim, 7, padding=3)]
+        for stride in strides:
+            layers.append(DecoderBlock(dim, dim // 2, stride))
+            dim //= 2
+        layers += [Snake1d(dim), weight_norm_conv1d(dim, 1, 7, padding=3), nn.Tanh()]
+        super().__init__(*layers)
+
+
+@dataclass
+class CodecOutput:
+    """What `CodecGenerator.forward` returns; n_q codebooks, `frames = ceil(T / hop)`."""
+
+    audio: Tensor  # [B, 1, T] reconstruction, the input's length
+    codes: Tensor  # [B, n_q, frames] int64 in [0, codebook_size)
+    commitment_loss: Tensor  # scalar, trains the encoder towards its codes
+    codebook_loss: Tensor  # scalar, trains the codebooks towards the encodings
+
+
+class CodecGenerator(nn.Module):
+    """DAC: Encoder -> ResidualVectorQuantizer -> Decoder.
+
+    Args:
+        encoder_dim: channels after the encoder's input conv.
+        encoder_strides: encoder downsampling factors.
+        latent_dim: quantized latent channels (default `encoder_dim * 2**len(encoder_strides)`).
+        decoder_dim: channels after the decoder's input conv.
+        decoder_strides: decoder upsampling factors; their product must equal the encoder's.
+        n_codebooks, codebook_size, codebook_dim, quantizer_dropout: see `ResidualVectorQuantizer`.
+
+    Attributes:
+        hop_length: samples per latent frame.
+        codebook_size: codes per codebook.
+        n_codebooks: number of codebooks.
+    """
+
+    def __init__(
+        self,
+        encoder_dim: int = 64,
+        encoder_strides: Sequence[int] = (2, 4, 8, 8),
+        latent_dim: int | None = None,
+        decoder_dim: int = 1536,
+        decoder_strides: Sequence[int] = (8, 8, 4, 2),
+        n_codebooks: int = 9,
+        codebook_size: int = 1024,
+        codebook_dim: int = 8,
+        quantizer_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if math.prod(encoder_strides) != math.prod(decoder_strides):
+            raise ValueError(
+                f"encoder_strides {list(encoder_strides)} (hop {math.prod(encoder_strides)}) and "
+                f"decoder_strides {list(decoder_strides)} (hop {math.prod(decoder_strides)}) "
+                "must have the same product."
+            )
+        latent_dim = encoder_dim * 2 ** len(encoder_strides) if latent_dim is None else latent_dim
+        self.hop_length = math.prod(encoder_strides)
+        self.latent_dim = latent_dim
+        self.codebook_size = codebook_size
+        self.n_codebooks = n_codebooks
+        self.encoder = Encoder(encoder_dim, encoder_strides, latent_dim)
+        self.quantizer = ResidualVectorQuantizer(
+            latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
+        )
+        self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides)
+
+    def forward(self, audio: Tensor, n_quantizers: int | None = None) -> CodecOutput:
+        """Encode, quantize and decode `audio: [B, 1, T]` with the first `n_quantizers` codebooks.
+
+        The input is zero-padded on the right to a multiple of the hop and the output cropped
+        back, so `output.audio` has exactly T samples.
+        """
+        length = audio.shape[-1]
+        padded = F.pad(audio, (0, -length % self.hop_length))
+        quantized = self.quantizer(self.encoder(padded), n_quantizers)
+        reconstruction = self.decoder(quantized.z_q)[..., :length]
+        return CodecOutput(
+            reconstruction, quantized.codes, quantized.commitment_loss, quantized.codebook_loss
+        )
+
+    def decode_codes(self, codes: Tensor, length: int | None = None) -> Tensor:
+        """Waveform of codes; `[B, n_q, frames] -> [B, 1, length or frames * hop]`."""
+        audio = self.decoder(self.quantizer.decode_codes(codes))
+        return audio if length is None else audio[..., :length]

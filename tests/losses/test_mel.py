@@ -1,0 +1,64 @@
+"""The multi-scale mel loss: identities, sensitivity and precision under autocast."""
+
+import math
+
+import pytest
+import torch
+
+from codecgan.losses import MultiScaleMelLoss
+
+
+@pytest.fixture(scope="module")
+def mel_loss() -> MultiScaleMelLoss:
+    return MultiScaleMelLoss(sample_rate=16_000)
+
+
+@pytest.fixture(scope="module")
+def signals() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    time = torch.arange(8_000) / 16_000
+    reference = 0.5 * torch.sin(2 * math.pi * 220 * time).expand(2, 1, -1)
+    estimate = reference + 0.05 * torch.randn(2, 1, 8_000, generator=generator)
+    return estimate, reference
+
+
+def test_identical_inputs_give_zero(mel_loss, signals):
+    _, reference = signals
+    assert mel_loss(reference, reference.clone()).item() == 0.0
+
+
+def test_different_inputs_give_a_positive_finite_loss_that_grows_with_the_error(mel_loss, signals):
+    estimate, reference = signals
+    small = mel_loss(estimate, reference)
+    large = mel_loss(reference + 4 * (estimate - reference), reference)
+    assert torch.isfinite(small) and small.item() > 0.0
+    assert large.item() > small.item()
+
+
+def test_gradient_reaches_the_estimate(mel_loss, signals):
+    estimate, reference = signals
+    estimate = estimate.clone().requires_grad_()
+    mel_loss(estimate, reference).backward()
+    assert torch.isfinite(estimate.grad).all() and estimate.grad.abs().sum() > 0
+
+
+def test_bf16_autocast_agrees_with_fp32(mel_loss, signals):
+    estimate, reference = signals
+    full_precision = mel_loss(estimate, reference)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = mel_loss(estimate, reference)
+    assert autocast.dtype == torch.float32
+    assert autocast.item() == pytest.approx(full_precision.item(), rel=1e-3)
+
+
+def test_silence_is_floored_at_clamp_eps(mel_loss):
+    silence = torch.zeros(1, 1, 4_000)
+    # Both mels clamp to 1e-5 (log10 = -5) everywhere: the loss is exactly zero, not NaN.
+    assert mel_loss(silence, silence).item() == 0.0
+    # Against silence each scale contributes the mean distance of log10(mel) from -5.
+    assert torch.isfinite(mel_loss(silence + 0.1, silence))
+
+
+def test_mismatched_scales_are_rejected():
+    with pytest.raises(ValueError, match="same length"):
+        MultiScaleMelLoss(16_000, window_lengths=(64, 128), n_mels=(10,))
