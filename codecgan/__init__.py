@@ -1,7 +1,21 @@
 """codecgan: adversarial audio training that tells you early, with evidence, when and why it goes wrong."""
 
-from codecgan.codec_module import CodecGAN
-from codecgan.enhance_module import MetricGANEnhancer
-from codecgan.gan_module import GANModule
+from __future__ import annotations
 
-__all__ = ["CodecGAN", "GANModule", "MetricGANEnhancer"]
+import importlib
+from typing import Any
+
+# Imported on first use, so that `codecgan diagnose` starts without loading torch and Lightning.
+_LAZY = {
+    "CodecGAN": "codecgan.codec_module",
+    "GANModule": "codecgan.gan_module",
+    "MetricGANEnhancer": "codecgan.enhance_module",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'codecgan' has no attribute {name!r}")

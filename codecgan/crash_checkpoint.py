@@ -35,7 +35,10 @@ class CrashCheckpoint(L.Callback):
         return Path(folder or Path(trainer.default_root_dir) / "checkpoints") / f"{self.filename}.ckpt"
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        trainer.save_checkpoint(self.path(trainer))
+        # Before the first step (bad data, a config error in setup) there is nothing worth resuming,
+        # and a checkpoint would make the corrected re-run refuse to start over it.
+        if trainer.global_step > 0:
+            trainer.save_checkpoint(self.path(trainer))
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero:

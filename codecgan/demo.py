@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from codecgan.cli import build_cli
+from codecgan.lightning_cli import build_cli
 
 RUN_DIR = Path("runs/demo")
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "codec_tiny.yaml"
@@ -28,23 +28,29 @@ def scalar_series(log_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 def main() -> int:
     shutil.rmtree(RUN_DIR, ignore_errors=True)
-    build_cli(
+    cli = build_cli(
         [
-            "fit",
             "--config", str(CONFIG),
             "--trainer.default_root_dir", str(RUN_DIR),
             "--trainer.logger.init_args.save_dir", "runs",
             "--trainer.logger.init_args.name", "demo",
-        ]
+        ],
+        run=False,
     )
+    # A validation before the first step, so the first validation shows the untrained model.
+    cli.trainer.validate(cli.model, cli.datamodule, verbose=False)
+    cli.trainer.fit(cli.model, cli.datamodule)
     snr = scalar_series(RUN_DIR, "val/snr_db")
     ratio = scalar_series(RUN_DIR, "val/amplitude_ratio")
+    mel = scalar_series(RUN_DIR, "val/loss_mel")
     if not snr:
         print("The demo finished but logged no val/snr_db; see the TensorBoard logs.", file=sys.stderr)
         return 1
     (first_step, first), (last_step, last) = snr[0], snr[-1]
     print()
     print(f"validation SNR: {first:+.2f} dB at step {first_step} -> {last:+.2f} dB at step {last_step}")
+    if mel:
+        print(f"validation mel distance: {mel[0][1]:.2f} -> {mel[-1][1]:.2f}")
     if ratio:
         print(f"amplitude ratio (RMS estimate / RMS reference): {ratio[-1][1]:.3f}")
     print(f"checkpoints: {RUN_DIR / 'checkpoints'}")

@@ -70,6 +70,8 @@ class GANModule(L.LightningModule):
         discriminator_first: step order inside a batch. DAC steps the discriminator first; CMGAN steps
             the generator first and then trains its metric discriminator on the pre-update estimate.
         max_nonfinite_in_a_row: batches in a row with a skipped (non-finite) step before training stops.
+        compile: ``torch.compile`` generator and discriminator in place (parameter names and
+            checkpoints unchanged). Fixed crop lengths keep the shapes static.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class GANModule(L.LightningModule):
         grad_clip_d: float | None = None,
         discriminator_first: bool = True,
         max_nonfinite_in_a_row: int = 10,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if discriminator_start_step < 0:
@@ -110,6 +113,7 @@ class GANModule(L.LightningModule):
         self.grad_clip_d = grad_clip_d
         self.discriminator_first = discriminator_first
         self.max_nonfinite_in_a_row = max_nonfinite_in_a_row
+        self.compile_networks = compile
         # Buffers, so that they are checkpointed and a resumed run keeps counting.
         self.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("nonfinite_in_a_row", torch.zeros((), dtype=torch.long))
@@ -141,6 +145,11 @@ class GANModule(L.LightningModule):
         return (forward["estimate"],)
 
     # ---------------------------------------------------------------------------- optimization
+    def configure_model(self) -> None:
+        if self.compile_networks:
+            self.generator.compile()
+            self.discriminator.compile()
+
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_g(self.generator.parameters())
         opt_d = self.optimizer_d(self.discriminator.parameters())

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from codecgan.cli import build_cli, main
+from codecgan.cli import main
+from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, ROOT
 
 BASE_CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml"))

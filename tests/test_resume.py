@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from codecgan.cli import build_cli
+from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 
 

@@ -1,0 +1,51 @@
+"""LightningCLI for ``codecgan fit|validate|test``: links, resume rules and exit statuses.
+
+Keep model and data classes out of this module: LightningCLI resolves ``class_path`` entries by
+import path, and classes defined in ``__main__`` do not match them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from codecgan.checkpoint_resolution import resolve_ckpt_path
+from codecgan.data.datamodule import AudioDataModule
+from codecgan.data.folder_scan import BadAudioError
+from codecgan.gan_module import GANModule, NonFiniteTrainingError
+
+EXIT_BAD_INPUT = 2
+EXIT_NONFINITE = 3
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM
+CRASH_NOTE = "the checkpoint folder holds on_exception.ckpt; resume with --ckpt_path last."
+
+
+class CodecGANCLI(LightningCLI):
+    """LightningCLI with codecgan's links and resume rules."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.init_args.sample_rate", "model.init_args.sample_rate")
+
+    def before_fit(self) -> None:
+        self.config_init[self.subcommand]["ckpt_path"] = resolve_ckpt_path(
+            self.config_init[self.subcommand].get("ckpt_path"), self.trainer
+        )
+
+
+def build_cli(args: list[str] | None, run: bool = True) -> CodecGANCLI:
+    """Parse ``args`` (as on the command line), build model, data and trainer, and run the subcommand."""
+    # ModelCheckpoint asks manual-optimization modules for a pre-step weight snapshot; the post-step
+    # weights it saves are exactly what a resume needs, so the advice does not apply.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    return CodecGANCLI(
+        GANModule,
+        AudioDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        run=run,
+    )
