@@ -1,0 +1,22 @@
+"""DiagnosticsDashboard: registers the "codecgan diagnostics" custom-scalars layout in TensorBoard."""
+
+from __future__ import annotations
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from codecgan.diagnosis.dashboard import diagnostics_layout
+
+
+class DiagnosticsDashboard(Callback):
+    """Writes the TensorBoard custom-scalars layout "codecgan diagnostics" once per fit (rank 0 only): training loss
+    next to validation quality, the metric discriminator next to the true PESQ, the PESQ-None rate, the D loss next
+    to its chance value and feature matching, SNR and amplitude ratio, gradient shares and alarms. Why: a user opens
+    TensorBoard's Custom Scalars tab and sees a divergence without writing a query. Keeps no state.
+    """
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_custom_scalars(diagnostics_layout())

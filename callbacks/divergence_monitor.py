@@ -1,0 +1,159 @@
+"""DivergenceMonitor: the training loss keeps falling while the validation metric falls from its best."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Mapping
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+
+from callbacks.base import DiagnosticCallback, require
+from callbacks.cadence import is_logging_step, logged_step
+from callbacks.running_sums import RunningSums
+from codecgan.diagnosis import tags
+from codecgan.diagnosis.rules import loss_metric_divergence, nonfinite_loss
+from codecgan.diagnosis.rules.quality import DIVERGENCE_PATIENCE
+
+ACTIONS = ("warn", "stop", "warn_and_checkpoint_best")
+MODES = ("max", "min")
+
+
+class DivergenceMonitor(DiagnosticCallback):
+    """Tracks a training loss (its mean between validation rounds, from the outputs `losses`) and a validation quality
+    metric (from `trainer.callback_metrics`), and alarms when the metric has fallen from its best by more than
+    `min_drop` for `patience` rounds, with a robust (Theil–Sen) downward trend, while the loss kept falling. Also
+    counts non-finite losses per batch (read back only at logging steps) and logs `diag/nonfinite_loss_steps`.
+
+    Why: a GAN's losses are a poor proxy for quality; the metric can peak early and decline for many epochs while
+    every loss curve looks healthy. Catches LOSS_METRIC_DIVERGENCE and NONFINITE_LOSS. `action`: "warn" (default),
+    "stop" (decided with `reduce_boolean_decision` on every rank, so all ranks stop together), or
+    "warn_and_checkpoint_best" (saves `<dirpath>/best_<metric>.ckpt` at each new best, and names it in the alarm).
+    Non-finite counts are summed over ranks.
+    """
+
+    def __init__(
+        self,
+        metric: str = tags.VAL_PESQ,
+        loss: str = tags.TRAIN_LOSS_G,
+        mode: str = "max",
+        min_drop: float | None = None,
+        patience: int = DIVERGENCE_PATIENCE,
+        action: str = "warn",
+        dirpath: str | None = None,
+    ) -> None:
+        super().__init__()
+        require(mode in MODES, f"DivergenceMonitor mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        require(action in ACTIONS, f"DivergenceMonitor action must be one of {', '.join(ACTIONS)}, got {action!r}.")
+        require(
+            isinstance(patience, int) and patience >= 1,
+            f"DivergenceMonitor patience must be a positive integer, got {patience!r}.",
+        )
+        require(
+            min_drop is None or min_drop > 0, f"DivergenceMonitor min_drop must be None or positive, got {min_drop!r}."
+        )
+        require(
+            loss.startswith("train/"),
+            f"DivergenceMonitor loss must be a train/ tag such as 'train/loss_g', got {loss!r}.",
+        )
+        self.metric, self.loss, self.mode, self.min_drop = metric, loss, mode, min_drop
+        self.patience, self.action, self.dirpath = patience, action, dirpath
+        self._loss_sums = RunningSums(("loss", "loss_n"))
+        self._nonfinite = RunningSums(("steps",))
+        self.best: float | None = None
+        self.best_path: str | None = None
+        self.stopped_reason: str | None = None
+        self._missing_warned = False
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(metric=self.metric, loss=self.loss, mode=self.mode)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if isinstance(outputs, Mapping):
+            values = [v for v in (outputs.get("losses") or {}).values() if isinstance(v, torch.Tensor)]
+            if isinstance(outputs.get("loss"), torch.Tensor):
+                values.append(outputs["loss"])
+            if values:
+                finite = torch.stack([v.detach().reshape(-1)[0].float() for v in values]).isfinite().all()
+                self._nonfinite.add("steps", ~finite)
+            tracked = (
+                outputs["loss"] if self.loss == tags.TRAIN_LOSS else (outputs.get("losses") or {}).get(self.loss[6:])
+            )
+            if isinstance(tracked, torch.Tensor):
+                tracked = tracked.detach().reshape(-1)[0].double()
+                self._loss_sums.add("loss", torch.where(tracked.isfinite(), tracked, 0.0))
+                self._loss_sums.add("loss_n", tracked.isfinite())
+        if is_logging_step(trainer):
+            steps = self._nonfinite.flush(trainer)["steps"]
+            self._record(trainer, pl_module, {tags.NONFINITE_LOSS_STEPS: steps})
+            finding = nonfinite_loss(self.history)
+            self._raise(trainer, [finding])
+            if self.action == "stop":
+                self._stop(trainer, finding is not None, "a training loss became non-finite")
+            self.alarms.log_active(pl_module)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        sums = self._loss_sums.flush(trainer)  # a collective: before any early return
+        value = self._metric_value(trainer)
+        if value is None:
+            return
+        step, epoch = logged_step(trainer), trainer.current_epoch
+        self.history.add(self.metric, value, step, epoch)
+        if sums["loss_n"] > 0:
+            self.history.add(self.loss, sums["loss"] / sums["loss_n"], step, epoch)
+        improved = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if improved:
+            self.best = value
+            if self.action == "warn_and_checkpoint_best":
+                self.best_path = os.path.join(self._dirpath(trainer), f"best_{self.metric.replace('/', '-')}.ckpt")
+                trainer.save_checkpoint(self.best_path)
+        finding = loss_metric_divergence(self.history, self.metric, self.loss, self.mode, self.min_drop, self.patience)
+        if self._raise(trainer, [finding]) and self.best_path:
+            rank_zero_warn(f"The best {self.metric} ({self.best:.3f}) is kept in {self.best_path}.")
+        if self.action == "stop":
+            self._stop(trainer, finding is not None, f"{self.metric} diverged from {self.loss}")
+
+    def _stop(self, trainer: Trainer, flag: bool, reason: str) -> None:
+        if trainer.strategy.reduce_boolean_decision(flag, all=False):
+            trainer.should_stop = True
+            self.stopped_reason = self.stopped_reason or reason
+
+    def _metric_value(self, trainer: Trainer) -> float | None:
+        for name in (self.metric, self.metric + "_epoch"):
+            if name in trainer.callback_metrics:
+                value = float(trainer.callback_metrics[name])
+                return value if math.isfinite(value) else None
+        if not self._missing_warned:
+            self._missing_warned = True
+            available = ", ".join(sorted(k for k in trainer.callback_metrics if k.startswith("val/"))) or "none"
+            rank_zero_warn(
+                f"DivergenceMonitor found no {self.metric!r} in the logged metrics (val/ metrics: {available})."
+            )
+        return None
+
+    def _dirpath(self, trainer: Trainer) -> str:
+        return self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
+
+    def _rank_local_sums(self) -> list[RunningSums]:
+        return [self._loss_sums, self._nonfinite]
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "loss_sums": self._loss_sums.state_dict(),
+            "nonfinite": self._nonfinite.state_dict(),
+            "best": self.best,
+            "best_path": self.best_path,
+            "stopped_reason": self.stopped_reason,
+        }
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self._loss_sums.load_state_dict(state["loss_sums"])
+        self._nonfinite.load_state_dict(state["nonfinite"])
+        self.best, self.best_path, self.stopped_reason = state["best"], state["best_path"], state["stopped_reason"]

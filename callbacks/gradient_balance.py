@@ -1,0 +1,61 @@
+"""GradientBalance: how much each generator loss term actually moves the generator."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+
+from callbacks.base import DiagnosticCallback, require
+from callbacks.cadence import is_logging_step
+from callbacks.distributed import reduce_sum
+from codecgan.diagnosis import tags
+from codecgan.diagnosis.rules import gan_term_negligible
+
+
+class GradientBalance(DiagnosticCallback):
+    """Measures, every `every_n_steps` batches, the norm of each weighted generator loss term's gradient at the
+    generator's output, and each term's share of their sum.
+
+    Sets the documented `pl_module.term_gradient_interval = every_n_steps` so the module reports
+    `term_grad_norms` on those steps, and logs `diag/grad_share/<term>` and `diag/grad_norm_term/<term>` at the
+    next logging step. Why: a term's weight says little about its pull; a 0.05-weighted GAN term can be invisible next
+    to a 0.9-weighted magnitude term. Catches GAN_TERM_NEGLIGIBLE for the terms named in `gan_terms` (default: names
+    containing "adv", "gan" or "metric"). Under DDP the norms are summed over ranks before the shares are taken.
+    """
+
+    def __init__(self, every_n_steps: int = 50, gan_terms: list[str] | None = None) -> None:
+        super().__init__()
+        require(
+            isinstance(every_n_steps, int) and every_n_steps >= 1,
+            f"GradientBalance every_n_steps must be a positive integer, got {every_n_steps!r}.",
+        )
+        require(
+            gan_terms is None or (isinstance(gan_terms, (list, tuple)) and all(isinstance(t, str) for t in gan_terms)),
+            "GradientBalance gan_terms must be None or a list of loss-term names such as ['loss_adv'], "
+            f"got {gan_terms!r}.",
+        )
+        self.every_n_steps = every_n_steps
+        self.gan_terms = tuple(gan_terms) if gan_terms is not None else None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        pl_module.term_gradient_interval = self.every_n_steps
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        norms = outputs.get("term_grad_norms") if isinstance(outputs, Mapping) else None
+        if norms:
+            terms = sorted(norms)  # the same order on every rank
+            vector = torch.stack([torch.as_tensor(norms[t], dtype=torch.float64).reshape(()).cpu() for t in terms])
+            totals = reduce_sum(trainer, vector.to(trainer.strategy.root_device)).tolist()
+            grand_total = sum(totals)
+            values = {tags.GRAD_NORM_TERM_PREFIX + t: n / trainer.world_size for t, n in zip(terms, totals)}
+            if grand_total > 0:
+                values.update({tags.GRAD_SHARE_PREFIX + t: n / grand_total for t, n in zip(terms, totals)})
+            self._record_deferred(trainer, values)
+            self._raise(trainer, [gan_term_negligible(self.history, self.gan_terms)])
+        if is_logging_step(trainer):
+            self._log_deferred(pl_module)
+            self.alarms.log_active(pl_module)

@@ -1,0 +1,68 @@
+"""Named running sums, kept on the device between logging steps and reduced across ranks by summation.
+
+Rates and means computed from these sums are exact under DDP: every rank adds its own counts, the sums are
+all-reduced, and the division happens once, afterwards.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from lightning.pytorch import Trainer
+
+from callbacks.distributed import reduce_sum
+
+
+class RunningSums:
+    """Float64 sums by name. Tensor terms stay on their device (no host sync per batch); Python numbers stay on
+    the host."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self._device_values: torch.Tensor | None = None
+        self._host_values = [0.0] * len(self.names)
+
+    def add(self, name: str, value: torch.Tensor | float) -> None:
+        """Add a number or the sum of a tensor's elements to the sum called `name`."""
+        index = self._index[name]
+        if isinstance(value, torch.Tensor):
+            if self._device_values is None:
+                self._device_values = torch.zeros(len(self.names), dtype=torch.float64, device=value.device)
+            elif self._device_values.device != value.device:  # restored on the CPU, now training on a GPU
+                self._device_values = self._device_values.to(value.device)
+            self._device_values[index] += value.detach().to(self._device_values.device, torch.float64).sum()
+        else:
+            self._host_values[index] += float(value)
+
+    def local(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """This rank's sums as a float64 vector on `device` (a host sync when the sums live on a GPU)."""
+        values = torch.tensor(self._host_values, dtype=torch.float64, device=device)
+        if self._device_values is not None:
+            values = values + self._device_values.to(device)
+        return values
+
+    def flush(self, trainer: Trainer) -> dict[str, float]:
+        """All ranks' sums (a collective), then reset to zero."""
+        device = self._device_values.device if self._device_values is not None else trainer.strategy.root_device
+        totals = reduce_sum(trainer, self.local(device)).tolist()
+        self.reset()
+        return dict(zip(self.names, totals))
+
+    def reset(self) -> None:
+        self._device_values = None
+        self._host_values = [0.0] * len(self.names)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Host and device parts kept apart, so a restored sum continues with exactly the same rounding."""
+        device = None if self._device_values is None else self._device_values.cpu()
+        return {"names": list(self.names), "host": list(self._host_values), "device": device}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if tuple(state["names"]) != self.names:
+            raise ValueError(
+                f"Saved running sums are named {state['names']}, but this callback keeps {list(self.names)}."
+            )
+        self._host_values = [float(v) for v in state["host"]]
+        self._device_values = None if state["device"] is None else state["device"].clone()

@@ -1,0 +1,139 @@
+"""SignalStats: waveform-level quality and sanity of the validation estimates."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from lightning.pytorch import LightningModule, Trainer
+
+from callbacks.base import DiagnosticCallback, require
+from callbacks.running_sums import RunningSums
+from codecgan.diagnosis import tags
+from codecgan.diagnosis.rules import amplitude_unstable, length_mismatch, negative_snr
+
+SUMS = (
+    "clips",
+    "scored",
+    "snr_db",
+    "si_sdr",
+    "amplitude_ratio",
+    "peak_ratio",
+    "clipped",
+    "samples",
+    "mismatched",
+    "silent",
+)
+# References quieter than -80 dBFS RMS carry no measurable signal: counted as silent, not scored.
+SILENT_RMS = 1e-4
+# Caps the dB of a perfect reconstruction so one identical clip cannot make the mean infinite.
+MAX_DB = 100.0
+EPS = 1e-12
+MEAN_TAGS = {
+    tags.VAL_SNR: "snr_db",
+    tags.VAL_SI_SDR: "si_sdr",
+    tags.VAL_AMPLITUDE_RATIO: "amplitude_ratio",
+    tags.VAL_PEAK_RATIO: "peak_ratio",
+}
+
+
+def clip_statistics(
+    estimate: torch.Tensor, reference: torch.Tensor, length: torch.Tensor, clip_level: float
+) -> dict[str, torch.Tensor | float]:
+    """Per-batch sums of per-clip statistics.
+
+    `estimate`, `reference`: `[B, 1, T]` (T may differ); `length`: `[B]` samples."""
+    batch, t_est, t_ref = estimate.shape[0], estimate.shape[-1], reference.shape[-1]
+    t = min(t_est, t_ref)
+    est, ref = estimate.detach()[:, 0, :t].double(), reference.detach()[:, 0, :t].to(estimate.device).double()
+    length = length.to(estimate.device)
+    valid = torch.arange(t, device=est.device)[None, :] < length[:, None]
+    est, ref = est * valid, ref * valid
+    samples = valid.sum(-1).clamp(min=1)
+    ref_energy, est_energy = (ref**2).sum(-1), (est**2).sum(-1)
+    silent = (ref_energy / samples).sqrt() < SILENT_RMS
+    scored = ~silent
+    snr = 10 * torch.log10(ref_energy.clamp(min=EPS) / ((ref - est) ** 2).sum(-1).clamp(min=EPS))
+    scale = (est * ref).sum(-1) / ref_energy.clamp(min=EPS)
+    target = scale[:, None] * ref
+    si_sdr = 10 * torch.log10((target**2).sum(-1).clamp(min=EPS) / ((est - target) ** 2).sum(-1).clamp(min=EPS))
+    amplitude = (est_energy / ref_energy.clamp(min=EPS)).sqrt()
+    peak = est.abs().amax(-1) / ref.abs().amax(-1).clamp(min=EPS)
+    mismatched = torch.ones(batch, dtype=torch.bool, device=est.device) if t_est != t_ref else length > t_est
+
+    def scored_sum(values: torch.Tensor) -> torch.Tensor:
+        return torch.where(scored, values.clamp(-MAX_DB, MAX_DB), 0.0).sum()
+
+    return {
+        "clips": float(batch),
+        "scored": scored.sum(),
+        "snr_db": scored_sum(snr),
+        "si_sdr": scored_sum(si_sdr),
+        "amplitude_ratio": torch.where(scored, amplitude, 0.0).sum(),
+        "peak_ratio": torch.where(scored, peak, 0.0).sum(),
+        "clipped": ((est.abs() >= clip_level) & valid).sum(),
+        "samples": valid.sum(),
+        "mismatched": mismatched.sum(),
+        "silent": silent.sum(),
+    }
+
+
+class SignalStats(DiagnosticCallback):
+    """Measures, on validation, per clip over its true length: SNR (dB), SI-SDR (dB), amplitude ratio (RMS of estimate
+    / RMS of reference), peak ratio, the fraction of clipped samples, and the number of clips whose estimate length
+    differs from the reference (or falls short of the true length).
+
+    Logs `val/snr_db`, `val/si_sdr`, `val/amplitude_ratio`, `val/peak_ratio`, `val/clipped_fraction` (means over
+    scored clips), `diag/length_mismatch` and `diag/silent_reference_clips` (counts) once per validation round. Why: a
+    GAN can lower its losses while the waveform drifts in level or sign; these catch NEGATIVE_SNR, AMPLITUDE_UNSTABLE
+    and LENGTH_MISMATCH. Silent references (below -80 dBFS) are counted, not scored. Under DDP the per-clip sums and
+    counts are summed over ranks before dividing.
+    """
+
+    def __init__(self, clip_level: float = 0.999) -> None:
+        super().__init__()
+        require(0 < clip_level <= 1, f"SignalStats clip_level must be in (0, 1], got {clip_level!r}.")
+        self.clip_level = clip_level
+        self._sums = RunningSums(SUMS)
+
+    def on_validation_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.sanity_checking or not isinstance(outputs, Mapping) or "estimate" not in outputs:
+            return
+        statistics = clip_statistics(outputs["estimate"], outputs["reference"], outputs["length"], self.clip_level)
+        for name, value in statistics.items():
+            self._sums.add(name, value)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            self._sums.reset()
+            return
+        sums = self._sums.flush(trainer)
+        if sums["clips"] == 0:
+            return
+        values = {tags.LENGTH_MISMATCH: sums["mismatched"], tags.SILENT_REFERENCES: sums["silent"]}
+        if sums["scored"] > 0:
+            for tag, name in MEAN_TAGS.items():
+                values[tag] = sums[name] / sums["scored"]
+        values[tags.VAL_CLIPPED_FRACTION] = sums["clipped"] / max(sums["samples"], 1.0)
+        self._record(trainer, pl_module, values, on_epoch=True)
+        self._raise(
+            trainer, [negative_snr(self.history), amplitude_unstable(self.history), length_mismatch(self.history)]
+        )
+        self.alarms.log_active(pl_module, on_epoch=True)
+
+    def _rank_local_sums(self) -> list[RunningSums]:
+        return [self._sums]
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"sums": self._sums.state_dict()}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self._sums.load_state_dict(state["sums"])

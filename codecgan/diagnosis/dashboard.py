@@ -1,0 +1,49 @@
+"""The TensorBoard custom-scalars layout "codecgan diagnostics".
+
+Charts are shown side by side in list order, so the list pairs the two curves whose disagreement is the
+finding: training loss next to validation quality, the metric discriminator next to the PESQ it should predict, and
+so on. Entries are regular expressions over scalar tags.
+"""
+
+from __future__ import annotations
+
+from codecgan.diagnosis import tags
+
+LAYOUT_TITLE = "codecgan diagnostics"
+
+
+def _exact(tag: str) -> str:
+    return "^" + tag.replace(".", r"\.") + "(_epoch|_step)?$"
+
+
+def diagnostics_layout() -> dict[str, dict[str, list]]:
+    """The layout for `SummaryWriter.add_custom_scalars`: {"codecgan diagnostics": {chart: ["Multiline", [regexes]]}}.
+
+    Charts are listed in pairs that TensorBoard shows side by side.
+    """
+    charts = {
+        "training loss": [_exact(tags.TRAIN_LOSS_G)],
+        "validation quality: PESQ, SNR, SI-SDR": [_exact(tags.VAL_PESQ), _exact(tags.VAL_SNR), _exact(tags.VAL_SI_SDR)],
+        "metric discriminator vs true PESQ: error and correlation": [
+            _exact(tags.METRIC_D_MAE),
+            _exact(tags.METRIC_D_CORR),
+            _exact(tags.METRIC_D_MAE_VAL),
+            _exact(tags.METRIC_D_CORR_VAL),
+        ],
+        "PESQ-None rate: batches dropped, clips failed": [
+            _exact(tags.PESQ_NONE_RATE),
+            _exact(tags.PESQ_CLIP_FAIL_RATE),
+        ],
+        "discriminator loss vs its chance value": [_exact(tags.TRAIN_LOSS_D), _exact(tags.D_LOSS_CHANCE)],
+        "feature matching and real-fake margin": [
+            _exact(tags.TRAIN_LOSS_FM),
+            _exact(tags.FM_TO_EARLY),
+            _exact(tags.D_MARGIN),
+        ],
+        "SNR and SI-SDR (dB)": [_exact(tags.VAL_SNR), _exact(tags.VAL_SI_SDR)],
+        "amplitude and peak ratio": [_exact(tags.VAL_AMPLITUDE_RATIO), _exact(tags.VAL_PEAK_RATIO)],
+        "gradient share per generator loss term": ["^" + tags.GRAD_SHARE_PREFIX],
+        "codebook entropy, fraction of log2 K": ["^" + tags.CODEBOOK_ENTROPY_FRACTION_PREFIX],
+        "alarms (1 from the step each starts)": ["^" + tags.ALARM_PREFIX],
+    }
+    return {LAYOUT_TITLE: {title: ["Multiline", regexes] for title, regexes in charts.items()}}

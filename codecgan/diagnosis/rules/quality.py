@@ -1,0 +1,192 @@
+"""Rules on validation quality: the loss/metric divergence, negative SNR, unstable level, length and crop bugs."""
+
+from __future__ import annotations
+
+import math
+
+from codecgan.diagnosis import tags
+from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.history import MetricHistory, Point
+from codecgan.diagnosis.trends import decibels, finite, first_sustained, percent, theil_sen_slope, where
+
+METRIC_CANDIDATES = (tags.VAL_PESQ, tags.VAL_SI_SDR, tags.VAL_SNR)
+LOSS_CANDIDATES = (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS)
+# Smallest fall from the best that counts, in the metric's unit. 0.1 MOS is about three times the round-to-round
+# jitter of validation PESQ on fixed crops, and 0.5 dB is the same margin for SNR/SI-SDR.
+DIVERGENCE_MIN_DROP = {tags.VAL_PESQ: 0.1, tags.VAL_SNR: 0.5, tags.VAL_SI_SDR: 0.5}
+# For other metrics: 5% of the best value, a fall no plateau's noise produces in practice.
+DIVERGENCE_RELATIVE_DROP = 0.05
+# Rounds the metric must stay below its best; the fall is averaged over this many rounds, so one bad round is not
+# enough.
+DIVERGENCE_PATIENCE = 2
+# The robust (Theil–Sen) trend since the best must account for at least this share of the minimum fall.
+DIVERGENCE_TREND_SHARE = 0.5
+
+# Below 0 dB the error has more energy than the reference: an all-zero output would score higher.
+NEGATIVE_SNR_DB = 0.0
+NEGATIVE_SNR_PATIENCE = 2
+# About the just-noticeable loudness difference; a codec or enhancer should keep the level within it.
+AMPLITUDE_TOLERANCE_DB = 1.0
+AMPLITUDE_PATIENCE = 2
+
+
+def _first_present(history: MetricHistory, candidates: tuple[str, ...]) -> str | None:
+    return next((tag for tag in candidates if history.has(tag)), None)
+
+
+def _finite_points(history: MetricHistory, tag: str) -> list[Point]:
+    return [p for p in history.series(tag) if math.isfinite(p.value)]
+
+
+def loss_metric_divergence(
+    history: MetricHistory,
+    metric: str | None = None,
+    loss: str | None = None,
+    mode: str = "max",
+    min_drop: float | None = None,
+    patience: int = DIVERGENCE_PATIENCE,
+) -> Finding | None:
+    """LOSS_METRIC_DIVERGENCE: the validation metric keeps falling from its best while the training loss keeps falling.
+
+    Holds at the first round that is at least `patience` rounds after the best, where the fall averaged over the last
+    `patience` rounds exceeds `min_drop`, the metric's Theil–Sen trend since the best points down, and the loss's
+    trend over the same rounds points down too.
+    """
+    metric = metric or _first_present(history, METRIC_CANDIDATES)
+    loss = loss or _first_present(history, LOSS_CANDIDATES)
+    if metric is None or loss is None:
+        return None
+    rounds = _finite_points(history, metric)
+    losses = history.aligned(loss, rounds)
+    sign = 1.0 if mode == "max" else -1.0
+    for i in range(len(rounds)):
+        best_index = max(range(i + 1), key=lambda j: (sign * rounds[j].value, -j))
+        best = rounds[best_index].value
+        threshold = min_drop if min_drop is not None else _default_min_drop(metric, best)
+        if i - best_index < patience:
+            continue
+        recent_drop = sum(sign * (best - p.value) for p in rounds[i - patience + 1 : i + 1]) / patience
+        span = [p.value for p in rounds[best_index : i + 1]]
+        metric_fall = -sign * theil_sen_slope(span) * (len(span) - 1)
+        loss_slope = theil_sen_slope(losses[best_index : i + 1])
+        if recent_drop >= threshold and metric_fall >= DIVERGENCE_TREND_SHARE * threshold and loss_slope < 0:
+            return _divergence_finding(metric, loss, rounds, losses, best_index, i, threshold, patience, sign)
+    return None
+
+
+def _default_min_drop(metric: str, best: float) -> float:
+    base = metric.removesuffix("_epoch").removesuffix("_step")
+    if base in DIVERGENCE_MIN_DROP:
+        return DIVERGENCE_MIN_DROP[base]
+    return DIVERGENCE_RELATIVE_DROP * abs(best) if best else DIVERGENCE_RELATIVE_DROP
+
+
+def _divergence_finding(metric, loss, rounds, losses, best_index, first_index, threshold, patience, sign) -> Finding:
+    after = range(best_index + 1, len(rounds))
+    worst_index = min(after, key=lambda j: sign * rounds[j].value)
+    best, worst = rounds[best_index], rounds[worst_index]
+    loss_start, loss_end = losses[best_index], losses[worst_index]
+    loss_change = (loss_end - loss_start) / abs(loss_start) if loss_start and loss_end is not None else math.nan
+    direction = "fell" if loss_change < 0 else "changed"
+    evidence = (
+        f"{metric} {'fell' if sign > 0 else 'rose'} {abs(best.value - worst.value):.2f} from its best {best.value:.2f} "
+        f"at {where(best)} to {worst.value:.2f} at {where(worst)} while {loss} {direction} "
+        f"{percent(abs(loss_change))} over the same rounds; the fall first exceeded {threshold:g} "
+        f"(averaged over {patience} rounds) at {where(rounds[first_index])}."
+    )
+    suggestion = (
+        f"Keep the best checkpoint (DivergenceMonitor(action='warn_and_checkpoint_best')) and rerun from it with the "
+        f"adversarial weight halved, then with the generator learning rate halved: if {metric} holds, the generator "
+        f"trades {metric} for a lower {loss}, so select checkpoints on {metric}, not on the loss."
+    )
+    first = rounds[first_index]
+    return Finding("LOSS_METRIC_DIVERGENCE", "critical", first.step, first.epoch, evidence, suggestion)
+
+
+def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) -> Finding | None:
+    """NEGATIVE_SNR: validation SNR below 0 dB for `patience` consecutive rounds."""
+    rounds = _finite_points(history, tags.VAL_SNR)
+    index = first_sustained([p.value < NEGATIVE_SNR_DB for p in rounds], patience)
+    if index is None:
+        return None
+    episode = rounds[index - patience + 1 : index + 1]
+    listed = ", ".join(f"{p.value:.2f} dB at {where(p)}" for p in episode)
+    evidence = (
+        f"{tags.VAL_SNR} was below 0 dB in {patience} consecutive validation rounds ({listed}); the last round gave "
+        f"{rounds[-1].value:.2f} dB, so the reconstruction error carries more energy than the reference itself."
+    )
+    si_sdr = finite([p.value for p in history.series(tags.VAL_SI_SDR)])
+    if si_sdr:
+        evidence = evidence[:-1] + f", while {tags.VAL_SI_SDR} was {si_sdr[-1]:.2f} dB."
+    suggestion = (
+        f"Compare {tags.VAL_SI_SDR} with {tags.VAL_SNR}: if SI-SDR is much higher the output is mis-scaled or delayed "
+        f"(see {tags.VAL_AMPLITUDE_RATIO} and the generator's output alignment); otherwise rerun with the "
+        f"reconstruction (mel/waveform) weight doubled or the adversarial weights halved and check that SNR turns "
+        f"positive."
+    )
+    first = rounds[index]
+    return Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion)
+
+
+def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENCE) -> Finding | None:
+    """AMPLITUDE_UNSTABLE: RMS(estimate)/RMS(reference) off by more than 1 dB for `patience` consecutive rounds."""
+    rounds = [p for p in _finite_points(history, tags.VAL_AMPLITUDE_RATIO) if p.value > 0]
+    levels = [decibels(p.value) for p in rounds]
+    index = first_sustained([abs(db) > AMPLITUDE_TOLERANCE_DB for db in levels], patience)
+    if index is None:
+        return None
+    episode = list(range(index - patience + 1, index + 1))
+    listed = " and ".join(f"{rounds[j].value:.3f} ({levels[j]:+.2f} dB) at {where(rounds[j])}" for j in episode)
+    evidence = (
+        f"{tags.VAL_AMPLITUDE_RATIO} (RMS of estimate / RMS of reference) was {listed}, outside ±"
+        f"{AMPLITUDE_TOLERANCE_DB:g} dB in {patience} consecutive rounds; over the run it spanned "
+        f"{max(levels) - min(levels):.2f} dB ({min(levels):+.2f} to {max(levels):+.2f} dB)."
+    )
+    suggestion = (
+        f"Watch {tags.VAL_PEAK_RATIO} and {tags.VAL_CLIPPED_FRACTION} next to it, then rerun with a waveform L1 term "
+        f"(weight about 1) or with the discriminators' peak normalisation changed, and check that the ratio settles "
+        f"within ±{AMPLITUDE_TOLERANCE_DB:g} dB."
+    )
+    first = rounds[index]
+    return Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, evidence, suggestion)
+
+
+def length_mismatch(history: MetricHistory) -> Finding | None:
+    """LENGTH_MISMATCH: any validation round where estimates and references differ in length."""
+    rounds = _finite_points(history, tags.LENGTH_MISMATCH)
+    bad = [p for p in rounds if p.value > 0]
+    if not bad:
+        return None
+    first = bad[0]
+    evidence = (
+        f"{tags.LENGTH_MISMATCH} counted {first.value:.0f} validation clips at {where(first)} whose estimate length "
+        f"differed from the reference or fell short of the true length; {len(bad)} of {len(rounds)} rounds had "
+        f"such clips."
+    )
+    suggestion = (
+        "Run the generator on a clip whose length is not a multiple of its hop size and compare shapes; fix the padding "
+        "or ISTFT length so metrics are not computed on trimmed or zero-padded tails."
+    )
+    return Finding("LENGTH_MISMATCH", "warning", first.step, first.epoch, evidence, suggestion)
+
+
+def eval_nondeterministic(history: MetricHistory) -> Finding | None:
+    """EVAL_NONDETERMINISTIC: validation items whose input audio changed since the previous round."""
+    rounds = _finite_points(history, tags.EVAL_INPUT_CHANGED)
+    bad = [p for p in rounds if p.value > 0]
+    if not bad:
+        return None
+    first = bad[0]
+    fractions = {(p.step, p.epoch): p.value for p in history.series(tags.EVAL_INPUT_CHANGED_FRACTION)}
+    share = fractions.get((first.step, first.epoch))
+    share_text = f" ({percent(share)} of those seen twice)" if share is not None else ""
+    evidence = (
+        f"{first.value:.0f} validation items{share_text} had different input audio at {where(first)} than in the "
+        f"previous validation round, so validation scores move with the crops rather than with the model; "
+        f"{len(bad)} of {len(rounds)} compared rounds changed."
+    )
+    suggestion = (
+        "Use deterministic validation crops (CroppedDataset mode='center' or 'start' for the validation set) and check "
+        f"that {tags.EVAL_INPUT_CHANGED} stays 0."
+    )
+    return Finding("EVAL_NONDETERMINISTIC", "warning", first.step, first.epoch, evidence, suggestion)

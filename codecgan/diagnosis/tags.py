@@ -1,0 +1,50 @@
+"""Logged tag names shared by the callbacks (which write them), the rules and the dashboard (which read them)."""
+
+# Logged by the LightningModules (docs/interfaces.md).
+TRAIN_LOSS = "train/loss"
+TRAIN_LOSS_G = "train/loss_g"
+TRAIN_LOSS_D = "train/loss_d"
+TRAIN_LOSS_FM = "train/loss_fm"
+VAL_PESQ = "val/pesq"
+
+# SignalStats (validation).
+VAL_SNR = "val/snr_db"
+VAL_SI_SDR = "val/si_sdr"
+VAL_AMPLITUDE_RATIO = "val/amplitude_ratio"
+VAL_PEAK_RATIO = "val/peak_ratio"
+VAL_CLIPPED_FRACTION = "val/clipped_fraction"
+LENGTH_MISMATCH = "diag/length_mismatch"
+SILENT_REFERENCES = "diag/silent_reference_clips"
+
+# PesqHealth and MetricDiscriminatorMonitor (enhancement family).
+PESQ_NONE_RATE = "diag/pesq_none_rate"
+PESQ_CLIP_FAIL_RATE = "diag/pesq_clip_fail_rate"
+METRIC_D_MAE = "diag/metric_d_mae"
+METRIC_D_CORR = "diag/metric_d_corr"
+METRIC_D_MAE_VAL = "diag/metric_d_mae_val"
+METRIC_D_CORR_VAL = "diag/metric_d_corr_val"
+
+# DiscriminatorHealth.
+D_LOSS_CHANCE = "diag/d_loss_chance"
+D_LOSS_TO_CHANCE = "diag/d_loss_to_chance"
+D_MARGIN = "diag/d_margin"
+D_GRAD_NORM = "diag/grad_norm_d"
+FM_TO_EARLY = "diag/fm_to_early"
+
+# GradientBalance: one tag per generator loss term, e.g. diag/grad_share/loss_adv.
+GRAD_SHARE_PREFIX = "diag/grad_share/"
+GRAD_NORM_TERM_PREFIX = "diag/grad_norm_term/"
+
+# EvalDeterminism, RankConsistency, DivergenceMonitor.
+EVAL_INPUT_CHANGED = "diag/eval_input_changed"
+EVAL_INPUT_CHANGED_FRACTION = "diag/eval_input_changed_fraction"
+RANK_PARAM_SPREAD_PREFIX = "diag/rank_param_spread/"
+NONFINITE_LOSS_STEPS = "diag/nonfinite_loss_steps"
+
+# CodebookUsage: one tag per quantizer q (0-based), e.g. diag/codebook_entropy/0.
+CODEBOOK_ENTROPY_PREFIX = "diag/codebook_entropy/"
+CODEBOOK_ENTROPY_FRACTION_PREFIX = "diag/codebook_entropy_fraction/"
+DEAD_CODES_PREFIX = "diag/dead_codes/"
+
+# Alarms: diag/alarm/<CODE> is 1 from the step an alarm starts.
+ALARM_PREFIX = "diag/alarm/"

@@ -1,0 +1,61 @@
+"""Robust trend helpers shared by the rules: medians, Theil–Sen slopes, sustained conditions, and wording."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Sequence
+
+from codecgan.diagnosis.history import Point
+
+# Theil–Sen is O(n^2); the last few hundred rounds are plenty for a trend.
+MAX_TREND_POINTS = 200
+
+
+def finite(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def median(values: Sequence[float | None]) -> float:
+    """Median of the finite values; NaN when there are none."""
+    kept = finite(values)
+    return float(statistics.median(kept)) if kept else math.nan
+
+
+def theil_sen_slope(values: Sequence[float | None]) -> float:
+    """Median of pairwise slopes of `values` against their index: a trend one outlier cannot flip. NaN if < 2 points."""
+    pairs = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)][-MAX_TREND_POINTS:]
+    slopes = [(vj - vi) / (j - i) for k, (i, vi) in enumerate(pairs) for j, vj in pairs[k + 1 :]]
+    return float(statistics.median(slopes)) if slopes else math.nan
+
+
+def first_sustained(flags: Sequence[bool], patience: int) -> int | None:
+    """Index of the first element ending a run of `patience` consecutive True flags, or None."""
+    run = 0
+    for index, flag in enumerate(flags):
+        run = run + 1 if flag else 0
+        if run >= patience:
+            return index
+    return None
+
+
+def where(point: Point) -> str:
+    """'epoch 6 (step 1200)', 'epoch 6' or 'step 1200', for evidence sentences."""
+    if point.epoch is not None and point.step is not None:
+        return f"epoch {point.epoch} (step {point.step})"
+    if point.epoch is not None:
+        return f"epoch {point.epoch}"
+    if point.step is not None:
+        return f"step {point.step}"
+    return "an unnumbered round"
+
+
+def percent(fraction: float) -> str:
+    """0.183 -> '18%'; small fractions keep a decimal ('0.4%')."""
+    value = 100.0 * fraction
+    return f"{value:.1f}%" if abs(value) < 10 else f"{value:.0f}%"
+
+
+def decibels(ratio: float) -> float:
+    """An amplitude ratio in dB (20·log10); -inf for 0."""
+    return 20.0 * math.log10(ratio) if ratio > 0 else -math.inf

@@ -1,0 +1,67 @@
+"""Alarms, audio samples and the dashboard written to a real TensorBoard log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from callbacks import AudioSamples, DiagnosticsDashboard
+from callbacks.alarms import AlarmBook
+from codecgan.diagnosis import Finding
+from tests.callbacks.callback_fakes import FakeModule, FakeTrainer, validation_round
+
+
+def read(logger: TensorBoardLogger) -> EventAccumulator:
+    logger.experiment.flush()
+    accumulator = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0, "tensors": 0, "images": 0, "audio": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_alarm_starts_once_with_warning_text_and_scalar(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(str(tmp_path), name="run", version=0)
+    trainer, module, book = FakeTrainer(loggers=[logger]), FakeModule(), AlarmBook()
+    finding = Finding("NEGATIVE_SNR", "warning", 7, 1, "val/snr_db was -2.44 dB.", "Try the waveform loss.")
+    trainer.fit_loop.epoch_loop._batches_that_stepped = 7
+    with pytest.warns(UserWarning, match="codecgan warning NEGATIVE_SNR: val/snr_db was -2.44 dB. To confirm: Try"):
+        assert book.raise_new(trainer, [finding, None]) == [finding]
+    assert book.raise_new(trainer, [finding]) == []  # already active: no second announcement
+    assert book.raise_new(trainer, [Finding("PESQ_NONE_HIGH", "info", 1, 0, "Rare.", "Nothing.")]) == []
+    book.log_active(module)
+    assert module.logged == [
+        ("diag/alarm/NEGATIVE_SNR", 1.0, {"on_step": True, "on_epoch": False, "sync_dist": False, "batch_size": 1})
+    ]
+    events = read(logger)
+    assert [(e.step, e.value) for e in events.Scalars("diag/alarm/NEGATIVE_SNR")] == [(7, 1.0)]
+    assert "diag/alarms/text_summary" in events.Tags()["tensors"]
+
+
+def test_audio_samples_write_fixed_items_with_spectrograms(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(str(tmp_path), name="run", version=0)
+    callback, trainer, module = AudioSamples(sample_rate=8000, n_items=2), FakeTrainer(loggers=[logger]), FakeModule()
+    audio = 0.1 * torch.randn(3, 1, 2000, generator=torch.Generator().manual_seed(0))
+    batch = {
+        "estimate": audio,
+        "reference": audio,
+        "input": audio,
+        "length": torch.tensor([2000, 1500, 2000]),
+        "index": torch.tensor([5, 6, 7]),
+    }
+    validation_round(callback, trainer, module, [batch])
+    trainer.advance()
+    validation_round(callback, trainer, module, [{**batch, "index": torch.tensor([7, 6, 5])}])
+    assert callback.indices == [5, 6] and callback.rounds_written == 2
+    events = read(logger)
+    assert {"audio/item5/reference", "audio/item6/estimate"} <= set(events.Tags()["audio"])
+    assert "audio/item7/input" not in events.Tags()["audio"]
+    assert len(events.Images("spectrogram/item6")) == 2
+
+
+def test_dashboard_registers_the_layout_on_rank_zero(tmp_path: Path) -> None:
+    logger = TensorBoardLogger(str(tmp_path), name="run", version=0)
+    DiagnosticsDashboard().on_fit_start(FakeTrainer(loggers=[logger]), FakeModule())
+    assert "custom_scalars__config__" in read(logger).Tags()["tensors"]

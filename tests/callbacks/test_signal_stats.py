@@ -1,0 +1,84 @@
+"""SignalStats on synthetic validation outputs with known SNR, level and lengths."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from callbacks import SignalStats
+from tests.callbacks.callback_fakes import FakeModule, FakeTrainer, validation_round
+
+
+def sine(batch: int = 2, samples: int = 1600) -> torch.Tensor:
+    t = torch.arange(samples) / 16000
+    return 0.5 * torch.sin(2 * math.pi * 440 * t).repeat(batch, 1, 1)
+
+
+def outputs(estimate: torch.Tensor, reference: torch.Tensor, length: list[int] | None = None) -> dict:
+    length = torch.tensor(length or [reference.shape[-1]] * reference.shape[0])
+    return {
+        "estimate": estimate,
+        "reference": reference,
+        "input": reference,
+        "length": length,
+        "index": torch.arange(len(length)),
+    }
+
+
+def run_round(*batches: dict) -> FakeModule:
+    callback, trainer, module = SignalStats(), FakeTrainer(), FakeModule()
+    validation_round(callback, trainer, module, list(batches))
+    return module
+
+
+def test_half_amplitude_estimate_is_minus_6_db_with_6_db_snr() -> None:
+    reference = sine()
+    module = run_round(outputs(0.5 * reference, reference))
+    assert module.last("val/amplitude_ratio") == pytest.approx(0.5, rel=1e-6)
+    assert module.last("val/snr_db") == pytest.approx(20 * math.log10(2), rel=1e-6)  # error = half the reference
+    assert module.last("val/si_sdr") == pytest.approx(100.0)  # a pure gain is free for SI-SDR (capped)
+    assert module.last("diag/length_mismatch") == 0
+
+
+def test_statistics_use_only_the_true_length() -> None:
+    reference = sine()
+    estimate = reference.clone()
+    estimate[..., 800:] = 0.0  # garbage past the true length of 800 samples must not count
+    module = run_round(outputs(estimate, reference, length=[800, 800]))
+    assert module.last("val/amplitude_ratio") == pytest.approx(1.0)
+    assert module.last("diag/length_mismatch") == 0
+
+
+def test_length_mismatch_and_clipping_are_counted() -> None:
+    reference = sine()
+    with pytest.warns(UserWarning, match="LENGTH_MISMATCH: diag/length_mismatch counted 2 validation clips"):
+        module = run_round(outputs(reference[..., :1500].clamp(-0.3, 0.3) * (1 / 0.3), reference))
+    assert module.last("diag/length_mismatch") == 2
+    assert module.last("val/clipped_fraction") > 0.2
+
+
+def test_silent_references_are_counted_not_scored() -> None:
+    reference = sine(batch=2)
+    reference[1] = 0.0
+    module = run_round(outputs(reference * 2, reference))
+    assert module.last("diag/silent_reference_clips") == 1
+    assert module.last("val/amplitude_ratio") == pytest.approx(2.0)
+
+
+def test_negative_snr_two_rounds_in_a_row_raises_the_alarm() -> None:
+    callback, trainer, module = SignalStats(), FakeTrainer(), FakeModule()
+    reference = sine()
+    with pytest.warns(UserWarning, match="NEGATIVE_SNR"):
+        for _ in range(2):
+            validation_round(callback, trainer, module, [outputs(-reference, reference)])
+            trainer.current_epoch += 1
+    assert "NEGATIVE_SNR" in callback.alarms.active
+    assert module.last("diag/alarm/NEGATIVE_SNR") == 1.0
+
+
+def test_sanity_check_rounds_are_ignored() -> None:
+    callback, trainer, module = SignalStats(), FakeTrainer(sanity_checking=True), FakeModule()
+    validation_round(callback, trainer, module, [outputs(sine(), sine())])
+    assert module.logged == [] and callback.history.tags() == []
