@@ -118,7 +118,11 @@ class SignalStats(DiagnosticCallback):
         sums = self._sums.flush(trainer)
         if sums["clips"] == 0:
             return
-        values = {tags.LENGTH_MISMATCH: sums["mismatched"], tags.SILENT_REFERENCES: sums["silent"]}
+        values = {
+            tags.VAL_CLIPS: sums["clips"],  # every validation item exactly once, summed over ranks
+            tags.LENGTH_MISMATCH: sums["mismatched"],
+            tags.SILENT_REFERENCES: sums["silent"],
+        }
         if sums["scored"] > 0:
             for tag, name in MEAN_TAGS.items():
                 values[tag] = sums[name] / sums["scored"]

@@ -19,6 +19,7 @@ def main(args: list[str] | None = None) -> None:
         from codecgan.diagnosis.cli import diagnose_main
 
         raise SystemExit(diagnose_main(argv[1:]))
+    from codecgan.config_error import ConfigError
     from codecgan.data.folder_scan import BadAudioError
     from codecgan.gan_module import NonFiniteTrainingError
     from codecgan.lightning_cli import CRASH_NOTE, EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_PREEMPTED, build_cli
@@ -30,7 +31,7 @@ def main(args: list[str] | None = None) -> None:
         # Lightning turns SIGTERM into a SystemExit with status 0, which a scheduler reads as "finished".
         print(f"codecgan: stopped by SIGTERM; {CRASH_NOTE}", file=sys.stderr)
         raise SystemExit(EXIT_PREEMPTED) from None
-    except (BadAudioError, FileNotFoundError, FileExistsError) as error:
+    except (BadAudioError, ConfigError, FileNotFoundError, FileExistsError) as error:
         # Problems with the user's data or checkpoint paths: the message says everything, a traceback
         # from inside Lightning would only hide it.
         print(f"codecgan: {error}", file=sys.stderr)

@@ -39,6 +39,8 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from codecgan.config_error import ConfigError
+
 Batch = dict[str, Tensor]
 
 
@@ -145,6 +147,22 @@ class GANModule(L.LightningModule):
         return (forward["estimate"],)
 
     # ---------------------------------------------------------------------------- optimization
+    def setup(self, stage: str) -> None:
+        """Fail at start, naming the key, when the crops are too short for the discriminator."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        crop = getattr(datamodule, "crop_samples", None)
+        if stage != "fit" or crop is None:
+            return
+        try:
+            with torch.no_grad():
+                self.discriminator(torch.zeros(1, 1, crop, device=self.device))
+        except RuntimeError as error:
+            raise ConfigError(
+                f"data.crop_seconds gives {crop}-sample crops, too short for the discriminator "
+                f"({type(self.discriminator).__name__}) to process: {error}. Use longer crops or "
+                "smaller discriminator windows/periods."
+            ) from None
+
     def configure_model(self) -> None:
         if self.compile_networks:
             self.generator.compile()

@@ -15,3 +15,17 @@ class SaveRankWeights(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         torch.save(pl_module.state_dict(), self.directory / f"rank{trainer.global_rank}.pt")
+
+
+class DumpValidationMetrics(L.Callback):
+    """Rank 0 writes the validation metrics (reduced across ranks) to a JSON file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            import json
+
+            metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+            self.path.write_text(json.dumps(metrics, indent=1))

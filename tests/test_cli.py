@@ -54,3 +54,29 @@ def test_bad_data_folder_names_every_bad_file_before_training(tmp_path: Path, ca
         assert str(tmp_path / name) in message
     assert "good.wav" not in message
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_skip_bad_files_trains_on_the_valid_ones(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "empty.wav").write_bytes(b"")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        soundfile.write(data / f"good{i}.wav", 0.1 * rng.standard_normal(8000), 16000)
+    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false",
+                     "--trainer.callbacks", "[]", "--trainer.max_steps", "2", "--trainer.enable_checkpointing", "false",
+                     "--trainer.default_root_dir", str(tmp_path / "run"),
+                     "--data.init_args.train_dir", str(data), "--data.init_args.skip_bad_files", "true",
+                     "--data.init_args.crop_seconds", "0.2"], run=False)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    train = cli.datamodule.datasets["train"].base
+    assert len(train) == 8 and [bad.path for bad in train.skipped] == [str(data / "empty.wav")]
+    assert cli.trainer.global_step == 2
+
+
+def test_crops_shorter_than_the_discriminator_fail_at_start_naming_the_key(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false",
+              "--trainer.callbacks", "[]", "--data.init_args.crop_seconds", "0.005"])
+    assert exit_info.value.code == 2
+    assert "data.crop_seconds gives 80-sample crops" in capsys.readouterr().err

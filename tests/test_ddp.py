@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -31,3 +33,29 @@ def test_two_process_ddp_fit_keeps_ranks_identical(tmp_path: Path) -> None:
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path: Path) -> None:
+    """10 validation items, batch 3: 2 ranks get 5 items each (2 and 2 batches), nothing padded."""
+    results = {}
+    for devices in (1, 2):
+        overlay = tiny_trainer_overlay(tmp_path / f"run{devices}")
+        overlay["trainer"].update(devices=devices, strategy="ddp_find_unused_parameters_true", logger=False)
+        overlay["trainer"]["callbacks"] = [
+            {"class_path": "callbacks.SignalStats"},
+            {"class_path": "tests.ddp_helpers.DumpValidationMetrics", "init_args": {"path": str(tmp_path / f"{devices}.json")}},
+        ]
+        overlay["data"]["init_args"].update(synthetic_items=[32, 10, 10], val_batch_size=3)
+        config = write_overlay(tmp_path, f"validate{devices}.yaml", overlay)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        result = subprocess.run(
+            [sys.executable, "-m", "codecgan", "validate", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        results[devices] = json.loads((tmp_path / f"{devices}.json").read_text())
+    one, two = results[1], results[2]
+    assert one.keys() == two.keys() and "val/snr_db" in one
+    for key in one:
+        assert math.isclose(one[key], two[key], rel_tol=1e-5, abs_tol=1e-6), (key, one[key], two[key])
+    assert one["diag/val_clips"] == two["diag/val_clips"] == 10

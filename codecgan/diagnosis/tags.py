@@ -15,6 +15,7 @@ VAL_PEAK_RATIO = "val/peak_ratio"
 VAL_CLIPPED_FRACTION = "val/clipped_fraction"
 LENGTH_MISMATCH = "diag/length_mismatch"
 SILENT_REFERENCES = "diag/silent_reference_clips"
+VAL_CLIPS = "diag/val_clips"
 
 # PesqHealth and MetricDiscriminatorMonitor (enhancement family).
 PESQ_NONE_RATE = "diag/pesq_none_rate"
