@@ -18,14 +18,13 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, SumMetric
 
+from codecgan.config_error import ConfigError
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.losses.enhancement import (
-    PESQ_FAILURE_POLICIES,
     magnitude_loss,
     metric_discriminator_loss,
     metric_generator_loss,
@@ -54,7 +53,8 @@ class MetricGANEnhancer(GANModule):
         pesq_lag: 0 or 1 (see the module docstring).
         pesq_workers: PESQ processes per rank; ``None`` = this rank's share of the CPU cores;
             0 = inline and blocking.
-        Other arguments: see ``GANModule``.
+        gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, clipping,
+            ...): see ``GANModule``. The generator always steps first, as in CMGAN.
     """
 
     def __init__(
@@ -66,29 +66,17 @@ class MetricGANEnhancer(GANModule):
         pesq_failure_policy: str = "mask",
         pesq_lag: int = 0,
         pesq_workers: int | None = None,
-        optimizer_g: OptimizerCallable = torch.optim.AdamW,
-        optimizer_d: OptimizerCallable = torch.optim.AdamW,
-        scheduler_g: LRSchedulerCallable | None = None,
-        scheduler_d: LRSchedulerCallable | None = None,
-        discriminator_start_step: int = 0,
-        discriminator_update_period: int = 1,
-        grad_clip_g: float | None = None,
-        grad_clip_d: float | None = None,
+        **gan_options: Any,
     ) -> None:
-        super().__init__(
-            generator, discriminator, optimizer_g, optimizer_d, scheduler_g, scheduler_d,
-            discriminator_start_step, discriminator_update_period, grad_clip_g, grad_clip_d,
-            discriminator_first=False,
-        )
+        super().__init__(generator, discriminator, discriminator_first=False, **gan_options)
         unknown = set(loss_weights or {}) - set(CMGAN_LOSS_WEIGHTS)
         if unknown:
             raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; allowed: {sorted(CMGAN_LOSS_WEIGHTS)}.")
-        if pesq_failure_policy not in PESQ_FAILURE_POLICIES:
-            raise ValueError(f"pesq_failure_policy must be one of {PESQ_FAILURE_POLICIES}, got {pesq_failure_policy!r}.")
+        pesq_weights(torch.zeros(1), pesq_failure_policy)  # validates the policy early
         if pesq_lag not in PESQ_LAGS:
             raise ValueError(f"pesq_lag must be one of {PESQ_LAGS}, got {pesq_lag!r}.")
         if pesq_workers is not None and pesq_workers < 0:
-            raise ValueError(f"pesq_workers must be >= 0 (0 = inline) or null (= CPU cores per rank), got {pesq_workers}.")
+            raise ValueError(f"pesq_workers must be >= 0 (0 = inline) or null (the rank's cores), got {pesq_workers}.")
         if sample_rate != 16000:
             raise ValueError(f"sample_rate must be 16000 Hz (wideband PESQ, CMGAN's STFT), got {sample_rate}.")
         self.sample_rate = sample_rate
@@ -115,7 +103,17 @@ class MetricGANEnhancer(GANModule):
             self._pesq_pool.close()
 
     def setup(self, stage: str) -> None:
-        _ = self.pesq_pool  # start the workers while the data loads
+        """Start the PESQ workers while the data loads (after checking the crop length)."""
+        super().setup(stage)
+        _ = self.pesq_pool
+
+    def check_crop_length(self, crop: int) -> None:
+        """Fail at start when crops are too short for PESQ (the metric discriminator takes any length)."""
+        if crop < self.sample_rate // 4:
+            raise ConfigError(
+                f"data.crop_seconds gives {crop}-sample crops; PESQ needs at least {self.sample_rate // 4} "
+                "(0.25 s), so every clip would fail as too_short and the metric discriminator learn nothing."
+            )
 
     def teardown(self, stage: str) -> None:
         self.close_pesq_pool()
@@ -135,7 +133,8 @@ class MetricGANEnhancer(GANModule):
             target = self.generator.compressed_spectrum(clean * output.normalization)
         forward = {
             "estimate": output.audio, "reference": clean, "input": noisy, "length": batch["length"],
-            "real": output.real, "imag": output.imag, "magnitude": output.magnitude, "normalization": output.normalization,
+            "real": output.real, "imag": output.imag, "magnitude": output.magnitude,
+            "normalization": output.normalization,
             "clean_real": target.real, "clean_imag": target.imag, "clean_magnitude": target.magnitude,
         }
         if self.training:
@@ -157,8 +156,9 @@ class MetricGANEnhancer(GANModule):
         self, batch: Batch, forward: Forward, adversarial: bool
     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         weights, gain = self.loss_weights, forward["normalization"]
+        ri = ri_loss(forward["real"], forward["imag"], forward["clean_real"], forward["clean_imag"])
         terms = {
-            "loss_ri": weights["ri"] * ri_loss(forward["real"], forward["imag"], forward["clean_real"], forward["clean_imag"]),
+            "loss_ri": weights["ri"] * ri,
             "loss_magnitude": weights["magnitude"] * magnitude_loss(forward["magnitude"], forward["clean_magnitude"]),
             # At unit input RMS, like the spectral terms (CMGAN before its May 2023 refactor).
             "loss_time": weights["time"] * time_loss(forward["estimate"] * gain, forward["reference"] * gain),
@@ -221,7 +221,8 @@ class MetricGANEnhancer(GANModule):
         Lightning saves checkpoints on every rank."""
         if self.pesq_lag and self._lagged is not None:
             state = self._lagged.state_dict()
-            gather = self.all_gather if self.trainer.world_size > 1 else (lambda tensor: tensor.unsqueeze(0))
+            distributed = self._trainer is not None and self._trainer.world_size > 1
+            gather = self.all_gather if distributed else (lambda tensor: tensor.unsqueeze(0))
             checkpoint[LAG_STATE_KEY] = {key: gather(value).cpu() for key, value in state.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

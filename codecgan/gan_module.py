@@ -148,11 +148,13 @@ class GANModule(L.LightningModule):
 
     # ---------------------------------------------------------------------------- optimization
     def setup(self, stage: str) -> None:
-        """Fail at start, naming the key, when the crops are too short for the discriminator."""
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         crop = getattr(datamodule, "crop_samples", None)
-        if stage != "fit" or crop is None:
-            return
+        if stage == "fit" and crop is not None:
+            self.check_crop_length(crop)
+
+    def check_crop_length(self, crop: int) -> None:
+        """Fail at start, naming the key, when ``crop``-sample crops are too short for the discriminator."""
         try:
             with torch.no_grad():
                 self.discriminator(torch.zeros(1, 1, crop, device=self.device))

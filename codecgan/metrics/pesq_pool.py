@@ -4,37 +4,29 @@
 waits for the scores. Each clip goes to one worker process (``pesq_worker.py``) in one call:
 ``pesq``'s C library keeps global state and never releases the GIL, so threads would neither be
 safe nor faster. One light thread per worker in this process only feeds its worker and waits on
-its pipe. A clip that cannot be scored gets NaN and a failure kind (``FAILURE_KINDS``); a worker
+its pipe (``pesq_processes.py``). A clip that cannot be scored gets NaN and a failure kind (``FAILURE_KINDS``); a worker
 that dies or hangs is replaced and its clip counted as ``worker_died``. Results never depend on
 the number of workers. ``processes=0`` scores inline, blocking, in this process.
 
 Workers exit when the pool closes, when it is garbage collected, at interpreter exit, and when this
-process dies (their stdin closes), so none outlives the trainer. Ctrl-C is left to the trainer.
+process dies (their stdin closes), so none outlives the trainer. They run in their own session, so
+Ctrl-C reaches only the trainer, which closes the pool.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-import queue
-import select
-import subprocess
-import sys
-import threading
 import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from codecgan.metrics.pesq_processes import Clip, Score, WorkerSet
 from codecgan.metrics.pesq_worker import FAILURE_KINDS, score_clip
-
-WORKER_SCRIPT = Path(__file__).with_name("pesq_worker.py")
-Score = tuple[float, "str | None"]
 
 
 def default_worker_count(local_world_size: int = 1) -> int:
@@ -64,6 +56,11 @@ class PesqResult:
         return np.array([-1 if kind is None else FAILURE_KINDS.index(kind) for kind in self.failures], np.int64)
 
     @classmethod
+    def from_scores(cls, scores: list[Score]) -> PesqResult:
+        """From ``score_clip``'s ``(score, failure)`` pairs."""
+        return cls(np.array([score for score, _ in scores], np.float64), tuple(kind for _, kind in scores))
+
+    @classmethod
     def from_codes(cls, scores: np.ndarray, codes: np.ndarray) -> PesqResult:
         return cls(np.asarray(scores, np.float64), tuple(None if c < 0 else FAILURE_KINDS[c] for c in codes.tolist()))
 
@@ -80,8 +77,7 @@ class PesqHandle:
 
     def result(self, timeout: float | None = None) -> PesqResult:
         if self._result is None:
-            scores = [future.result(timeout) for future in self._futures]
-            self._result = PesqResult(np.array([s for s, _ in scores], np.float64), tuple(k for _, k in scores))
+            self._result = PesqResult.from_scores([future.result(timeout) for future in self._futures])
         return self._result
 
 
@@ -98,124 +94,6 @@ def _host_copy(audio: Tensor) -> tuple[Tensor, Callable[[], None]]:
     copied = torch.cuda.Event()
     copied.record()
     return host, copied.synchronize
-
-
-@dataclass
-class _Clip:
-    reference: Tensor  # [T] views into a host copy
-    estimate: Tensor
-    ready: Callable[[], None]
-    future: Future
-
-
-class _Worker:
-    """One ``pesq_worker.py`` process, fed one pickled clip at a time through its stdin."""
-
-    def __init__(self, sample_rate: int, mode: str) -> None:
-        isolate = ["-P"] if sys.version_info >= (3, 11) else []  # keep the script's folder off sys.path
-        single_thread = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
-        self.process = subprocess.Popen(
-            [sys.executable, *isolate, str(WORKER_SCRIPT), str(sample_rate), mode],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, **single_thread},
-        )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def score(self, reference: np.ndarray, estimate: np.ndarray, timeout: float) -> Score:
-        """The worker's ``(score, failure)``; ``(nan, "worker_died")`` if it dies or exceeds ``timeout`` s."""
-        try:
-            pickle.dump((reference, estimate), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
-            if select.select([self.process.stdout], [], [], timeout)[0]:
-                return pickle.load(self.process.stdout)
-        except (OSError, ValueError, EOFError, pickle.UnpicklingError):
-            pass
-        self.stop(grace=0.0)
-        return float("nan"), "worker_died"
-
-    def stop(self, grace: float = 1.0) -> None:
-        """Close its stdin (it exits at end of input), kill it after ``grace`` s, and reap it."""
-        for stream in (self.process.stdin, self.process.stdout):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.process.wait()
-
-
-class _PoolState:
-    """Everything the pool's threads and its finalizer share (the pool object itself is not referenced,
-    so garbage collection of the pool can trigger ``close``)."""
-
-    def __init__(self, processes: int, sample_rate: int, mode: str, clip_timeout_s: float) -> None:
-        self.sample_rate, self.mode, self.clip_timeout_s = sample_rate, mode, clip_timeout_s
-        self.owner_pid = os.getpid()
-        self.lock = threading.Lock()
-        self.closed = False
-        self.replaced_workers = 0
-        self.clips: queue.Queue[_Clip | None] = queue.Queue()
-        self.workers = [_Worker(sample_rate, mode) for _ in range(processes)]
-        self.threads = [
-            threading.Thread(target=self.serve, args=(slot,), name=f"pesq-feeder-{slot}", daemon=True)
-            for slot in range(processes)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def serve(self, slot: int) -> None:
-        while (clip := self.clips.get()) is not None:
-            if not clip.future.set_running_or_notify_cancel():
-                continue
-            try:
-                clip.ready()
-                clip.future.set_result(self.score_on(slot, clip.reference.numpy(), clip.estimate.numpy()))
-            except BaseException as error:  # a future left unresolved would hang the training step
-                clip.future.set_exception(error)
-
-    def score_on(self, slot: int, reference: np.ndarray, estimate: np.ndarray) -> Score:
-        if not self.workers[slot].alive():  # died between clips: replace it, the clip is not lost
-            self.replace(slot)
-        score = self.workers[slot].score(reference, estimate, self.clip_timeout_s)
-        if score[1] == "worker_died":
-            self.replace(slot)
-        return score
-
-    def replace(self, slot: int) -> None:
-        with self.lock:
-            if not self.closed:
-                self.workers[slot].stop(grace=0.0)
-                self.workers[slot] = _Worker(self.sample_rate, self.mode)
-                self.replaced_workers += 1
-
-    def close(self) -> None:
-        """Cancel queued clips, let each thread finish its clip, stop every worker and reap it."""
-        with self.lock:
-            if self.closed or os.getpid() != self.owner_pid:  # a forked child must not stop our workers
-                return
-            self.closed = True
-        while True:
-            try:
-                clip = self.clips.get_nowait()
-            except queue.Empty:
-                break
-            if clip is not None:
-                clip.future.cancel()
-        for _ in self.threads:
-            self.clips.put(None)
-        for slot, thread in enumerate(self.threads):
-            thread.join(timeout=5.0)
-            if thread.is_alive():  # waiting on a hung worker: killing it ends the wait
-                self.workers[slot].process.kill()
-                thread.join(timeout=5.0)
-        for worker in self.workers:
-            worker.stop()
 
 
 class PesqPool:
@@ -241,7 +119,7 @@ class PesqPool:
             raise ValueError(f"clip_timeout_s must be positive, got {clip_timeout_s}.")
         self.processes = default_worker_count() if processes is None else processes
         self.sample_rate, self.mode = sample_rate, mode
-        self._state = _PoolState(self.processes, sample_rate, mode, clip_timeout_s)
+        self._state = WorkerSet(self.processes, sample_rate, mode, clip_timeout_s)
         self._finalizer = weakref.finalize(self, self._state.close)  # also runs at interpreter exit
 
     def submit(self, reference: Tensor, estimate: Tensor, length: Tensor | None = None) -> PesqHandle:
@@ -250,7 +128,9 @@ class PesqPool:
         if self._state.closed:
             raise RuntimeError("This PesqPool is closed; create a new one to score more clips.")
         if reference.shape != estimate.shape:
-            raise ValueError(f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} differ in shape.")
+            raise ValueError(
+                f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} differ in shape."
+            )
         references, ready = _host_copy(reference)
         estimates, estimates_ready = _host_copy(estimate)
         lengths = [references.shape[1]] * references.shape[0] if length is None else length.tolist()
@@ -260,11 +140,11 @@ class PesqPool:
                 score_clip(r[:n].numpy(), e[:n].numpy(), self.sample_rate, self.mode)
                 for r, e, n in zip(references, estimates, lengths)
             ]
-            return PesqHandle(result=PesqResult(np.array([s for s, _ in scores]), tuple(k for _, k in scores)))
+            return PesqHandle(result=PesqResult.from_scores(scores))
         futures: list[Future] = []
         for r, e, n in zip(references, estimates, lengths):
             futures.append(Future())
-            self._state.clips.put(_Clip(r[:n], e[:n], lambda: (ready(), estimates_ready()), futures[-1]))
+            self._state.clips.put(Clip(r[:n], e[:n], lambda: (ready(), estimates_ready()), futures[-1]))
         return PesqHandle(futures)
 
     def score(self, reference: Tensor, estimate: Tensor, length: Tensor | None = None) -> PesqResult:
@@ -285,7 +165,7 @@ class PesqPool:
         return self._state.closed
 
     def close(self) -> None:
-        """Stop the workers (idempotent). Queued clips are cancelled."""
+        """Stop the workers (idempotent). Clips still queued get ``worker_died``."""
         self._finalizer()
 
     def __enter__(self) -> PesqPool:
@@ -294,5 +174,5 @@ class PesqPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __reduce__(self):
-        raise TypeError("A PesqPool owns worker processes and cannot be pickled or deep-copied; create one per process.")
+    def __reduce__(self) -> None:
+        raise TypeError("A PesqPool owns worker processes and cannot be pickled or copied; create one per process.")

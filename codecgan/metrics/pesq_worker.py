@@ -19,7 +19,8 @@ import sys
 
 import numpy as np
 
-# Why a clip has no score. `worker_died` is assigned by the pool, never by `score_clip`.
+# Why a clip has no score. `worker_died` is assigned by the pool, never by `score_clip`: the worker
+# died, hung past the timeout, or was stopped (the pool closed) before it scored the clip.
 FAILURE_KINDS = ("no_utterances", "too_short", "nonfinite_or_silent_estimate", "other", "worker_died")
 
 

@@ -10,7 +10,11 @@ from torch import Tensor
 
 
 def stoi_scores(
-    reference: Tensor, estimate: Tensor, length: Tensor | None = None, sample_rate: int = 16000, extended: bool = False
+    reference: Tensor,
+    estimate: Tensor,
+    length: Tensor | None = None,
+    sample_rate: int = 16000,
+    extended: bool = False,
 ) -> Tensor:
     """STOI (``pystoi``, as torchmetrics uses) of each clip: ``[B, 1, T]`` pairs -> ``[B]`` float32.
 

@@ -1,0 +1,74 @@
+"""Losses of the metric-discriminator enhancement family (CMGAN, MP-SENet), on compressed spectra.
+
+Spectra are ``[B, 1, F, T']`` (compressed real, imaginary and magnitude); waveforms ``[B, 1, T]``;
+discriminator outputs ``[B]`` in (0, 1). Everything is computed in fp32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+PESQ_FAILURE_POLICIES = ("mask", "drop_batch")
+# Wideband MOS-LQO from the `pesq` package lies in [1.04, 4.64]; MetricGAN maps it to [0, 1] as
+# (PESQ - 1) / 3.5 (clean vs clean gives 1.04, clamped to the discriminator's top, 1).
+PESQ_FLOOR = 1.0
+PESQ_SPAN = 3.5
+
+
+def ri_loss(estimate_real: Tensor, estimate_imag: Tensor, clean_real: Tensor, clean_imag: Tensor) -> Tensor:
+    """MSE of the real parts plus MSE of the imaginary parts (CMGAN's "RI" loss)."""
+    real = F.mse_loss(estimate_real.float(), clean_real.float())
+    return real + F.mse_loss(estimate_imag.float(), clean_imag.float())
+
+
+def magnitude_loss(estimate_magnitude: Tensor, clean_magnitude: Tensor) -> Tensor:
+    """MSE of the compressed magnitudes."""
+    return F.mse_loss(estimate_magnitude.float(), clean_magnitude.float())
+
+
+def time_loss(estimate: Tensor, clean: Tensor) -> Tensor:
+    """Mean absolute error of the waveforms."""
+    return (estimate.float() - clean.float()).abs().mean()
+
+
+def metric_generator_loss(estimate_prediction: Tensor) -> Tensor:
+    """``mean((D(clean, estimate) - 1)**2)``: the generator asks for the highest predicted PESQ."""
+    return (estimate_prediction.float() - 1).square().mean()
+
+
+def pesq_to_target(pesq: Tensor) -> Tensor:
+    """``(pesq - 1) / 3.5`` clamped to [0, 1]; NaN (a failed clip) stays NaN."""
+    return ((pesq.float() - PESQ_FLOOR) / PESQ_SPAN).clamp(0.0, 1.0)
+
+
+def pesq_weights(target: Tensor, policy: str) -> Tensor:
+    """Per-clip weights ``[B]`` of the discriminator's metric term for normalized targets ``[B]``.
+
+    ``mask``: 1 where the clip has a (finite) target, 0 where it failed. ``drop_batch`` (CMGAN's
+    behaviour): all 0 when any clip failed, else all 1.
+    """
+    if policy not in PESQ_FAILURE_POLICIES:
+        raise ValueError(f"pesq_failure_policy must be one of {PESQ_FAILURE_POLICIES}, got {policy!r}.")
+    valid = torch.isfinite(target).float()
+    if policy == "drop_batch" and not bool(valid.all()):
+        return torch.zeros_like(valid)
+    return valid
+
+
+def metric_discriminator_loss(
+    clean_prediction: Tensor, estimate_prediction: Tensor, target: Tensor, weight: Tensor
+) -> Tensor:
+    """``mean((D(clean, clean) - 1)**2) + sum_i w_i (D(clean, est)_i - target_i)**2 / max(sum_i w_i, 1)``.
+
+    A clip with weight 0 (no PESQ) adds nothing and may have a NaN target, but the term is always
+    computed: every DDP rank must run the discriminator's backward every step, or the ranks that skip
+    it leave the others waiting in the gradient all-reduce. With 0/1 weights the metric term is the
+    MSE over the clips that have a target, as in CMGAN when all have one.
+    """
+    weight = weight.float()
+    target = torch.where(weight > 0, target.float(), torch.zeros_like(weight))
+    squared = (estimate_prediction.float() - target).square()
+    metric_term = (weight * squared).sum() / weight.sum().clamp_min(1.0)
+    return (clean_prediction.float() - 1).square().mean() + metric_term

@@ -1,0 +1,152 @@
+"""The PESQ pool's machinery: one ``pesq_worker.py`` process per slot, each fed by one thread here.
+
+A feeder thread takes the next queued clip, waits for its host copy, pickles it to its worker's
+stdin and waits on the worker's stdout; it releases the GIL while it waits, so the training thread
+keeps running. A worker that died between clips is replaced before its next clip; one that dies or
+exceeds the timeout on a clip is killed, replaced, and the clip gets ``worker_died``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import select
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from torch import Tensor
+
+WORKER_SCRIPT = Path(__file__).with_name("pesq_worker.py")
+Score = tuple[float, "str | None"]
+
+
+@dataclass
+class Clip:
+    """One clip waiting for a worker: ``[T]`` views into a host copy, a call that waits until that
+    copy has landed, and the future its ``(score, failure)`` goes to."""
+
+    reference: Tensor
+    estimate: Tensor
+    ready: Callable[[], None]
+    future: Future
+
+
+class WorkerProcess:
+    """One ``pesq_worker.py`` process, fed one pickled clip at a time through its stdin."""
+
+    def __init__(self, sample_rate: int, mode: str) -> None:
+        isolate = ["-P"] if sys.version_info >= (3, 11) else []  # keep the script's folder off sys.path
+        single_thread = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
+        self.process = subprocess.Popen(
+            [sys.executable, *isolate, str(WORKER_SCRIPT), str(sample_rate), mode],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, **single_thread},
+            # Its own session: Ctrl-C in the terminal reaches the trainer only, which then closes the pool.
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def score(self, reference: np.ndarray, estimate: np.ndarray, timeout: float) -> Score:
+        """The worker's ``(score, failure)``; ``(nan, "worker_died")`` if it dies or exceeds ``timeout`` s."""
+        try:
+            pickle.dump((reference, estimate), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+            if select.select([self.process.stdout], [], [], timeout)[0]:
+                return pickle.load(self.process.stdout)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+            pass
+        self.stop(grace=0.0)
+        return float("nan"), "worker_died"
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Close its stdin (it exits at end of input), kill it after ``grace`` s, and reap it."""
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.process.wait()
+
+
+class WorkerSet:
+    """``processes`` workers and their feeder threads, sharing one queue of clips. The pool's finalizer
+    holds this object, not the pool, so garbage collection of the pool can trigger ``close``."""
+
+    def __init__(self, processes: int, sample_rate: int, mode: str, clip_timeout_s: float) -> None:
+        self.sample_rate, self.mode, self.clip_timeout_s = sample_rate, mode, clip_timeout_s
+        self.owner_pid = os.getpid()
+        self.lock = threading.Lock()
+        self.closed = False
+        self.replaced_workers = 0
+        self.clips: queue.Queue[Clip | None] = queue.Queue()
+        self.workers = [WorkerProcess(sample_rate, mode) for _ in range(processes)]
+        self.threads = [
+            threading.Thread(target=self.serve, args=(slot,), name=f"pesq-feeder-{slot}", daemon=True)
+            for slot in range(processes)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def serve(self, slot: int) -> None:
+        while (clip := self.clips.get()) is not None:
+            if not clip.future.set_running_or_notify_cancel():
+                continue
+            try:
+                clip.ready()
+                clip.future.set_result(self.score_on(slot, clip.reference.numpy(), clip.estimate.numpy()))
+            except BaseException as error:  # a future left unresolved would hang the training step
+                clip.future.set_exception(error)
+
+    def score_on(self, slot: int, reference: np.ndarray, estimate: np.ndarray) -> Score:
+        if not self.workers[slot].alive():  # died between clips: replace it, the clip is not lost
+            self.replace(slot)
+        score = self.workers[slot].score(reference, estimate, self.clip_timeout_s)
+        if score[1] == "worker_died":
+            self.replace(slot)
+        return score
+
+    def replace(self, slot: int) -> None:
+        with self.lock:
+            if not self.closed:
+                self.workers[slot].stop(grace=0.0)
+                self.workers[slot] = WorkerProcess(self.sample_rate, self.mode)
+                self.replaced_workers += 1
+
+    def close(self) -> None:
+        """Fail queued clips as ``worker_died``, let each thread finish its clip, stop and reap every worker."""
+        with self.lock:
+            if self.closed or os.getpid() != self.owner_pid:  # a forked child must not stop our workers
+                return
+            self.closed = True
+        while True:
+            try:
+                clip = self.clips.get_nowait()
+            except queue.Empty:
+                break
+            if clip is not None and clip.future.set_running_or_notify_cancel():
+                # Resolved, not cancelled: a checkpoint saved after the pool closed (a crash
+                # handler) still gets a result of the right shape for every clip.
+                clip.future.set_result((float("nan"), "worker_died"))
+        for _ in self.threads:
+            self.clips.put(None)
+        for slot, thread in enumerate(self.threads):
+            thread.join(timeout=5.0)
+            if thread.is_alive():  # waiting on a hung worker: killing it ends the wait
+                self.workers[slot].process.kill()
+                thread.join(timeout=5.0)
+        for worker in self.workers:
+            worker.stop()

@@ -1,0 +1,220 @@
+"""MetricGANEnhancer: PESQ failure policies, the lag-1 pairing, checkpointed lag state, tiny fits."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from codecgan import MetricGANEnhancer
+from codecgan.config_error import ConfigError
+from codecgan.lightning_cli import build_cli
+from codecgan.data import EnhancementDataModule, SyntheticNoisySpeech
+from codecgan.losses.enhancement import pesq_to_target
+from codecgan.metrics import PesqPool
+from codecgan.models import CMGANGenerator, MetricDiscriminator
+from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
+from tests.test_pesq_pool import pesq_worker_children
+
+TINY_GENERATOR = dict(channels=4, num_blocks=1, attention_heads=2, dense_depth=1, dropout=0.0)
+
+
+def make_module(**kwargs) -> MetricGANEnhancer:
+    torch.manual_seed(0)
+    generator = CMGANGenerator(**TINY_GENERATOR)
+    kwargs.setdefault("pesq_workers", 1)
+    return MetricGANEnhancer(generator, MetricDiscriminator(channels=4, dropout=0.0), **kwargs)
+
+
+def make_batch(seed: int, silent: int = 0, size: int = 4, seconds: float = 0.5) -> dict[str, torch.Tensor]:
+    """``size`` synthetic pairs; the first ``silent`` have an all-zero clean signal (PESQ finds no utterance)."""
+    dataset = SyntheticNoisySpeech(size, seconds, 16000, seed=seed)
+    items = [dataset[i] for i in range(size)]
+    batch = {key: torch.stack([torch.as_tensor(item[key]) for item in items]) for key in items[0]}
+    batch["clean"][:silent] = 0.0
+    return batch
+
+
+class DiscriminatorCalls:
+    """Records every discriminator call's inputs and output."""
+
+    def __init__(self, module: MetricGANEnhancer) -> None:
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        module.discriminator.register_forward_hook(lambda _, inputs, output: self.calls.append((*inputs, output)))
+
+
+def discriminator_step(module: MetricGANEnhancer, batch: dict) -> tuple[dict, torch.Tensor, dict]:
+    forward = module.generator_forward(batch)
+    loss, outputs = module.discriminator_loss(batch, forward)
+    return forward, loss, outputs
+
+
+@pytest.mark.parametrize("policy", ["mask", "drop_batch"])
+def test_policies_train_on_valid_clips_or_drop_the_term_and_count_exactly(policy):
+    module = make_module(pesq_failure_policy=policy)
+    recorder = DiscriminatorCalls(module)
+    _, loss, outputs = discriminator_step(module, make_batch(seed=1, silent=2))
+    (_, _, clean_prediction), (_, _, estimate_prediction) = recorder.calls
+    assert (outputs["pesq_clips"], outputs["pesq_failed_clips"]) == (4, 2)
+    assert outputs["pesq_failures"]["no_utterances"] == 2 and sum(outputs["pesq_failures"].values()) == 2
+    target = outputs["pesq_target"]
+    assert torch.isnan(target[:2]).all() and torch.isfinite(target[2:]).all()
+    assert torch.equal(outputs["metric_d_prediction"], estimate_prediction.float())
+    clean_term = (clean_prediction.float() - 1).square().mean()
+    if policy == "mask":
+        assert outputs["pesq_dropped_batch"] == 0
+        metric_term = (estimate_prediction[2:].float() - target[2:]).square().mean()
+        assert loss.item() == pytest.approx((clean_term + metric_term).item(), rel=1e-6)
+    else:
+        assert outputs["pesq_dropped_batch"] == 1
+        assert loss.item() == pytest.approx(clean_term.item(), rel=1e-6)
+    loss.backward()  # always a backward through the discriminator: DDP ranks stay in step
+    assert all(p.grad is not None for p in module.discriminator.parameters())
+    module.close_pesq_pool()
+
+
+def test_drop_batch_keeps_batches_where_every_clip_has_a_score():
+    module = make_module(pesq_failure_policy="drop_batch")
+    _, _, outputs = discriminator_step(module, make_batch(seed=2))
+    assert (outputs["pesq_clips"], outputs["pesq_failed_clips"], outputs["pesq_dropped_batch"]) == (4, 0, 0)
+    module.close_pesq_pool()
+
+
+def check_pairing(outputs: dict, metric_call: tuple, scored_forward: dict, expected_target: torch.Tensor) -> None:
+    """The discriminator's metric term saw ``scored_forward``'s spectra next to their own targets."""
+    clean_magnitude, estimate_magnitude, _ = metric_call
+    assert torch.equal(clean_magnitude, scored_forward["clean_magnitude"])
+    assert torch.equal(estimate_magnitude, scored_forward["magnitude"].detach())
+    torch.testing.assert_close(outputs["pesq_target"], expected_target, equal_nan=True)
+
+
+def test_pesq_lag_1_pairs_each_target_with_the_estimate_it_scored():
+    module = make_module(pesq_lag=1)
+    recorder = DiscriminatorCalls(module)
+    batches = [make_batch(seed=10), make_batch(seed=11, silent=1), make_batch(seed=12)]
+    forwards, outputs = [], []
+    for batch in batches:
+        forward, _, step_outputs = discriminator_step(module, batch)
+        forwards.append(forward)
+        outputs.append(step_outputs)
+    assert (outputs[0]["pesq_dropped_batch"], outputs[0]["pesq_clips"]) == (1, 0)  # no earlier batch yet
+    assert torch.isnan(outputs[0]["pesq_target"]).all()
+    with PesqPool(0) as inline:
+        def targets(step: int) -> torch.Tensor:
+            batch = batches[step]
+            result = inline.score(batch["clean"], forwards[step]["estimate"].detach(), batch["length"])
+            return pesq_to_target(torch.from_numpy(result.scores))
+
+        for step in (1, 2):
+            metric_call = recorder.calls[2 * step + 1]
+            check_pairing(outputs[step], metric_call, forwards[step - 1], targets(step - 1))
+            with pytest.raises(AssertionError):  # the same-step pairing is distinguishable
+                check_pairing(outputs[step], metric_call, forwards[step], targets(step))
+            with pytest.raises(AssertionError):  # so is a shuffled pairing within the batch
+                check_pairing(outputs[step], metric_call, forwards[step - 1], targets(step - 1).roll(1))
+    assert outputs[2]["pesq_failed_clips"] == 1 and math.isnan(outputs[2]["pesq_target"][0])
+    module.close_pesq_pool()
+
+
+def test_the_lag_buffer_round_trips_through_a_checkpoint():
+    module = make_module(pesq_lag=1)
+    discriminator_step(module, make_batch(seed=20, silent=1))
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    state = checkpoint["pesq_lag_buffer"]
+    assert all(isinstance(value, torch.Tensor) and value.shape[0] == 1 for value in state.values())
+    resumed = make_module(pesq_lag=1)
+    resumed.load_state_dict(module.state_dict())
+    resumed.on_load_checkpoint(checkpoint)
+    batch = make_batch(seed=21)
+    torch.manual_seed(5)
+    _, loss, outputs = discriminator_step(module, batch)
+    torch.manual_seed(5)
+    _, resumed_loss, resumed_outputs = discriminator_step(resumed, batch)
+    torch.testing.assert_close(resumed_outputs["pesq_target"], outputs["pesq_target"], equal_nan=True)
+    assert resumed_loss.item() == loss.item() and resumed_outputs["pesq_failed_clips"] == 1
+    module.close_pesq_pool()
+    resumed.close_pesq_pool()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pesq_failure_policy": "skip"}, "'mask', 'drop_batch'.*'skip'"),
+        ({"pesq_lag": 2}, r"\(0, 1\), got 2"),
+        ({"pesq_workers": -1}, "got -1"),
+        ({"loss_weights": {"adv": 1.0}}, "'adv'"),
+        ({"sample_rate": 8000}, "got 8000"),
+    ],
+)
+def test_bad_arguments_are_rejected_with_the_allowed_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_module(**kwargs)
+
+
+def tiny_fit_args(tmp_path: Path, max_steps: int, val_every: int, **model_args) -> list[str]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps, val_every, checkpoint_every=val_every)
+    overlay["data"] = {"init_args": {"crop_seconds": 0.3, "val_crop_seconds": 1.0, "batch_size": 2,
+                                     "synthetic_items": [16, 4, 4], "silent_item_fraction": 0.25}}
+    overlay["model"] = {"init_args": {"pesq_workers": 1, **model_args}}
+    overlay_path = write_overlay(tmp_path, "overlay.yaml", overlay)
+    return ["--config", str(EXPERIMENTS / "enhance_tiny.yaml"), "--config", str(overlay_path)]
+
+
+def test_enhance_tiny_fit_logs_val_pesq_every_round_and_leaves_no_worker(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cli = build_cli(["fit", *tiny_fit_args(tmp_path, max_steps=4, val_every=2)])
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    pesq = [event.value for event in events.Scalars("val/pesq")]
+    assert len(pesq) == 2 and all(1.0 < value < 4.7 for value in pesq)
+    # One of the 4 validation items is (nearly) silent: PESQ finds no utterance in it, every round.
+    assert [event.value for event in events.Scalars("val/pesq_failed_clips")] == [1.0, 1.0]
+    assert len(events.Scalars("val/stoi")) == 2
+    assert cli.model._pesq_pool.closed and pesq_worker_children() == []
+
+
+class FailAtBatch(L.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        assert {"pesq_target", "metric_d_prediction", "pesq_clips", "pesq_dropped_batch"} <= set(outputs)
+        if batch_idx == 1:
+            raise RuntimeError("planted failure")
+
+
+def test_no_worker_outlives_a_fit_that_fails(tmp_path):
+    module = make_module()
+    data = EnhancementDataModule(crop_seconds=0.3, batch_size=2, synthetic_items=(8, 2, 2))
+    trainer = L.Trainer(max_steps=4, callbacks=[FailAtBatch()], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        trainer.fit(module, data)
+    assert module._pesq_pool.closed and pesq_worker_children() == []
+
+
+def test_crops_too_short_for_pesq_fail_at_start_naming_the_key(tmp_path):
+    data = EnhancementDataModule(crop_seconds=0.2, batch_size=2, synthetic_items=(4, 2, 2))
+    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(ConfigError, match="data.crop_seconds gives 3200-sample crops"):
+        trainer.fit(make_module(), data)
+    assert pesq_worker_children() == []
+
+
+def final_weights(cli) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in cli.model.state_dict().items()}
+
+
+def test_a_resumed_lag_1_run_continues_exactly(tmp_path):
+    straight = build_cli(["fit", *tiny_fit_args(tmp_path / "a", max_steps=4, val_every=2, pesq_lag=1)])
+    build_cli(["fit", *tiny_fit_args(tmp_path / "b", max_steps=2, val_every=2, pesq_lag=1)])
+    checkpoint = tmp_path / "b" / "run" / "checkpoints" / "last.ckpt"
+    assert "pesq_lag_buffer" in torch.load(checkpoint, weights_only=True)
+    resumed = build_cli(["fit", *tiny_fit_args(tmp_path / "b", max_steps=4, val_every=2, pesq_lag=1),
+                         "--ckpt_path", str(checkpoint)])
+    expected, actual = final_weights(straight), final_weights(resumed)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
