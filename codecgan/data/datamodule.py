@@ -100,9 +100,10 @@ class AudioDataModule(L.LightningDataModule):
         trainer = self.trainer
         return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
 
-    def _batches_done(self) -> int:
+    def _training_position(self) -> tuple[int, int]:
+        """(batches trained so far, current epoch), as restored from a checkpoint."""
         trainer = self.trainer
-        return trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer is not None else 0
+        return (trainer.global_step, trainer.current_epoch) if trainer is not None else (0, 0)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
@@ -112,7 +113,7 @@ class AudioDataModule(L.LightningDataModule):
                 f"The training set has {len(dataset)} items, fewer than one batch per rank "
                 f"({world} ranks x batch_size {self.batch_size})."
             )
-        sampler = ResumableTrainSampler(dataset, self.batch_size, self._batches_done, world, rank, self.seed)
+        sampler = ResumableTrainSampler(dataset, self.batch_size, self._training_position, world, rank, self.seed)
         return self._loader(dataset, sampler, self.batch_size, drop_last=True, loader_class=ResumableDataLoader)
 
     def val_dataloader(self) -> DataLoader:

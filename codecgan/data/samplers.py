@@ -22,8 +22,11 @@ class ResumableTrainSampler(DistributedSampler):
     Args:
         dataset: the training dataset.
         batch_size: items per batch, to convert finished batches into items to skip.
-        batches_done: called when an epoch's iteration starts; returns how many batches of this epoch
-            were already trained (non-zero only in the first epoch after a mid-epoch resume).
+        position: called when an epoch's iteration starts; returns ``(batches trained so far, current
+            epoch)``. codecgan counts one step per batch, so after a mid-epoch resume the batches of
+            this epoch already trained are ``steps - epoch * batches_per_epoch``. Both numbers come
+            from the checkpoint, which is restored before any iterator exists (Lightning's own batch
+            progress reads one batch short when the loader has worker processes).
         num_replicas, rank: the DDP world size and this process's rank.
         seed: the permutation is ``randperm(len, seed + epoch)``, identical on every rank.
     """
@@ -32,20 +35,27 @@ class ResumableTrainSampler(DistributedSampler):
         self,
         dataset: Sized,
         batch_size: int,
-        batches_done: Callable[[], int] | None = None,
+        position: Callable[[], tuple[int, int]] | None = None,
         num_replicas: int = 1,
         rank: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
         self.batch_size = batch_size
-        self.batches_done = batches_done
+        self.position = position
+
+    def batches_done(self) -> int:
+        if self.position is None:
+            return 0
+        steps, epoch = self.position()
+        per_epoch = self.num_samples // self.batch_size
+        return max(0, min(per_epoch, steps - epoch * per_epoch))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.dataset), generator=generator).tolist()
         mine = order[self.rank : self.total_size : self.num_replicas]
-        skip = self.batches_done() * self.batch_size if self.batches_done else 0
+        skip = self.batches_done() * self.batch_size
         return iter([(index, self.epoch) for index in mine[skip:]])
 
 
