@@ -167,6 +167,11 @@ class GANModule(L.LightningModule):
 
     def configure_model(self) -> None:
         if self.compile_networks:
+            # GradientBalance differentiates each loss term separately (retain_graph=True), which compiled
+            # backwards with donated buffers refuse; donation saves little memory next to the activations.
+            import torch._functorch.config as functorch_config
+
+            functorch_config.donated_buffer = False
             self.generator.compile()
             self.discriminator.compile()
 

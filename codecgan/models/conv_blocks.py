@@ -21,6 +21,19 @@ def weight_norm_conv1d(
     return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, **conv_kwargs))
 
 
+class Float32Conv1d(nn.Conv1d):
+    """A `nn.Conv1d` that computes in fp32 even inside autocast: for layers whose output is the waveform.
+
+    A bf16 waveform carries rounding noise about 50 dB below the signal (8 bits of mantissa), spread over all
+    frequencies, which the log-mel loss sees in quiet high bands and which caps a reconstruction's SNR. The
+    output layer has one channel, so fp32 costs next to nothing. Returns float32.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
 def weight_norm_conv_transpose1d(
     in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any
 ) -> nn.ConvTranspose1d:

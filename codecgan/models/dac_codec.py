@@ -11,8 +11,10 @@ from typing import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
 
 from codecgan.models.conv_blocks import (
+    Float32Conv1d,
     Snake1d,
     weight_norm_conv1d,
     weight_norm_conv_transpose1d,
@@ -109,7 +111,7 @@ class DecoderBlock(nn.Sequential):
 
 
 class Decoder(nn.Sequential):
-    """Latent frames to a waveform in [-1, 1]; channels halve at every stride.
+    """Latent frames to a float32 waveform in [-1, 1] (also under bf16 autocast); channels halve at every stride.
 
     Args:
         latent_dim: input channels D.
@@ -132,7 +134,8 @@ class Decoder(nn.Sequential):
         for stride in strides:
             layers.append(DecoderBlock(dim, dim // 2, stride))
             dim //= 2
-        layers += [Snake1d(dim), weight_norm_conv1d(dim, 1, 7, padding=3), nn.Tanh()]
+        # The waveform layer computes in fp32 under autocast (see Float32Conv1d); parameter names are unchanged.
+        layers += [Snake1d(dim), weight_norm(Float32Conv1d(dim, 1, 7, padding=3)), nn.Tanh()]
         super().__init__(*layers)
 
 

@@ -1,0 +1,70 @@
+"""Every benchmark in one go (`make bench`): each script runs in its own process and writes its section of
+`bench/results/<device>.md`; the scripts that only print get their output stored as a section here.
+
+    python bench/run_all.py                 # ~25 min on an H100: the GPU benchmarks need a CUDA device
+    python bench/run_all.py --only train_step_codec,discriminators
+
+A script that fails is reported with its exit status and the others still run; the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.results_markdown import environment_line, write_section  # noqa: E402
+
+# name -> (arguments after the interpreter, whether the script writes its own section)
+BENCHMARKS = {
+    "train_step_codec": (["bench/train_step.py", "--config", "experiments/codec_dac.yaml",
+                          "--override=--data.init_args.synthetic_seconds=0.5"], True),
+    "train_step_enhance": (["bench/train_step.py", "--config", "experiments/enhance_cmgan.yaml"], True),
+    "discriminators": (["bench/discriminators.py"], True),
+    "pesq_overlap": (["bench/pesq_overlap.py", "--configs", "cmgan"], False),
+    "callbacks_overhead": (["bench/callbacks_overhead.py"], False),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--results-dir", default=None)
+    args = parser.parse_args()
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmarks {unknown}; choose from {list(BENCHMARKS)}")
+    failed = []
+    for name in names:
+        script, writes_section = BENCHMARKS[name]
+        if not (ROOT / script[0]).exists():
+            print(f"{name}: {script[0]} is missing, skipped", flush=True)
+            continue
+        command = [sys.executable, *script] + (["--results-dir", args.results_dir] if args.results_dir and writes_section else [])
+        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+        began = time.perf_counter()
+        completed = subprocess.run(command, cwd=ROOT, capture_output=not writes_section, text=True)
+        minutes = (time.perf_counter() - began) / 60
+        if completed.returncode != 0:
+            failed.append(name)
+            print(f"{name} failed with exit status {completed.returncode} after {minutes:.1f} min", flush=True)
+        if not writes_section:
+            output = (completed.stdout or "") + (completed.stderr or "" if completed.returncode else "")
+            print(output, flush=True)
+            lines = [line for line in output.splitlines() if line.strip()]
+            write_section(name, f"### {name}\n\n{environment_line()}.\n\n```\n" + "\n".join(lines[-40:]) + "\n```",
+                          args.results_dir)
+        print(f"{name}: {minutes:.1f} min", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
