@@ -52,9 +52,19 @@ class DiagnosticCallback(Callback):
         self._record(trainer, None, values, log=False)
         self._pending.update(values)
 
-    def _log_deferred(self, pl_module: LightningModule) -> None:
+    def _log_deferred(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Write the pending measurements to the loggers once, at this logging step.
+
+        Not through `pl_module.log` alone: Lightning writes a step value again at every later logging step of the
+        epoch, so a measurement taken every N steps would reach TensorBoard many times and count as that many
+        measurements in `codecgan diagnose`. `pl_module.log(logger=False)` still puts it in `callback_metrics`.
+        """
+        if not self._pending:
+            return
         for tag, value in self._pending.items():
-            pl_module.log(tag, value, on_step=True, on_epoch=False, batch_size=1)
+            pl_module.log(tag, value, on_step=True, on_epoch=False, batch_size=1, logger=False)
+        for logger in trainer.loggers:  # loggers write on rank 0 only
+            logger.log_metrics(dict(self._pending), step=logged_step(trainer))
         self._pending = {}
 
     def _raise(self, trainer: Trainer, findings: Iterable[Finding | None]) -> list[Finding]:

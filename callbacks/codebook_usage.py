@@ -72,7 +72,7 @@ class CodebookUsage(DiagnosticCallback):
         if self.counts is not None and (logged_step(trainer) + 1) % self.window_steps == 0:
             self._close_window(trainer)
         if is_logging_step(trainer):
-            self._log_deferred(pl_module)
+            self._log_deferred(trainer, pl_module)
             self.alarms.log_active(pl_module)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -57,5 +57,5 @@ class GradientBalance(DiagnosticCallback):
             self._record_deferred(trainer, values)
             self._raise(trainer, [gan_term_negligible(self.history, self.gan_terms)])
         if is_logging_step(trainer):
-            self._log_deferred(pl_module)
+            self._log_deferred(trainer, pl_module)
             self.alarms.log_active(pl_module)

@@ -64,5 +64,5 @@ class RankConsistency(DiagnosticCallback):
             )
             self._raise(trainer, [rank_divergence(self.history)])
         if is_logging_step(trainer):
-            self._log_deferred(pl_module)
+            self._log_deferred(trainer, pl_module)
             self.alarms.log_active(pl_module)

@@ -12,6 +12,7 @@ import os
 import signal
 
 import lightning as L
+import torch
 
 NONFINITE_TARGETS = ("estimate", "loss_g", "loss_d")
 
@@ -90,3 +91,41 @@ class SignalAtStep(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if trainer.global_step == self.step and trainer.is_global_zero:
             os.kill(os.getpid(), self.signal_number)
+
+
+class PerturbRankParameters(L.Callback):
+    """Scale one rank's copy of a submodule's parameters by ``1 + scale * N(0, 1)`` before the given step (batch).
+
+    DDP broadcasts the weights once, at the start, and then only all-reduces gradients, so after this the replicas
+    stay apart for good, as after an optimizer step, a weight load or a buffer update taken on one rank only. Used by
+    the failure zoo's ``rank_desync``; RankConsistency should then report RANK_DIVERGENCE. Does nothing on other ranks
+    or in a single process with ``rank`` > 0.
+
+    Args:
+        rank: the global rank whose replica is perturbed.
+        step: the batch (``trainer.global_step``) before which the perturbation happens.
+        module: name of the LightningModule's child to perturb (``generator`` or ``discriminator``).
+        scale: relative size of the perturbation (1e-3 changes each weight by about 0.1%).
+    """
+
+    def __init__(self, rank: int = 1, step: int = 10, module: str = "discriminator", scale: float = 1e-3) -> None:
+        if rank < 0 or step < 0:
+            raise ValueError(f"PerturbRankParameters rank and step must be >= 0, got rank={rank}, step={step}.")
+        if not scale > 0:
+            raise ValueError(f"PerturbRankParameters scale must be positive, got {scale!r}.")
+        self.rank, self.step, self.module, self.scale = rank, step, module, scale
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_rank != self.rank or trainer.global_step != self.step:
+            return
+        target = getattr(pl_module, self.module, None)
+        if not isinstance(target, torch.nn.Module):
+            children = [name for name, _ in pl_module.named_children()]
+            raise ValueError(
+                f"PerturbRankParameters module {self.module!r} is not one of the module's children {children}."
+            )
+        noise = torch.Generator().manual_seed(self.step)  # the same perturbation in every run
+        with torch.no_grad():
+            for parameter in target.parameters():
+                factor = torch.randn(parameter.shape, generator=noise).to(parameter)
+                parameter.mul_(1 + self.scale * factor)

@@ -1,11 +1,13 @@
-"""Robust trend helpers shared by the rules: medians, Theil–Sen slopes, sustained conditions, and wording."""
+"""Robust trend helpers shared by the rules: medians, Theil–Sen slopes, sustained and settled conditions, wording."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from typing import Sequence
 
+from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import Point
 
 # Theil–Sen is O(n^2); the last few hundred rounds are plenty for a trend.
@@ -59,3 +61,30 @@ def percent(fraction: float) -> str:
 def decibels(ratio: float) -> float:
     """An amplitude ratio in dB (20·log10); -inf for 0."""
     return 20.0 * math.log10(ratio) if ratio > 0 else -math.inf
+
+
+def last_sustained(flags: Sequence[bool], patience: int) -> int | None:
+    """Index of the last element ending a run of `patience` consecutive True flags, or None."""
+    run, last = 0, None
+    for index, flag in enumerate(flags):
+        run = run + 1 if flag else 0
+        if run >= patience:
+            last = index
+    return last
+
+
+def settle(finding: Finding, points: Sequence[Point], flags: Sequence[bool], patience: int) -> Finding:
+    """`finding` as it stands at the end of the history: unchanged while its condition still holds (the last `patience`
+    flags are all True), else downgraded to info with the point it last held.
+
+    A condition that held and then cleared (a warm-up, a transient) is history, not a failure: ranking it with what is
+    wrong now would bury the live findings under every run's first few hundred steps. Live alarms still start when the
+    condition first holds, because then it holds at the end of the history seen so far.
+    """
+    if len(flags) >= patience and all(flags[-patience:]):
+        return finding
+    last = last_sustained(flags, patience)
+    run = f" for {patience} rounds in a row" if patience > 1 else ""
+    held = f"last held{run} at {where(points[last])} and not since" if last is not None else "has cleared since"
+    note = f" It {held}, so it is reported as info."
+    return dataclasses.replace(finding, severity="info", evidence=finding.evidence + note)

@@ -8,11 +8,16 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory
-from codecgan.diagnosis.trends import first_sustained, median, percent, where
+from codecgan.diagnosis.trends import first_sustained, median, percent, settle, where
 
 # A discriminator that learns anything drops its loss more than 3% below the all-zero-logit value within an epoch.
 AT_CHANCE_RATIO = 0.97
 AT_CHANCE_PATIENCE = 3  # epochs
+# A discriminator that separates real from generated audio gives them different mean outputs. Under 0.01 (1% of the
+# least-squares targets' gap) it outputs the same for both whatever its loss: an output bias alone takes a
+# least-squares loss below its all-zero value (to half of it at a constant 0.5), so the loss ratio misses a frozen or
+# bias-only discriminator.
+AT_CHANCE_MARGIN = 0.01
 
 # Feature matching below 10% of its early peak: the discriminator's features no longer separate real from generated.
 FM_PEAK_FRACTION = 0.1
@@ -44,24 +49,40 @@ METRIC_D_PATIENCE = 3
 
 
 def discriminator_at_chance(history: MetricHistory, patience: int = AT_CHANCE_PATIENCE) -> Finding | None:
-    """DISCRIMINATOR_AT_CHANCE: the epoch-median D loss at or above 97% of its chance value for `patience` epochs."""
+    """DISCRIMINATOR_AT_CHANCE: for `patience` epochs, the epoch-median D loss at or above 97% of its chance value, or
+    (when diag/d_margin is logged) a real-minus-generated output margin under 0.01."""
     rounds = history.per_epoch(tags.TRAIN_LOSS_D)
     chance = history.aligned(tags.D_LOSS_CHANCE, rounds)
     ratios = [p.value / c if c and math.isfinite(p.value) else math.nan for p, c in zip(rounds, chance)]
     if not any(math.isfinite(r) for r in ratios):  # no loss/chance pair: fall back on the logged ratio
         rounds, chance = history.per_epoch(tags.D_LOSS_TO_CHANCE), []
         ratios = [p.value for p in rounds]
-    index = first_sustained([r >= AT_CHANCE_RATIO for r in ratios], patience)
+    margins = history.aligned(tags.D_MARGIN, rounds) if history.has(tags.D_MARGIN) else [None] * len(rounds)
+    by_loss = [r >= AT_CHANCE_RATIO for r in ratios]
+    by_margin = [m is not None and abs(m) < AT_CHANCE_MARGIN for m in margins]
+    flags = [a or b for a, b in zip(by_loss, by_margin)]
+    index = first_sustained(flags, patience)
     if index is None:
         return None
-    held = [(p, r) for p, r in zip(rounds, ratios) if r >= AT_CHANCE_RATIO]
     chance_text = f"its chance value {chance[index]:.2f}" if chance and chance[index] else "its chance value"
-    low, high = min(r for _, r in held), max(r for _, r in held)
+    if any(by_loss[index - patience + 1 : index + 1]):
+        held = [r for r, flag in zip(ratios, by_loss) if flag]
+        what = (
+            f"{tags.TRAIN_LOSS_D} stayed at {min(held):.1%}–{max(held):.1%} of {chance_text} (the loss when every "
+            f"discriminator outputs 0) in {len(held)} of {len(ratios)} epochs"
+        )
+    else:
+        held = [abs(m) for m, flag in zip(margins, by_margin) if flag]
+        what = (
+            f"the discriminator's mean output on real audio exceeded that on generated audio by under "
+            f"{AT_CHANCE_MARGIN:g} ({tags.D_MARGIN} at most {max(held):.4f} in absolute value) in {len(held)} of "
+            f"{len(ratios)} epochs, so it outputs the same for both, while {tags.TRAIN_LOSS_D} was "
+            f"{ratios[index]:.1%} of {chance_text} (an output bias alone lowers it)"
+        )
     evidence = (
-        f"{tags.TRAIN_LOSS_D} stayed at {low:.1%}–{high:.1%} of {chance_text} (the loss when every discriminator "
-        f"outputs 0) in {len(held)} of {len(ratios)} epochs, first for {patience} consecutive epochs by "
-        f"{where(rounds[index])}, and was {ratios[-1]:.1%} of chance at {where(rounds[-1])}; a discriminator that "
-        f"learns falls more than {1 - AT_CHANCE_RATIO:.0%} below chance within an epoch."
+        f"{what}, first for {patience} consecutive epochs by {where(rounds[index])}, and the loss was "
+        f"{ratios[-1]:.1%} of chance at {where(rounds[-1])}; a discriminator that learns falls more than "
+        f"{1 - AT_CHANCE_RATIO:.0%} below chance and separates real from generated audio within an epoch."
     )
     suggestion = (
         "Check that the discriminator steps at all (d_stepped, its optimizer and learning rate), then rerun with the "
@@ -69,7 +90,8 @@ def discriminator_at_chance(history: MetricHistory, patience: int = AT_CHANCE_PA
         "D was starved; if not, check that real and generated audio reach it through the same preprocessing."
     )
     first = rounds[index]
-    return Finding("DISCRIMINATOR_AT_CHANCE", "warning", first.step, first.epoch, evidence, suggestion)
+    finding = Finding("DISCRIMINATOR_AT_CHANCE", "warning", first.step, first.epoch, evidence, suggestion)
+    return settle(finding, rounds, flags, patience)
 
 
 def feature_matching_vanished(history: MetricHistory, patience: int = FM_PATIENCE) -> Finding | None:
@@ -92,7 +114,8 @@ def feature_matching_vanished(history: MetricHistory, patience: int = FM_PATIENC
             return total is not None and total > 0 and value / total < FM_SHARE_FLOOR
         return value < FM_ABSOLUTE_FLOOR
 
-    index = first_sustained([vanished(p.value, t) for p, t in zip(rounds, totals)], patience)
+    flags = [vanished(p.value, t) for p, t in zip(rounds, totals)]
+    index = first_sustained(flags, patience)
     if index is None:
         return None
     first, last, flagged = rounds[0], rounds[-1], rounds[index]
@@ -112,9 +135,10 @@ def feature_matching_vanished(history: MetricHistory, patience: int = FM_PATIENC
         "discriminator first (see DISCRIMINATOR_AT_CHANCE), or rerun with the feature-matching weight ×10 and check "
         f"that {tags.TRAIN_LOSS_FM} rises."
     )
-    return Finding(
+    finding = Finding(
         "FEATURE_MATCHING_VANISHED", "warning", rounds[index].step, rounds[index].epoch, evidence, suggestion
     )
+    return settle(finding, rounds, flags, patience)
 
 
 def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | None = None) -> Finding | None:
@@ -132,13 +156,13 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
         ]
         flags = [i + 1 >= GAN_SHARE_MIN_POINTS and m < GAN_SHARE_FLOOR for i, m in enumerate(trailing)]
         if any(flags):
-            found.append((term, points[flags.index(True)], trailing[-1]))
+            found.append((term, points[flags.index(True)], trailing[-1], points, flags))
     if not found:
         return None
     found.sort(key=lambda item: (item[1].step or 0, item[1].epoch or 0))
     largest = max(share_tags, key=lambda t: median([p.value for p in history.series(t)[-GAN_SHARE_WINDOW:]]))
     largest_share = median([p.value for p in history.series(largest)[-GAN_SHARE_WINDOW:]])
-    listed = ", ".join(f"{term} {percent(share)}" for term, _, share in found)
+    listed = ", ".join(f"{term} {percent(share)}" for term, _, share, _, _ in found)
     evidence = (
         f"The GAN terms' median share of the generator-output gradient norm over the last {GAN_SHARE_WINDOW} "
         f"measurements was under {percent(GAN_SHARE_FLOOR)} ({listed}), first at {where(found[0][1])}, while "
@@ -150,7 +174,10 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
         f"dominant reconstruction term lowered, and compare the validation metric; GradientBalance logs the shares."
     )
     first = found[0][1]
-    return Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, evidence, suggestion)
+    finding = Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, evidence, suggestion)
+    if any(flags[-1] for *_, flags in found):  # some GAN term is still negligible
+        return finding
+    return settle(finding, found[0][3], found[0][4], 1)
 
 
 def pesq_none_high(history: MetricHistory, patience: int = PESQ_NONE_PATIENCE) -> Finding | None:
@@ -160,7 +187,8 @@ def pesq_none_high(history: MetricHistory, patience: int = PESQ_NONE_PATIENCE) -
     if not points:
         return None
     run_median = median([p.value for p in points])
-    index = first_sustained([p.value > PESQ_NONE_WARN_RATE for p in points], patience)
+    flags = [p.value > PESQ_NONE_WARN_RATE for p in points]
+    index = first_sustained(flags, patience)
     clip_rates = [p.value for p in history.series(tags.PESQ_CLIP_FAIL_RATE) if math.isfinite(p.value)]
     clip_text = f", and a median {percent(median(clip_rates))} of clips had no PESQ" if clip_rates else ""
     suggestion = (
@@ -184,7 +212,8 @@ def pesq_none_high(history: MetricHistory, patience: int = PESQ_NONE_PATIENCE) -
         f"metric-discriminator term), above the {percent(PESQ_NONE_WARN_RATE)} limit for {patience} consecutive "
         f"logging intervals; its median over the run was {run_median:.2f}{clip_text}."
     )
-    return Finding("PESQ_NONE_HIGH", severity, first.step, first.epoch, evidence, suggestion)
+    finding = Finding("PESQ_NONE_HIGH", severity, first.step, first.epoch, evidence, suggestion)
+    return settle(finding, points, flags, patience)
 
 
 def metric_d_not_learning(history: MetricHistory, patience: int = METRIC_D_PATIENCE) -> Finding | None:
@@ -219,4 +248,5 @@ def metric_d_not_learning(history: MetricHistory, patience: int = METRIC_D_PATIE
         f"metric discriminator's learning rate ×2 or its dropout off; it should pass a correlation of 0.5 within a few "
         f"hundred steps."
     )
-    return Finding("METRIC_D_NOT_LEARNING", "warning", first.step, first.epoch, evidence, suggestion)
+    finding = Finding("METRIC_D_NOT_LEARNING", "warning", first.step, first.epoch, evidence, suggestion)
+    return settle(finding, points, flags, patience)

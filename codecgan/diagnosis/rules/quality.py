@@ -7,7 +7,7 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import decibels, finite, first_sustained, percent, theil_sen_slope, where
+from codecgan.diagnosis.trends import decibels, finite, first_sustained, percent, settle, theil_sen_slope, where
 
 METRIC_CANDIDATES = (tags.VAL_PESQ, tags.VAL_SI_SDR, tags.VAL_SNR)
 LOSS_CANDIDATES = (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS)
@@ -106,7 +106,8 @@ def _divergence_finding(metric, loss, rounds, losses, best_index, first_index, t
 def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) -> Finding | None:
     """NEGATIVE_SNR: validation SNR below 0 dB for `patience` consecutive rounds."""
     rounds = _finite_points(history, tags.VAL_SNR)
-    index = first_sustained([p.value < NEGATIVE_SNR_DB for p in rounds], patience)
+    flags = [p.value < NEGATIVE_SNR_DB for p in rounds]
+    index = first_sustained(flags, patience)
     if index is None:
         return None
     episode = rounds[index - patience + 1 : index + 1]
@@ -125,14 +126,16 @@ def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) 
         f"positive."
     )
     first = rounds[index]
-    return Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion)
+    finding = Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion)
+    return settle(finding, rounds, flags, patience)
 
 
 def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENCE) -> Finding | None:
     """AMPLITUDE_UNSTABLE: RMS(estimate)/RMS(reference) off by more than 1 dB for `patience` consecutive rounds."""
     rounds = [p for p in _finite_points(history, tags.VAL_AMPLITUDE_RATIO) if p.value > 0]
     levels = [decibels(p.value) for p in rounds]
-    index = first_sustained([abs(db) > AMPLITUDE_TOLERANCE_DB for db in levels], patience)
+    flags = [abs(db) > AMPLITUDE_TOLERANCE_DB for db in levels]
+    index = first_sustained(flags, patience)
     if index is None:
         return None
     episode = list(range(index - patience + 1, index + 1))
@@ -148,7 +151,8 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
         f"within ±{AMPLITUDE_TOLERANCE_DB:g} dB."
     )
     first = rounds[index]
-    return Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, evidence, suggestion)
+    finding = Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, evidence, suggestion)
+    return settle(finding, rounds, flags, patience)
 
 
 def length_mismatch(history: MetricHistory) -> Finding | None:

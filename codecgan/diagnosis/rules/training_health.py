@@ -7,7 +7,7 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import first_sustained, percent, where
+from codecgan.diagnosis.trends import first_sustained, percent, settle, where
 
 # DDP broadcasts the initial weights and all-reduces gradients, so replicas are bit-identical; 1e-6 (relative) only
 # leaves room for float64 summation order in the checksum itself.
@@ -78,21 +78,22 @@ def codebook_collapse(history: MetricHistory, patience: int = COLLAPSE_PATIENCE)
     for tag in history.tags_with_prefix(tags.CODEBOOK_ENTROPY_FRACTION_PREFIX):
         quantizer = tag[len(tags.CODEBOOK_ENTROPY_FRACTION_PREFIX) :]
         points = [p for p in history.series(tag) if math.isfinite(p.value)]
-        index = first_sustained([p.value < COLLAPSE_ENTROPY_FRACTION for p in points], patience)
+        flags = [p.value < COLLAPSE_ENTROPY_FRACTION for p in points]
+        index = first_sustained(flags, patience)
         if index is not None:
-            hits.append((points[index], quantizer, points[-1].value))
+            hits.append((points[index], quantizer, points[-1].value, points, flags))
     if not hits:
         return None
     hits.sort(key=lambda hit: (_order(hit[0]), hit[1]))
     parts = []
-    for _, quantizer, fraction in hits:
+    for _, quantizer, fraction, _, _ in hits:
         bits = history.series(tags.CODEBOOK_ENTROPY_PREFIX + quantizer)
         dead = history.series(tags.DEAD_CODES_PREFIX + quantizer)
         detail = [f"{bits[-1].value:.1f} bits"] if bits else []
         detail += [f"{dead[-1].value:.0f} dead codes"] if dead else []
         parts.append(f"quantizer {quantizer} at {percent(fraction)}" + (f" ({', '.join(detail)})" if detail else ""))
     first = hits[0][0]
-    severity = "critical" if min(fraction for _, _, fraction in hits) < COLLAPSE_CRITICAL_FRACTION else "warning"
+    severity = "critical" if min(hit[2] for hit in hits) < COLLAPSE_CRITICAL_FRACTION else "warning"
     evidence = (
         f"{len(hits)} quantizer{'s' if len(hits) > 1 else ''} used under {percent(COLLAPSE_ENTROPY_FRACTION)} of the "
         f"codebook's entropy (log2 of its size) for {patience} consecutive windows, first at {where(first)}; "
@@ -102,4 +103,6 @@ def codebook_collapse(history: MetricHistory, patience: int = COLLAPSE_PATIENCE)
         "Rerun with k-means codebook initialisation or dead-code replacement (or a lower commitment weight) and check "
         f"that {tags.CODEBOOK_ENTROPY_FRACTION_PREFIX}<q> rises above {COLLAPSE_ENTROPY_FRACTION:g}."
     )
-    return Finding("CODEBOOK_COLLAPSE", severity, first.step, first.epoch, evidence, suggestion)
+    finding = Finding("CODEBOOK_COLLAPSE", severity, first.step, first.epoch, evidence, suggestion)
+    still = [hit for hit in hits if len(hit[4]) >= patience and all(hit[4][-patience:])]
+    return finding if still else settle(finding, hits[0][3], hits[0][4], patience)

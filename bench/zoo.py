@@ -1,0 +1,308 @@
+"""The failure zoo: each suspected cause of a failed GAN run, induced by one config overlay, and what
+`codecgan diagnose` says about it.
+
+    .venv/bin/python bench/zoo.py                                   # everything (make zoo)
+    .venv/bin/python bench/zoo.py random_eval_crop healthy_codec    # a subset
+
+Each overlay in experiments/zoo/ names its base config on its first line. Every overlay runs as its own
+`codecgan fit` process within the step budget the overlay sets (at most --slots processes at once, each with
+one intra-op thread; the DDP overlay takes one slot per rank), then `codecgan diagnose --json` reads its
+TensorBoard directory. The table (printed, and written to bench/results/zoo.md and zoo.json by
+bench/zoo_report.py) has one row per overlay: the code the fault should raise, the codes found above `info`,
+whether the expected one was found, how many steps after the fault began it was first seen, the controls'
+findings above `info` (false alarms), the discriminator's loss relative to its chance value, and the wall time.
+bench/zoo_plots.py draws each run's key curve next to its family's control in bench/results/zoo/<name>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (str(ROOT), str(ROOT / "bench")):  # codecgan, and zoo_report / zoo_plots next to this file
+    if path not in sys.path:
+        sys.path.append(path)
+
+from codecgan.diagnosis.history import HistoryError, MetricHistory, load_histories  # noqa: E402
+
+ZOO_DIR = ROOT / "experiments" / "zoo"
+RESULTS = ROOT / "bench" / "results"
+RUNS = ROOT / "runs" / "zoo"
+# A run far past its budget is hung (a DDP rank waiting for the other, say): it is stopped and reported.
+RUN_TIMEOUT_S = 900
+# Relative cost of a step, to start the longest runs first: the enhancer's step (with PESQ) is about twice the codec's.
+STEP_COST = {"enhance_tiny.yaml": 2.0}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One overlay of experiments/zoo/ and what the zoo expects of it.
+
+    expected: the finding code the fault should raise; None for a control (nothing above info expected).
+    curve: the tag whose picture shows the fault.
+    fault_step: the batch at which the fault begins (0: from the start); latency counts from here.
+    processes: `codecgan fit` processes the run takes (DDP ranks), one slot each.
+    stopped_by: a regular expression; a run that fails with a matching error message counts as caught.
+    extra_args: command-line overrides appended after the overlay (the smoke test shortens budgets).
+    """
+
+    name: str
+    expected: str | None
+    curve: str
+    fault_step: int = 0
+    processes: int = 1
+    stopped_by: str | None = None
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def overlay(self) -> Path:
+        return ZOO_DIR / f"{self.name}.yaml"
+
+    @property
+    def header(self) -> str:
+        """The overlay's first line: '# base: <config> | hypothesis: <text>'."""
+        return self.overlay.read_text().splitlines()[0]
+
+    @property
+    def base(self) -> Path:
+        match = re.match(r"#\s*base:\s*(\S+)", self.header)
+        if not match:
+            raise ValueError(f"{self.overlay} must start with '# base: experiments/<config>.yaml | hypothesis: ...'.")
+        return ROOT / match.group(1)
+
+    @property
+    def hypothesis(self) -> str:
+        return self.header.split("hypothesis:", 1)[-1].strip()
+
+    def max_steps(self) -> int:
+        """The step budget: the last --trainer.max_steps override, else the overlay's."""
+        args = self.extra_args
+        overrides = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--trainer.max_steps"]
+        if overrides:
+            return int(overrides[-1])
+        return int(yaml.safe_load(self.overlay.read_text())["trainer"]["max_steps"])
+
+    def cost(self) -> float:
+        return self.max_steps() * STEP_COST.get(self.base.name, 1.0)
+
+
+# Table order: the faults, then the controls.
+ZOO: tuple[ZooEntry, ...] = (
+    ZooEntry("random_eval_crop", "EVAL_NONDETERMINISTIC", "diag/eval_input_changed_fraction"),
+    ZooEntry("pesq_drop_batch_silence", "PESQ_NONE_HIGH", "diag/pesq_none_rate"),
+    ZooEntry("frozen_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_margin"),
+    ZooEntry("grouped_conv_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_loss_to_chance"),
+    ZooEntry("gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
+    ZooEntry("istft_length_mismatch", "LENGTH_MISMATCH", "diag/length_mismatch", stopped_by=r"differ in shape"),
+    ZooEntry("rank_desync", "RANK_DIVERGENCE", "diag/rank_param_spread/discriminator", fault_step=20, processes=2),
+    ZooEntry("nonfinite_loss", "NONFINITE_LOSS", "diag/nonfinite_loss_steps", fault_step=30),
+    ZooEntry("lr_too_high", "NEGATIVE_SNR", "val/snr_db"),
+    ZooEntry("healthy_codec", None, "val/amplitude_ratio"),
+    ZooEntry("healthy_enhance", None, "val/pesq"),
+)
+
+
+@dataclass
+class ZooResult:
+    """One run: what happened and what the diagnosis found."""
+
+    name: str
+    base: str
+    hypothesis: str
+    expected: str | None
+    fault_step: int
+    max_steps: int | None
+    exit_status: int | None
+    wall_s: float
+    log_dir: str
+    findings: list[dict] = field(default_factory=list)
+    error: str | None = None  # the last error line of a failed run
+    stopped_step: int | None = None  # for a run that failed in its first validation: that round's step
+    d_loss_to_chance: float | None = None  # median of diag/d_loss_to_chance over the last epoch
+
+    @property
+    def codes_above_info(self) -> list[str]:
+        return [f["code"] for f in self.findings if f["severity"] != "info"]
+
+    @property
+    def is_control(self) -> bool:
+        return self.expected is None
+
+    @property
+    def false_alarms(self) -> list[str]:
+        return self.codes_above_info if self.is_control else []
+
+    def detection(self, entry: ZooEntry) -> tuple[bool | None, int | None, str]:
+        """(detected, latency in steps after the fault began, "diagnose" or "run stopped"); None for a control."""
+        if self.is_control:
+            return None, None, ""
+        for finding in self.findings:
+            if finding["code"] == self.expected and finding["severity"] != "info":
+                step = finding["first_step"]
+                return True, (None if step is None else step - self.fault_step), "diagnose"
+        if entry.stopped_by and self.error and re.search(entry.stopped_by, self.error):
+            latency = None if self.stopped_step is None else self.stopped_step - self.fault_step
+            return True, latency, "run stopped"
+        return False, None, ""
+
+
+# ------------------------------------------------------------------------------------------------ running
+def fit_command(entry: ZooEntry, runs: Path) -> list[str]:
+    """`codecgan fit` on the overlay's base and the overlay, logging to runs/<name>."""
+    return [
+        sys.executable, "-m", "codecgan", "fit",
+        "--config", str(entry.base), "--config", str(entry.overlay),
+        "--trainer.logger.init_args.save_dir", str(runs),
+        "--trainer.logger.init_args.name", entry.name,
+        "--trainer.default_root_dir", str(runs / entry.name),
+        *entry.extra_args,
+    ]  # fmt: skip
+
+
+def single_thread_env() -> dict[str, str]:
+    # Two processes with two intra-op threads each on 2 cores run ~20x slower than with one thread each.
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+@dataclass
+class _Running:
+    entry: ZooEntry
+    process: subprocess.Popen
+    start: float
+    log: IO[str]
+
+
+def run_all(entries: list[ZooEntry], runs: Path, slots: int = 2, echo: bool = True) -> dict[str, ZooResult]:
+    """Run the entries, at most `slots` processes at a time, and diagnose each as it ends.
+
+    DDP runs start first (they need every slot), then the rest from the most to the least expensive, so the long
+    runs overlap the short ones.
+    """
+    queue = sorted(entries, key=lambda entry: (-entry.processes, -entry.cost()))
+    running: dict[str, _Running] = {}
+    results: dict[str, ZooResult] = {}
+    while queue or running:
+        busy = sum(job.entry.processes for job in running.values())
+        if queue and busy + min(queue[0].processes, slots) <= slots:
+            entry = queue.pop(0)
+            running[entry.name] = start_run(entry, runs)
+            if echo:
+                print(f"  started  {entry.name} ({entry.max_steps()} steps, {entry.processes} process(es))", flush=True)
+            continue
+        time.sleep(0.5)
+        for name, job in list(running.items()):
+            if job.process.poll() is None and time.monotonic() - job.start < RUN_TIMEOUT_S:
+                continue
+            if job.process.poll() is None:
+                os.killpg(job.process.pid, signal.SIGKILL)  # the group this run was started in
+                job.process.wait()
+            job.log.close()
+            del running[name]
+            results[name] = collect(job.entry, runs, job.process.returncode, time.monotonic() - job.start)
+            if echo:
+                result = results[name]
+                found = ", ".join(result.codes_above_info) or "nothing above info"
+                print(f"  finished {name} in {result.wall_s:.0f} s (exit {result.exit_status}): {found}", flush=True)
+    return results
+
+
+def start_run(entry: ZooEntry, runs: Path) -> _Running:
+    shutil.rmtree(runs / entry.name, ignore_errors=True)  # fit refuses to start over an earlier run's checkpoints
+    (runs / entry.name).mkdir(parents=True)
+    log = open(runs / entry.name / "fit.log", "w")
+    process = subprocess.Popen(
+        fit_command(entry, runs), cwd=ROOT, env=single_thread_env(), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: a timeout stops the DDP ranks with it
+    )  # fmt: skip
+    return _Running(entry, process, time.monotonic(), log)
+
+
+def collect(entry: ZooEntry, runs: Path, exit_status: int, wall_s: float) -> ZooResult:
+    """Diagnose a finished run with `codecgan diagnose --json` and read what the table needs."""
+    log_dir = runs / entry.name
+    result = ZooResult(
+        entry.name, str(entry.base.relative_to(ROOT)), entry.hypothesis, entry.expected, entry.fault_step,
+        entry.max_steps(), exit_status, wall_s, str(log_dir),
+    )  # fmt: skip
+    diagnosis = subprocess.run(
+        [sys.executable, "-m", "codecgan", "diagnose", str(log_dir), "--json"],
+        cwd=ROOT, env=single_thread_env(), capture_output=True, text=True,
+    )  # fmt: skip
+    if diagnosis.returncode == 0:
+        result.findings = json.loads(diagnosis.stdout)
+    history = read_history(log_dir)
+    if exit_status != 0:
+        output = (log_dir / "fit.log").read_text(errors="replace")
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
+        result.error = (errors or lines or ["no output"])[-1]
+        result.stopped_step = first_validation_step(log_dir, history)
+    rounds = history.per_epoch("diag/d_loss_to_chance") if history else []
+    result.d_loss_to_chance = rounds[-1].value if rounds else None
+    return result
+
+
+def read_history(log_dir: Path) -> MetricHistory | None:
+    try:
+        histories = load_histories(str(log_dir))
+    except HistoryError:
+        return None
+    return histories[0][1] if histories else None
+
+
+def first_validation_step(log_dir: Path, history: MetricHistory | None) -> int | None:
+    """For a run that failed before logging any validation metric: the step of its first validation round."""
+    if history is not None and any(tag.startswith("val/") for tag in history.tags()):
+        return None
+    config_path = log_dir / "config.yaml"  # the run's full config, as LightningCLI saved it
+    config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
+    interval = (config.get("trainer") or {}).get("val_check_interval")
+    return int(interval) if isinstance(interval, (int, float)) and interval >= 1 else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="overlays to run (default: all)")
+    parser.add_argument("--slots", type=int, default=2, help="processes at once (default 2)")
+    parser.add_argument("--runs", type=Path, default=RUNS, help="where the run directories go (default runs/zoo)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where zoo.md, zoo.json and zoo/*.png go")
+    parser.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    args = parser.parse_args(argv)
+    by_name = {entry.name: entry for entry in ZOO}
+    unknown = [name for name in args.names if name not in by_name]
+    if unknown:
+        parser.error(f"unknown overlays {unknown}; choose from {sorted(by_name)}")
+    entries = [by_name[name] for name in args.names] if args.names else list(ZOO)
+    print(f"failure zoo: {len(entries)} runs, {args.slots} processes at a time, logs in {args.runs}", flush=True)
+    start = time.monotonic()
+    results = run_all(entries, args.runs, args.slots)
+    total = time.monotonic() - start
+
+    from zoo_report import write_report  # noqa: PLC0415 (imports this module back)
+
+    markdown = write_report(entries, results, total, args.results)
+    if not args.no_plots:
+        from zoo_plots import draw_all  # noqa: PLC0415 (matplotlib only when drawing)
+
+        draw_all(entries, results, args.results / "zoo")
+    print()
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.modules.setdefault("zoo", sys.modules["__main__"])  # zoo_report and zoo_plots import this module as `zoo`
+    raise SystemExit(main())

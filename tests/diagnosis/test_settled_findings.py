@@ -1,0 +1,87 @@
+"""Findings about a condition that held and then cleared are info; a frozen discriminator is at chance whatever its
+output bias. Both found by the failure zoo (bench/zoo.py) on live tiny runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from codecgan.diagnosis import MetricHistory
+from codecgan.diagnosis.rules import RULES
+
+
+def history(**series: list[float]) -> MetricHistory:
+    """One point per epoch (step = 100 per epoch); keyword names use '__' for '/'."""
+    built = MetricHistory()
+    for name, values in series.items():
+        for epoch, value in enumerate(values):
+            built.add(name.replace("__", "/"), value, step=100 * (epoch + 1), epoch=epoch)
+    return built
+
+
+SHARE = "diag__grad_share__loss_adv"
+ENTROPY = "diag__codebook_entropy_fraction__0"
+
+# (code, the condition holding for a while and then clearing, the same condition still holding at the end)
+TRANSIENTS = [
+    ("NEGATIVE_SNR", dict(val__snr_db=[-3.0, -1.0, 0.5, 1.5]), dict(val__snr_db=[-3.0, -1.0, -0.5, -0.2])),
+    (
+        "AMPLITUDE_UNSTABLE",
+        dict(val__amplitude_ratio=[0.2, 0.7, 0.95, 1.02]),  # a warm-up: 14 dB low, then within 1 dB
+        dict(val__amplitude_ratio=[0.2, 0.7, 0.8, 0.8]),
+    ),
+    (
+        "DISCRIMINATOR_AT_CHANCE",
+        dict(train__loss_d=[2.0, 2.0, 1.99, 1.2, 1.1], diag__d_loss_chance=[2.0] * 5),
+        dict(train__loss_d=[2.0, 2.0, 1.99, 1.99, 1.98], diag__d_loss_chance=[2.0] * 5),
+    ),
+    (
+        "FEATURE_MATCHING_VANISHED",
+        dict(train__loss_fm=[0.2, 0.2, 0.2, 2.0, 3.0], train__loss_g=[30.0] * 5),
+        dict(train__loss_fm=[0.2, 0.2, 0.2, 0.2, 0.2], train__loss_g=[30.0] * 5),
+    ),
+    (
+        "GAN_TERM_NEGLIGIBLE",
+        {SHARE: [0.001, 0.005, 0.008, 0.03, 0.04, 0.05], "diag__grad_share__loss_mel": [0.9] * 6},
+        {SHARE: [0.001, 0.005, 0.008, 0.006, 0.004, 0.005], "diag__grad_share__loss_mel": [0.9] * 6},
+    ),
+    ("PESQ_NONE_HIGH", dict(diag__pesq_none_rate=[0.3, 0.3, 0.02, 0.0]), dict(diag__pesq_none_rate=[0.3, 0.3, 0.3])),
+    (
+        "METRIC_D_NOT_LEARNING",
+        dict(diag__metric_d_corr=[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.6, 0.7]),
+        dict(diag__metric_d_corr=[0.1] * 8),
+    ),
+    ("CODEBOOK_COLLAPSE", {ENTROPY: [0.3, 0.3, 0.6, 0.7]}, {ENTROPY: [0.3, 0.3, 0.3, 0.35]}),
+]
+
+
+@pytest.mark.parametrize(("code", "cleared", "holding"), TRANSIENTS, ids=[case[0] for case in TRANSIENTS])
+def test_a_condition_that_cleared_is_info_and_one_that_holds_is_not(code: str, cleared: dict, holding: dict) -> None:
+    past = RULES[code](history(**cleared))
+    now = RULES[code](history(**holding))
+    assert past is not None and past.severity == "info", past
+    assert "so it is reported as info." in past.evidence
+    assert now is not None and now.severity in ("warning", "critical"), now
+    assert (past.first_step, past.first_epoch) == (now.first_step, now.first_epoch)  # where it first held
+
+
+def test_a_condition_that_cleared_and_came_back_is_not_info() -> None:
+    finding = RULES["NEGATIVE_SNR"](history(val__snr_db=[-2.0, -1.0, 1.0, 2.0, -0.5, -0.7]))
+    assert finding is not None and finding.severity == "warning" and finding.first_epoch == 1
+
+
+def test_frozen_discriminator_is_at_chance_although_its_bias_lowers_the_loss() -> None:
+    # Measured on the zoo's frozen_discriminator run: a randomly initialised DAC discriminator that never steps outputs
+    # about 0.023 for real and generated audio alike, which puts its least-squares loss at 96.5% of the all-zero value.
+    margins = [-0.0013, 0.0004, 0.0, 0.0001, 0.0]
+    frozen = dict(train__loss_d=[4.826] * 5, diag__d_loss_chance=[5.0] * 5, diag__d_margin=margins)
+    finding = RULES["DISCRIMINATOR_AT_CHANCE"](history(**frozen))
+    assert finding is not None and finding.severity == "warning" and finding.first_epoch == 2
+    assert "under 0.01" in finding.evidence and "96.5%" in finding.evidence
+
+
+def test_a_discriminator_that_learns_its_bias_first_and_then_separates_is_not_at_chance() -> None:
+    # The healthy zoo control: the loss falls well below chance while the margin is still ~0 for two short epochs.
+    margins = [-0.002, 0.0, 0.045, 0.09, 0.12]
+    learning = dict(train__loss_d=[4.4, 3.4, 2.6, 2.3, 2.2], diag__d_loss_chance=[5.0] * 5, diag__d_margin=margins)
+    finding = RULES["DISCRIMINATOR_AT_CHANCE"](history(**learning))
+    assert finding is None or finding.severity == "info"

@@ -1,0 +1,74 @@
+"""A reduced failure zoo (bench/zoo.py) in the default suite: three faults and the codec control on short budgets,
+run as real `codecgan fit` processes (two at a time, one thread each) and read back with `codecgan diagnose --json`.
+Fails if the diagnosis stops naming a fault, or raises findings above `info` on a healthy run (other than the two
+that describe the tiny codec's first 50 steps). About two minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from codecgan.lightning_cli import build_cli
+from tests.conftest import ROOT
+
+
+def load_zoo():
+    """bench/zoo.py as the module `zoo` (bench/ is a folder of scripts, not a package)."""
+    if "zoo" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("zoo", ROOT / "bench" / "zoo.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["zoo"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["zoo"]
+
+
+def budget(max_steps: int, val_every: int) -> tuple[str, ...]:
+    return ("--trainer.max_steps", str(max_steps), "--trainer.val_check_interval", str(val_every))
+
+
+# The zoo's codec overlays have 16 batches per epoch.
+SMOKE = {
+    # Validation rounds at steps 16 and 32 fall in epochs 0 and 1, so random crops differ between them.
+    "random_eval_crop": budget(32, 16),
+    # DISCRIMINATOR_AT_CHANCE needs three epochs at chance; one validation round at the end.
+    "frozen_discriminator": budget(48, 48),
+    # NaN at step 30 (the overlay's NonFiniteFault); the next logging step (34) counts it.
+    "nonfinite_loss": budget(36, 36),
+    "healthy_codec": budget(48, 24),
+}
+
+
+# What the tiny codec's first 50 steps genuinely look like, not faults: its output is not yet correlated with its input
+# (SI-SDR about -40 dB), so its SNR is just below 0 dB and its level 4-14 dB low. In the full zoo's 500-step control the
+# SNR settles (info) but the level is still 3-5 dB low (AMPLITUDE_UNSTABLE, bench/results/zoo.md). These two are the
+# only findings allowed above info here; every other rule must stay quiet on the control.
+CODEC_WARMUP_CODES = {"NEGATIVE_SNR", "AMPLITUDE_UNSTABLE"}
+
+
+def test_reduced_zoo_names_each_fault_and_nothing_on_the_control(tmp_path: Path) -> None:
+    zoo = load_zoo()
+    by_name = {entry.name: entry for entry in zoo.ZOO}
+    entries = [dataclasses.replace(by_name[name], extra_args=args) for name, args in SMOKE.items()]
+    results = zoo.run_all(entries, tmp_path, slots=2, echo=False)
+    for entry in entries:
+        result = results[entry.name]
+        assert result.exit_status == 0, (entry.name, (tmp_path / entry.name / "fit.log").read_text()[-2000:])
+        detected, latency, _ = result.detection(entry)
+        if entry.expected is None:
+            assert set(result.false_alarms) <= CODEC_WARMUP_CODES, (entry.name, result.findings)
+        else:
+            assert detected, (entry.name, entry.expected, result.findings)
+            assert latency is not None and 0 <= latency <= 48, (entry.name, latency)
+
+
+@pytest.mark.parametrize("overlay", sorted((ROOT / "experiments" / "zoo").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_zoo_overlay_builds_on_its_base_and_is_in_the_zoo(overlay: Path) -> None:
+    zoo = load_zoo()
+    entry = next(entry for entry in zoo.ZOO if entry.overlay == overlay)  # the zoo runs every overlay
+    assert entry.hypothesis and entry.base.exists()
+    cli = build_cli(["--config", str(entry.base), "--config", str(overlay), "--trainer.logger", "false"], run=False)
+    assert cli.trainer.max_steps == entry.max_steps() <= 1000
