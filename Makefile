@@ -23,8 +23,8 @@ test: $(STAMP)  ## Run the fast test suite (about 6 minutes on 2 CPU cores).
 test-slow: $(STAMP)  ## Run only the slow tests.
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -m slow
 
-demo: $(STAMP)  ## Train the tiny codec on synthetic speech for about two minutes on CPU.
-	$(PYTHON) -m codecgan.demo
+demo: $(STAMP)  ## Train the tiny codec on synthetic speech (3-4 minutes on 2 CPU cores).
+	OMP_NUM_THREADS=1 $(PYTHON) -m codecgan.demo
 
 tensorboard: $(STAMP)  ## Open TensorBoard on runs/ (the dashboard is under Custom Scalars).
 	$(VENV)/bin/tensorboard --logdir runs
