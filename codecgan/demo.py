@@ -10,20 +10,15 @@ import shutil
 import sys
 from pathlib import Path
 
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+from codecgan.diagnosis.history import MetricHistory
 from codecgan.lightning_cli import build_cli
 
 RUN_DIR = Path("runs/demo")
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "codec_tiny.yaml"
 
 
-def scalar_series(log_dir: Path, tag: str) -> list[tuple[int, float]]:
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    if tag not in events.Tags()["scalars"]:
-        return []
-    return [(event.step, event.value) for event in events.Scalars(tag)]
+def scalar_series(history: MetricHistory, tag: str) -> list[tuple[int, float]]:
+    return [(point.step, point.value) for point in history.series(tag)]
 
 
 def main() -> int:
@@ -40,9 +35,10 @@ def main() -> int:
     # A validation before the first step, so the first validation shows the untrained model.
     cli.trainer.validate(cli.model, cli.datamodule, verbose=False)
     cli.trainer.fit(cli.model, cli.datamodule)
-    snr = scalar_series(RUN_DIR, "val/snr_db")
-    ratio = scalar_series(RUN_DIR, "val/amplitude_ratio")
-    mel = scalar_series(RUN_DIR, "val/loss_mel")
+    history = MetricHistory.from_tensorboard_run(str(RUN_DIR))
+    snr = scalar_series(history, "val/snr_db")
+    ratio = scalar_series(history, "val/amplitude_ratio")
+    mel = scalar_series(history, "val/loss_mel")
     if not snr:
         print("The demo finished but logged no val/snr_db; see the TensorBoard logs.", file=sys.stderr)
         return 1
