@@ -235,7 +235,7 @@ class GANModule(L.LightningModule):
             loss_d, extra = self.discriminator_loss(batch, forward)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
-            grad_norm, finite = self._clip(opt_d, self.discriminator, self.grad_clip_d)
+            grad_norm, finite = self._clip(self.discriminator, self.grad_clip_d)
             if finite:
                 self._step_uncounted(opt_d)
             else:
@@ -254,7 +254,7 @@ class GANModule(L.LightningModule):
                 outputs["term_grad_norms"] = self._term_gradient_norms(terms, forward)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
-            grad_norm, finite = self._clip(opt_g, self.generator, self.grad_clip_g)
+            grad_norm, finite = self._clip(self.generator, self.grad_clip_g)
             if finite:
                 opt_g.step()
             else:
@@ -276,19 +276,20 @@ class GANModule(L.LightningModule):
             norms[name] = torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=self.device)
         return norms
 
-    def _clip(self, optimizer: Any, network: nn.Module, value: float | None) -> tuple[Tensor, bool]:
-        """Clip with Lightning (so precision plugins see it); return the pre-clip norm and its finiteness.
+    def _clip(self, network: nn.Module, value: float | None) -> tuple[Tensor, bool]:
+        """Return the pre-clip gradient norm and its finiteness; clip to ``value`` when it is finite.
 
-        Reading the finiteness synchronises with the device once per optimizer step; it is the price
-        of never letting a NaN into the weights.
+        The norm is computed once (foreach kernels) and reused for clipping. Reading the finiteness
+        synchronises with the device once per optimizer step; it is the price of never letting a NaN
+        into the weights.
         """
-        grads = [p.grad for p in network.parameters() if p.grad is not None]
-        if not grads:
+        parameters = [p for p in network.parameters() if p.grad is not None]
+        if not parameters:
             return torch.zeros((), device=self.device), True
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+        norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
         finite = bool(torch.isfinite(norm))
         if finite and value is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm="norm")
+            torch.nn.utils.clip_grads_with_norm_(parameters, value, norm)
         return norm.detach(), finite
 
     def _count_nonfinite(self, skipped: bool) -> None:
