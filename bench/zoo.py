@@ -55,7 +55,6 @@ class ZooEntry:
     curve: the tag whose picture shows the fault.
     fault_step: the batch at which the fault begins (0: from the start); latency counts from here.
     processes: `codecgan fit` processes the run takes (DDP ranks), one slot each.
-    stopped_by: a regular expression; a run that fails with a matching error message counts as caught.
     extra_args: command-line overrides appended after the overlay (the smoke test shortens budgets).
     """
 
@@ -64,7 +63,6 @@ class ZooEntry:
     curve: str
     fault_step: int = 0
     processes: int = 1
-    stopped_by: str | None = None
     extra_args: tuple[str, ...] = ()
 
     @property
@@ -106,7 +104,7 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("frozen_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_margin"),
     ZooEntry("grouped_conv_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_loss_to_chance"),
     ZooEntry("gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
-    ZooEntry("istft_length_mismatch", "LENGTH_MISMATCH", "diag/length_mismatch", stopped_by=r"differ in shape"),
+    ZooEntry("istft_length_mismatch", "LENGTH_MISMATCH", "diag/length_mismatch"),
     ZooEntry("rank_desync", "RANK_DIVERGENCE", "diag/rank_param_spread/discriminator", fault_step=20, processes=2),
     ZooEntry("nonfinite_loss", "NONFINITE_LOSS", "diag/nonfinite_loss_steps", fault_step=30),
     ZooEntry("lr_too_high", "NEGATIVE_SNR", "val/snr_db"),
@@ -130,7 +128,6 @@ class ZooResult:
     log_dir: str
     findings: list[dict] = field(default_factory=list)
     error: str | None = None  # the last error line of a failed run
-    stopped_step: int | None = None  # for a run that failed in its first validation: that round's step
     d_loss_to_chance: float | None = None  # median of diag/d_loss_to_chance over the last epoch
 
     @property
@@ -145,18 +142,15 @@ class ZooResult:
     def false_alarms(self) -> list[str]:
         return self.codes_above_info if self.is_control else []
 
-    def detection(self, entry: ZooEntry) -> tuple[bool | None, int | None, str]:
-        """(detected, latency in steps after the fault began, "diagnose" or "run stopped"); None for a control."""
+    def detection(self) -> tuple[bool | None, int | None]:
+        """(detected, latency in steps after the fault began); (None, None) for a control."""
         if self.is_control:
-            return None, None, ""
+            return None, None
         for finding in self.findings:
             if finding["code"] == self.expected and finding["severity"] != "info":
                 step = finding["first_step"]
-                return True, (None if step is None else step - self.fault_step), "diagnose"
-        if entry.stopped_by and self.error and re.search(entry.stopped_by, self.error):
-            latency = None if self.stopped_step is None else self.stopped_step - self.fault_step
-            return True, latency, "run stopped"
-        return False, None, ""
+                return True, (None if step is None else step - self.fault_step)
+        return False, None
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -249,7 +243,6 @@ def collect(entry: ZooEntry, runs: Path, exit_status: int, wall_s: float) -> Zoo
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
         result.error = (errors or lines or ["no output"])[-1]
-        result.stopped_step = first_validation_step(log_dir, history)
     rounds = history.per_epoch("diag/d_loss_to_chance") if history else []
     result.d_loss_to_chance = rounds[-1].value if rounds else None
     return result
@@ -261,16 +254,6 @@ def read_history(log_dir: Path) -> MetricHistory | None:
     except HistoryError:
         return None
     return histories[0][1] if histories else None
-
-
-def first_validation_step(log_dir: Path, history: MetricHistory | None) -> int | None:
-    """For a run that failed before logging any validation metric: the step of its first validation round."""
-    if history is not None and any(tag.startswith("val/") for tag in history.tags()):
-        return None
-    config_path = log_dir / "config.yaml"  # the run's full config, as LightningCLI saved it
-    config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
-    interval = (config.get("trainer") or {}).get("val_check_interval")
-    return int(interval) if isinstance(interval, (int, float)) and interval >= 1 else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,20 +52,18 @@ def draw(entry: ZooEntry, result: ZooResult, control: ZooResult | None, path: Pa
     axes.plot(steps, values, color="C3" if entry.expected else "C0", lw=1.6, marker=".", ms=4, label=entry.name)
     if entry.expected and entry.fault_step:
         axes.axvline(entry.fault_step, color="0.3", ls=":", lw=1, label=f"fault begins (step {entry.fault_step})")
-    detected, latency, how = result.detection(entry)
+    detected, latency = result.detection()
     if detected and latency is not None:
         step = entry.fault_step + latency
-        axes.axvline(step, color="C3", ls="--", lw=1, label=f"{entry.expected} ({how}, step {step})")
+        axes.axvline(step, color="C3", ls="--", lw=1, label=f"{entry.expected} (step {step})")
     for level, text in THRESHOLDS.get(entry.curve, ()):
         axes.axhline(level, color="0.55", lw=0.8, ls="-.", label=text or "_nolegend_")
     if entry.curve.startswith("diag/rank_param_spread/"):
         axes.set_yscale("log")  # replicas agree to ~1e-12; the rule's tolerance is 1e-6
     if result.error and not steps:
-        message = f"no {entry.curve}: the run stopped at step {result.stopped_step}\n{result.error}"
+        message = f"no {entry.curve}: the run stopped\n{result.error}"
         axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=7, wrap=True, transform=axes.transAxes)
-    if how == "run stopped":
-        verdict = f"{entry.expected}: caught, the run stopped"
-    elif entry.expected:
+    if entry.expected:
         verdict = f"{entry.expected}: " + ("detected" if detected else "not detected")
     else:
         verdict = "control: " + (", ".join(result.false_alarms) or "nothing above info")

@@ -33,7 +33,14 @@ from codecgan.losses.enhancement import (
     ri_loss,
     time_loss,
 )
-from codecgan.metrics import PendingPesq, PesqHandle, PesqPool, default_worker_count, stoi_scores
+from codecgan.metrics import (
+    PendingPesq,
+    PesqHandle,
+    PesqPool,
+    cut_to_common_length,
+    default_worker_count,
+    stoi_scores,
+)
 
 CMGAN_LOSS_WEIGHTS = {"ri": 0.1, "magnitude": 0.9, "time": 0.2, "gan": 0.05}
 PESQ_LAGS = (0, 1)
@@ -122,7 +129,9 @@ class MetricGANEnhancer(GANModule):
         return [_ClosePesqPoolOnException()]  # a LightningModule has no on_exception hook
 
     def score_estimates(self, clean: Tensor, estimate: Tensor, length: Tensor) -> PesqHandle:
-        """Start PESQ of ``estimate`` against ``clean`` (``[B, 1, T]``); returns a ``PesqHandle``."""
+        """Start PESQ of ``estimate`` against ``clean`` (``[B, 1, T]``, on the samples both have); returns a
+        ``PesqHandle``."""
+        estimate, clean, length = cut_to_common_length(estimate, clean, length)
         return self.pesq_pool.submit(clean, estimate, length)
 
     # ---------------------------------------------------------------------------- the GAN hooks
@@ -156,12 +165,13 @@ class MetricGANEnhancer(GANModule):
         self, batch: Batch, forward: Forward, adversarial: bool
     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         weights, gain = self.loss_weights, forward["normalization"]
+        estimate, reference, _ = cut_to_common_length(forward["estimate"], forward["reference"], forward["length"])
         ri = ri_loss(forward["real"], forward["imag"], forward["clean_real"], forward["clean_imag"])
         terms = {
             "loss_ri": weights["ri"] * ri,
             "loss_magnitude": weights["magnitude"] * magnitude_loss(forward["magnitude"], forward["clean_magnitude"]),
             # At unit input RMS, like the spectral terms (CMGAN before its May 2023 refactor).
-            "loss_time": weights["time"] * time_loss(forward["estimate"] * gain, forward["reference"] * gain),
+            "loss_time": weights["time"] * time_loss(estimate * gain, reference * gain),
         }
         if adversarial and weights["gan"]:
             prediction = self.discriminator(forward["clean_magnitude"], forward["magnitude"])
@@ -199,10 +209,12 @@ class MetricGANEnhancer(GANModule):
     # ------------------------------------------------------------------------------ validation
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         forward = self.generator_forward(batch)
-        estimate, clean, length = forward["estimate"].float(), batch["clean"], batch["length"]
-        handle = self.score_estimates(clean, estimate, length)  # scores while STOI and D run here
+        estimate = forward["estimate"].float()
+        # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
+        scored, clean, length = cut_to_common_length(estimate, batch["clean"], batch["length"])
+        handle = self.score_estimates(clean, scored, length)  # scores while STOI and D run here
         prediction = self.discriminator(forward["clean_magnitude"], forward["magnitude"]).float()
-        stoi = stoi_scores(clean, estimate, length, self.sample_rate)
+        stoi = stoi_scores(clean, scored, length, self.sample_rate)
         pesq = torch.from_numpy(handle.result().scores).float()
         for name, scores in (("pesq", pesq), ("stoi", stoi)):
             mean, failed = getattr(self, f"val_{name}"), getattr(self, f"val_{name}_failed")
@@ -210,8 +222,8 @@ class MetricGANEnhancer(GANModule):
             failed.update(torch.isnan(scores).sum())
             self.log_dict({f"val/{name}": mean, f"val/{name}_failed_clips": failed})
         return {
-            "estimate": estimate.detach(), "reference": clean, "input": batch["noisy"], "length": length,
-            "index": batch["index"], "metric_d_prediction": prediction.detach(), "pesq": pesq.to(self.device),
+            "estimate": estimate.detach(), "reference": batch["clean"], "input": batch["noisy"],
+            "length": batch["length"], "index": batch["index"], "metric_d_prediction": prediction.detach(), "pesq": pesq.to(self.device),
         }
 
     # ------------------------------------------------------------------------ checkpoint state

@@ -14,7 +14,7 @@ from codecgan.config_error import ConfigError
 from codecgan.lightning_cli import build_cli
 from codecgan.data import EnhancementDataModule, SyntheticNoisySpeech
 from codecgan.losses.enhancement import pesq_to_target
-from codecgan.metrics import PesqPool
+from codecgan.metrics import PesqPool, cut_to_common_length
 from codecgan.models import CMGANGenerator, MetricDiscriminator
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 from tests.test_pesq_pool import pesq_worker_children
@@ -176,6 +176,30 @@ def test_enhance_tiny_fit_logs_val_pesq_every_round_and_leaves_no_worker(tmp_pat
     assert [event.value for event in events.Scalars("val/pesq_failed_clips")] == [1.0, 1.0]
     assert len(events.Scalars("val/stoi")) == 2
     assert cli.model._pesq_pool.closed and pesq_worker_children() == []
+
+
+def test_a_short_istft_output_is_scored_on_the_common_length_and_counted_as_a_mismatch(tmp_path):
+    # The istft_length_mismatch fault: 16048-sample validation clips come back 48 samples short. Validation must
+    # score them (PESQ and STOI on the first 16000 samples) and SignalStats must count every clip, not crash.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = tiny_fit_args(tmp_path, max_steps=2, val_every=2)
+    overlay = {"model": {"init_args": {"generator": {"init_args": {"match_length": False}}}},
+               "data": {"init_args": {"val_crop_seconds": 1.003}},
+               "trainer": {"callbacks+": [{"class_path": "callbacks.SignalStats"}]}}
+    with pytest.warns(UserWarning, match="LENGTH_MISMATCH: diag/length_mismatch counted 4 validation clips"):
+        build_cli(["fit", *args, "--config", str(write_overlay(tmp_path, "mismatch.yaml", overlay))])
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    assert [event.value for event in events.Scalars("diag/length_mismatch")] == [4.0]
+    assert 1.0 < events.Scalars("val/pesq")[0].value < 4.7 and events.Scalars("val/pesq_failed_clips")[0].value == 1
+    assert 0.0 < events.Scalars("val/stoi")[0].value <= 1.0
+
+
+def test_cut_to_common_length_cuts_both_signals_and_clamps_the_true_lengths():
+    estimate, reference, length = torch.ones(2, 1, 10), torch.zeros(2, 1, 12), torch.tensor([12, 7])
+    cut_estimate, cut_reference, cut_length = cut_to_common_length(estimate, reference, length)
+    assert cut_estimate.shape == cut_reference.shape == (2, 1, 10) and cut_length.tolist() == [10, 7]
+    assert cut_to_common_length(reference, reference, length)[0] is reference  # equal lengths: untouched
 
 
 class FailAtBatch(L.Callback):

@@ -1,5 +1,6 @@
 """Speech-quality metrics computed outside the graph: PESQ in worker processes, STOI per clip."""
 
+from codecgan.metrics.common_length import cut_to_common_length
 from codecgan.metrics.pending_pesq import PendingPesq
 from codecgan.metrics.pesq_pool import PesqHandle, PesqPool, PesqResult, default_worker_count
 from codecgan.metrics.pesq_worker import FAILURE_KINDS, score_clip
@@ -11,6 +12,7 @@ __all__ = [
     "PesqHandle",
     "PesqPool",
     "PesqResult",
+    "cut_to_common_length",
     "default_worker_count",
     "score_clip",
     "stoi_scores",
