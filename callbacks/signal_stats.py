@@ -19,6 +19,7 @@ SUMS = (
     "si_sdr",
     "amplitude_ratio",
     "peak_ratio",
+    "dc_offset",
     "clipped",
     "samples",
     "mismatched",
@@ -34,6 +35,7 @@ MEAN_TAGS = {
     tags.VAL_SI_SDR: "si_sdr",
     tags.VAL_AMPLITUDE_RATIO: "amplitude_ratio",
     tags.VAL_PEAK_RATIO: "peak_ratio",
+    tags.VAL_DC_OFFSET: "dc_offset",
 }
 
 
@@ -59,6 +61,7 @@ def clip_statistics(
     si_sdr = 10 * torch.log10((target**2).sum(-1).clamp(min=EPS) / ((est - target) ** 2).sum(-1).clamp(min=EPS))
     amplitude = (est_energy / ref_energy.clamp(min=EPS)).sqrt()
     peak = est.abs().amax(-1) / ref.abs().amax(-1).clamp(min=EPS)
+    dc_offset = (est.sum(-1) / samples).abs() / (ref_energy / samples).sqrt().clamp(min=EPS)
     mismatched = torch.ones(batch, dtype=torch.bool, device=est.device) if t_est != t_ref else length > t_est
 
     def scored_sum(values: torch.Tensor) -> torch.Tensor:
@@ -71,6 +74,7 @@ def clip_statistics(
         "si_sdr": scored_sum(si_sdr),
         "amplitude_ratio": torch.where(scored, amplitude, 0.0).sum(),
         "peak_ratio": torch.where(scored, peak, 0.0).sum(),
+        "dc_offset": torch.where(scored, dc_offset, 0.0).sum(),
         "clipped": ((est.abs() >= clip_level) & valid).sum(),
         "samples": valid.sum(),
         "mismatched": mismatched.sum(),
@@ -80,14 +84,17 @@ def clip_statistics(
 
 class SignalStats(DiagnosticCallback):
     """Measures, on validation, per clip over its true length: SNR (dB), SI-SDR (dB), amplitude ratio (RMS of estimate
-    / RMS of reference), peak ratio, the fraction of clipped samples, and the number of clips whose estimate length
-    differs from the reference (or falls short of the true length).
+    / RMS of reference), peak ratio, DC offset (|mean of estimate| / RMS of reference), the fraction of clipped
+    samples, and the number of clips whose estimate length differs from the reference (or falls short of the true
+    length).
 
-    Logs `val/snr_db`, `val/si_sdr`, `val/amplitude_ratio`, `val/peak_ratio`, `val/clipped_fraction` (means over
-    scored clips), `diag/length_mismatch` and `diag/silent_reference_clips` (counts) once per validation round. Why: a
-    GAN can lower its losses while the waveform drifts in level or sign; these catch NEGATIVE_SNR, AMPLITUDE_UNSTABLE
-    and LENGTH_MISMATCH. Silent references (below -80 dBFS) are counted, not scored. Under DDP the per-clip sums and
-    counts are summed over ranks before dividing.
+    Logs `val/snr_db`, `val/si_sdr`, `val/amplitude_ratio`, `val/peak_ratio`, `val/dc_offset`,
+    `val/clipped_fraction` (means over scored clips), `diag/length_mismatch` and `diag/silent_reference_clips`
+    (counts) once per validation round. Why: a GAN can lower its losses while the waveform drifts in level or sign;
+    these catch NEGATIVE_SNR, AMPLITUDE_UNSTABLE and LENGTH_MISMATCH. The DC offset names one cause of the first two:
+    DAC's discriminators subtract each clip's mean and its mel filters give 0 Hz no weight, so nothing in its losses
+    trains DC, and a codec can drift into it (a tanh output stuck near ±1). Silent references (below -80 dBFS) are
+    counted, not scored. Under DDP the per-clip sums and counts are summed over ranks before dividing.
     """
 
     def __init__(self, clip_level: float = 0.999) -> None:

@@ -31,6 +31,8 @@ class CodecGAN(GANModule):
         adversarial_loss: ``least_squares`` (DAC's) or ``hinge``.
         loss_weights: weights of ``mel``, ``adversarial``, ``feature_matching``, ``commitment``,
             ``codebook`` and ``waveform`` (L1); missing keys take DAC's values (waveform 0).
+        mel_window_lengths, mel_bins: the mel loss's scales (DAC: 7 scales, 32- to 2048-sample windows).
+        mel_magnitude_weight: its linear-magnitude term (``MultiScaleMelLoss``'s ``magnitude_weight``; DAC: 0).
         grad_clip_g, grad_clip_d: DAC's clipping (generator 1000, discriminator 10).
         gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, ...): see
             ``GANModule``.
@@ -45,6 +47,7 @@ class CodecGAN(GANModule):
         loss_weights: dict[str, float] | None = None,
         mel_window_lengths: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
         mel_bins: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320),
+        mel_magnitude_weight: float = 0.0,
         grad_clip_g: float | None = 1000.0,
         grad_clip_d: float | None = 10.0,
         **gan_options: Any,
@@ -58,7 +61,9 @@ class CodecGAN(GANModule):
         self.adversarial_loss = adversarial_loss
         discriminator_loss([[torch.zeros(1)]], [[torch.zeros(1)]], adversarial_loss)  # validates the kind early
         self.sample_rate = sample_rate
-        self.mel_loss = MultiScaleMelLoss(sample_rate, mel_window_lengths, mel_bins)
+        self.mel_loss = MultiScaleMelLoss(
+            sample_rate, mel_window_lengths, mel_bins, magnitude_weight=mel_magnitude_weight
+        )
         self.val_mel = MeanMetric()  # sum and count states: exact under DDP with uneven val shards
 
     def generator_forward(self, batch: Batch) -> Forward:

@@ -223,7 +223,8 @@ class MetricGANEnhancer(GANModule):
             self.log_dict({f"val/{name}": mean, f"val/{name}_failed_clips": failed})
         return {
             "estimate": estimate.detach(), "reference": batch["clean"], "input": batch["noisy"],
-            "length": batch["length"], "index": batch["index"], "metric_d_prediction": prediction.detach(), "pesq": pesq.to(self.device),
+            "length": batch["length"], "index": batch["index"], "metric_d_prediction": prediction.detach(),
+            "pesq": pesq.to(self.device),
         }
 
     # ------------------------------------------------------------------------ checkpoint state

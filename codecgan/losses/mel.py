@@ -12,6 +12,7 @@ from torchaudio.transforms import MelSpectrogram
 
 class MultiScaleMelLoss(nn.Module):
     """Σ_scales L1(log10(clamp(mel(estimate), eps)^power), log10(clamp(mel(reference), eps)^power))
+                + magnitude_weight * L1(mel(estimate), mel(reference))
 
     Summed over scales, not averaged, as in DAC (so its weight, 15 in DAC, applies per scale).
     Each scale is a magnitude (not power) mel spectrogram with a periodic Hann window, hop
@@ -25,6 +26,10 @@ class MultiScaleMelLoss(nn.Module):
         n_mels: mel bands per scale.
         clamp_eps: floor on the mel magnitude before the log (-100 dB re 1).
         power: exponent applied to the clamped mel magnitude before the log (DAC's `pow`).
+        magnitude_weight: weight of the L1 distance of the linear mel magnitudes (DAC's `mag_weight`, 0 there).
+            The log term weighs every mel band alike and, while the model cannot yet place the harmonics, is
+            lowest for an output quieter than the reference; the linear term is dominated by the loudest bands
+            and pulls the level up to the reference's.
 
     Shapes: `estimate, reference: [B, 1, T]` -> scalar.
     """
@@ -36,6 +41,7 @@ class MultiScaleMelLoss(nn.Module):
         n_mels: Sequence[int] = (5, 10, 20, 40, 80, 160, 320),
         clamp_eps: float = 1e-5,
         power: float = 1.0,
+        magnitude_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if len(window_lengths) != len(n_mels):
@@ -43,8 +49,11 @@ class MultiScaleMelLoss(nn.Module):
                 f"window_lengths ({len(window_lengths)} scales) and n_mels ({len(n_mels)} scales) "
                 "must have the same length."
             )
+        if magnitude_weight < 0:
+            raise ValueError(f"magnitude_weight must be >= 0, got {magnitude_weight}.")
         self.clamp_eps = clamp_eps
         self.power = power
+        self.magnitude_weight = magnitude_weight
         self.spectrograms = nn.ModuleList(
             MelSpectrogram(
                 sample_rate=sample_rate,
@@ -74,6 +83,9 @@ class MultiScaleMelLoss(nn.Module):
             both = torch.cat([estimate, reference]).float().squeeze(1)
             total = torch.zeros((), device=estimate.device)
             for spectrogram in self.spectrograms:
-                log_mel = spectrogram(both).clamp(min=self.clamp_eps).pow(self.power).log10()
+                mel = spectrogram(both)
+                log_mel = mel.clamp(min=self.clamp_eps).pow(self.power).log10()
                 total = total + F.l1_loss(log_mel[:batch], log_mel[batch:])
+                if self.magnitude_weight:
+                    total = total + self.magnitude_weight * F.l1_loss(mel[:batch], mel[batch:])
         return total

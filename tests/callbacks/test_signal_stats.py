@@ -42,6 +42,18 @@ def test_half_amplitude_estimate_is_minus_6_db_with_6_db_snr() -> None:
     assert module.last("diag/length_mismatch") == 0
 
 
+def test_a_dc_offset_is_measured_against_the_reference_rms_and_named_in_the_level_finding() -> None:
+    # A sine of peak 0.5 has RMS 0.5 / sqrt(2); an offset of 0.5 is sqrt(2) of it. The level moves +4.8 dB.
+    reference = sine()
+    rounds = [outputs(reference + 0.5, reference)] * 2
+    callback, trainer, module = SignalStats(), FakeTrainer(), FakeModule()
+    with pytest.warns(UserWarning, match=r"AMPLITUDE_UNSTABLE.*val/dc_offset\) was 1.41 times the reference's RMS"):
+        for batch in rounds:
+            validation_round(callback, trainer, module, [batch])
+    assert module.last("val/dc_offset") == pytest.approx(math.sqrt(2), rel=1e-3)
+    assert run_round(outputs(reference, reference)).last("val/dc_offset") == pytest.approx(0.0, abs=1e-6)
+
+
 def test_statistics_use_only_the_true_length() -> None:
     reference = sine()
     estimate = reference.clone()

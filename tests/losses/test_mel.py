@@ -62,3 +62,17 @@ def test_silence_is_floored_at_clamp_eps(mel_loss):
 def test_mismatched_scales_are_rejected():
     with pytest.raises(ValueError, match="same length"):
         MultiScaleMelLoss(16_000, window_lengths=(64, 128), n_mels=(10,))
+
+
+def test_magnitude_weight_adds_the_linear_mel_distance_which_grows_with_a_level_deficit() -> None:
+    reference = torch.randn(2, 1, 4000) * 0.1
+    log_only = MultiScaleMelLoss(16_000, window_lengths=(64, 256), n_mels=(10, 40))
+    with_linear = MultiScaleMelLoss(16_000, window_lengths=(64, 256), n_mels=(10, 40), magnitude_weight=2.0)
+    linear = [with_linear(g * reference, reference) - log_only(g * reference, reference) for g in (0.9, 0.7, 0.5)]
+    assert 0 < linear[0] < linear[1] < linear[2]
+    expected = sum(
+        (spectrogram(0.5 * reference) - spectrogram(reference)).abs().mean() for spectrogram in log_only.spectrograms
+    )
+    assert linear[2].item() == pytest.approx(2.0 * expected.item(), rel=1e-4)
+    with pytest.raises(ValueError, match="magnitude_weight must be >= 0"):
+        MultiScaleMelLoss(16_000, magnitude_weight=-1.0)

@@ -28,6 +28,9 @@ NEGATIVE_SNR_PATIENCE = 2
 # About the just-noticeable loudness difference; a codec or enhancer should keep the level within it.
 AMPLITUDE_TOLERANCE_DB = 1.0
 AMPLITUDE_PATIENCE = 2
+# A DC offset above half the reference's RMS carries a quarter of the reference's power: enough to explain a level or
+# SNR finding by itself (a tanh output stuck near +1 on speech at -20 dBFS gives about 10).
+DC_OFFSET_NOTABLE = 0.5
 
 
 def _first_present(history: MetricHistory, candidates: tuple[str, ...]) -> str | None:
@@ -36,6 +39,20 @@ def _first_present(history: MetricHistory, candidates: tuple[str, ...]) -> str |
 
 def _finite_points(history: MetricHistory, tag: str) -> list[Point]:
     return [p for p in history.series(tag) if math.isfinite(p.value)]
+
+
+def _dc_offset_evidence(history: MetricHistory) -> str:
+    """A sentence naming a large DC offset in the latest round (empty if there is none): a cause of wrong level and
+    SNR that no DAC loss sees."""
+    points = _finite_points(history, tags.VAL_DC_OFFSET)
+    if not points or points[-1].value < DC_OFFSET_NOTABLE:
+        return ""
+    last = points[-1]
+    return (
+        f" The estimate's DC offset ({tags.VAL_DC_OFFSET}) was {last.value:.2f} times the reference's RMS at "
+        f"{where(last)}: DC that DAC-style losses cannot see (the discriminators subtract each clip's mean, the mel "
+        f"filters give 0 Hz no weight); a waveform L1 term (loss_weights.waveform) trains it away."
+    )
 
 
 def loss_metric_divergence(
@@ -119,6 +136,7 @@ def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) 
     si_sdr = finite([p.value for p in history.series(tags.VAL_SI_SDR)])
     if si_sdr:
         evidence = evidence[:-1] + f", while {tags.VAL_SI_SDR} was {si_sdr[-1]:.2f} dB."
+    evidence += _dc_offset_evidence(history)
     suggestion = (
         f"Compare {tags.VAL_SI_SDR} with {tags.VAL_SNR}: if SI-SDR is much higher the output is mis-scaled or delayed "
         f"(see {tags.VAL_AMPLITUDE_RATIO} and the generator's output alignment); otherwise rerun with the "
@@ -144,7 +162,7 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
         f"{tags.VAL_AMPLITUDE_RATIO} (RMS of estimate / RMS of reference) was {listed}, outside ±"
         f"{AMPLITUDE_TOLERANCE_DB:g} dB in {patience} consecutive rounds; over the run it spanned "
         f"{max(levels) - min(levels):.2f} dB ({min(levels):+.2f} to {max(levels):+.2f} dB)."
-    )
+    ) + _dc_offset_evidence(history)
     suggestion = (
         f"Watch {tags.VAL_PEAK_RATIO} and {tags.VAL_CLIPPED_FRACTION} next to it, then rerun with a waveform L1 term "
         f"(weight about 1) or with the discriminators' peak normalisation changed, and check that the ratio settles "
