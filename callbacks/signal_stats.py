@@ -94,7 +94,9 @@ class SignalStats(DiagnosticCallback):
     these catch NEGATIVE_SNR, AMPLITUDE_UNSTABLE and LENGTH_MISMATCH. The DC offset names one cause of the first two:
     DAC's discriminators subtract each clip's mean and its mel filters give 0 Hz no weight, so nothing in its losses
     trains DC, and a codec can drift into it (a tanh output stuck near ±1). Silent references (below -80 dBFS) are
-    counted, not scored. Under DDP the per-clip sums and counts are summed over ranks before dividing.
+    counted, not scored. Under DDP the per-clip sums and counts are summed over ranks before dividing. The level
+    rule also reads the module's `val/loss_mel` where one is logged: a codec quieter than its reference while that
+    loss still falls is warming up (info), not failing.
     """
 
     def __init__(self, clip_level: float = 0.999) -> None:
@@ -102,6 +104,7 @@ class SignalStats(DiagnosticCallback):
         require(0 < clip_level <= 1, f"SignalStats clip_level must be in (0, 1], got {clip_level!r}.")
         self.clip_level = clip_level
         self._sums = RunningSums(SUMS)
+        self._rules_due = False
 
     def on_validation_batch_end(
         self,
@@ -135,10 +138,22 @@ class SignalStats(DiagnosticCallback):
                 values[tag] = sums[name] / sums["scored"]
         values[tags.VAL_CLIPPED_FRACTION] = sums["clipped"] / max(sums["samples"], 1.0)
         self._record(trainer, pl_module, values, on_epoch=True)
+        self.alarms.log_active(pl_module, on_epoch=True)
+        self._rules_due = True
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Run the rules once the module's own epoch metrics are computed: the level rule reads the codec's
+        validation mel loss (`val/loss_mel`, synchronised across ranks by its metric), which Lightning computes
+        after the epoch-end hooks."""
+        if not self._rules_due:
+            return
+        self._rules_due = False
+        mel = trainer.callback_metrics.get(tags.VAL_LOSS_MEL)
+        if mel is not None:
+            self._record(trainer, pl_module, {tags.VAL_LOSS_MEL: float(mel)}, log=False)
         self._raise(
             trainer, [negative_snr(self.history), amplitude_unstable(self.history), length_mismatch(self.history)]
         )
-        self.alarms.log_active(pl_module, on_epoch=True)
 
     def _rank_local_sums(self) -> list[RunningSums]:
         return [self._sums]

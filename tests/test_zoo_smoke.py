@@ -43,9 +43,10 @@ SMOKE = {
 
 
 # What the tiny codec's first 50 steps genuinely look like, not faults: its output is not yet correlated with its input
-# (SI-SDR about -40 dB), so its SNR is just below 0 dB and its level 4-14 dB low. In the full zoo's 500-step control the
-# SNR settles (info) but the level is still 3 dB low, mostly above 1 kHz (AMPLITUDE_UNSTABLE, bench/results/zoo.md).
-# These two are the only findings allowed above info here; every other rule must stay quiet on the control.
+# (SI-SDR about -40 dB), so its SNR is just below 0 dB and its level 4-14 dB low, sometimes with a DC offset. Two
+# validation rounds are too few to show the mel loss falling (AMPLITUDE_UNSTABLE's warm-up test needs four). In the full
+# zoo's 500-step control both settle to info (bench/results/zoo.md). These two are the only findings allowed above info
+# here; every other rule must stay quiet on the control.
 CODEC_WARMUP_CODES = {"NEGATIVE_SNR", "AMPLITUDE_UNSTABLE"}
 
 

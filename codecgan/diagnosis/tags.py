@@ -6,6 +6,7 @@ TRAIN_LOSS_G = "train/loss_g"
 TRAIN_LOSS_D = "train/loss_d"
 TRAIN_LOSS_FM = "train/loss_fm"
 VAL_PESQ = "val/pesq"
+VAL_LOSS_MEL = "val/loss_mel"  # the codec family's multi-scale log-mel loss on validation
 
 # SignalStats (validation).
 VAL_SNR = "val/snr_db"

@@ -97,6 +97,8 @@ def validation_round(callback: Any, trainer: FakeTrainer, module: FakeModule, ou
     for batch_idx, output in enumerate(outputs):
         callback.on_validation_batch_end(trainer, module, output, None, batch_idx)
     callback.on_validation_epoch_end(trainer, module)
+    if hasattr(callback, "on_validation_end"):  # after Lightning has computed the module's epoch metrics
+        callback.on_validation_end(trainer, module)
 
 
 def same(a: Any, b: Any) -> bool:

@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 
-from callbacks import EvalDeterminism, PesqHealth
+from callbacks import EvalDeterminism, PesqHealth, SignalStats
 from codecgan.lightning_cli import build_cli
 from codecgan.diagnosis.cli import diagnose_main
 from codecgan.diagnosis.history import load_histories
@@ -49,6 +49,20 @@ def test_random_validation_crops_raise_eval_nondeterministic(tmp_path: Path, cap
     assert diagnose_main([str(tmp_path / "run"), "--json"]) == 0
     findings = json.loads(capsys.readouterr().out)
     assert "EVAL_NONDETERMINISTIC" in {f["code"] for f in findings}
+
+
+def test_signal_stats_reads_each_rounds_val_loss_mel_so_live_and_offline_rules_agree(tmp_path: Path) -> None:
+    # The level rule's warm-up test reads the codec's val/loss_mel, which Lightning computes after the epoch-end hooks:
+    # SignalStats must see this round's value (the one TensorBoard gets), not the previous round's.
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=8, val_every=2, checkpoint_every=100)
+    overlay["trainer"]["callbacks"].append({"class_path": "callbacks.SignalStats"})
+    trainer = fit("codec_tiny.yaml", overlay, tmp_path)
+    live = [(p.step, p.value) for p in find(trainer, SignalStats).history.series("val/loss_mel")]
+    [(_, offline)] = load_histories(str(tmp_path / "run"))
+    logged = [(p.step, p.value) for p in offline.series("val/loss_mel")]
+    assert len(live) == 4 and [step for step, _ in live] == [step for step, _ in logged]
+    assert [value for _, value in live] == pytest.approx([value for _, value in logged], rel=1e-6)
+    assert len({value for _, value in live}) == 4  # a new value each round
 
 
 class SilentClipRecorder(L.Callback):

@@ -120,3 +120,33 @@ def test_divergence_in_min_mode_watches_a_rising_metric() -> None:
     finding = RULES["LOSS_METRIC_DIVERGENCE"](built, metric="val/loss_mel", mode="min", min_drop=0.1)
     assert finding is not None and finding.first_epoch == 4
     assert "rose 0.30 from its best 0.70" in finding.evidence
+
+
+QUIET = [0.4, 0.5, 0.55, 0.6, 0.65, 0.7]  # -8 to -3 dB: a log-mel-trained codec warming up
+MEL_FALLING = [4.0, 3.4, 3.0, 2.6, 2.3, 2.1]  # 30% lower than three rounds before
+MEL_LEVELLED = [4.0, 3.0, 2.2, 2.17, 2.14, 2.12]  # 3.6% lower than three rounds before
+
+
+def test_a_quiet_codec_whose_mel_loss_still_falls_is_warming_up() -> None:
+    finding = RULES["AMPLITUDE_UNSTABLE"](history(val__amplitude_ratio=QUIET, val__loss_mel=MEL_FALLING))
+    assert finding is not None and finding.severity == "info"
+    assert finding.first_epoch == 1
+    assert "val/loss_mel is still falling (3.00 at epoch 2 (step 300), 2.10 at epoch 5 (step 600), 30% lower)" in (
+        finding.evidence
+    )
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        dict(val__amplitude_ratio=QUIET, val__loss_mel=MEL_LEVELLED),  # the loss has levelled off: a real deficit
+        dict(val__amplitude_ratio=QUIET),  # no mel loss logged (the enhancers): nothing says it is a warm-up
+        dict(val__amplitude_ratio=[0.8, 0.9, 1.0, 1.1, 1.2, 1.3], val__loss_mel=MEL_FALLING),  # too loud: no excuse
+        dict(val__amplitude_ratio=[0.7, 0.9, 0.6, 0.8, 1.3, 0.8], val__loss_mel=MEL_FALLING),  # crossed the reference
+        dict(val__amplitude_ratio=QUIET, val__loss_mel=MEL_FALLING, val__dc_offset=[0.1] * 5 + [0.6]),  # DC
+    ],
+    ids=["mel-levelled", "no-mel", "loud", "crossing", "dc-offset"],
+)
+def test_a_level_outside_tolerance_stays_a_warning_unless_it_is_a_quiet_warm_up(series: dict) -> None:
+    finding = RULES["AMPLITUDE_UNSTABLE"](history(**series))
+    assert finding is not None and finding.severity == "warning", finding

@@ -76,3 +76,31 @@ def test_magnitude_weight_adds_the_linear_mel_distance_which_grows_with_a_level_
     assert linear[2].item() == pytest.approx(2.0 * expected.item(), rel=1e-4)
     with pytest.raises(ValueError, match="magnitude_weight must be >= 0"):
         MultiScaleMelLoss(16_000, magnitude_weight=-1.0)
+
+
+def test_a_smeared_estimate_scores_best_below_the_reference_level() -> None:
+    """Why a log-mel-trained codec is quiet while it warms up (and AMPLITUDE_UNSTABLE waits for the loss to level off).
+
+    The estimate has the reference's short-time energy, its spectral envelope smoothed over 9 bins (no harmonics) and
+    random phase: what a generator produces before it can place the harmonics. Scaling it down lowers the loss.
+    """
+    from codecgan.data.synthetic_speech import synthesize_speech
+
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.stack([synthesize_speech(16_000, 16_000, seed) for seed in range(4)])
+    window = torch.hann_window(512)
+    magnitude = torch.stft(reference, 512, 128, window=window, return_complex=True).abs()  # [B, F, N]
+    bins = magnitude.transpose(1, 2).reshape(-1, 1, magnitude.shape[1])
+    envelope = torch.nn.functional.avg_pool1d(bins, 9, 1, 4, count_include_pad=False).reshape(
+        magnitude.shape[0], magnitude.shape[2], -1
+    ).transpose(1, 2)
+    phase = 2 * math.pi * torch.rand(envelope.shape, generator=generator)
+    smeared = torch.istft(torch.polar(envelope, phase), 512, 128, window=window, length=reference.shape[-1])
+    rms = lambda audio: audio.pow(2).mean(-1, keepdim=True).sqrt()  # noqa: E731
+    smeared = (smeared * rms(reference) / rms(smeared))[:, None]
+    loss = MultiScaleMelLoss(16_000, (64, 128, 256, 512), (10, 20, 40, 80))  # the tiny codec's scales
+    gains = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]
+    losses = [loss(gain * smeared, reference[:, None]).item() for gain in gains]
+    best = gains[losses.index(min(losses))]
+    assert best <= 0.9  # at least 1 dB below the reference's level
+    assert losses[gains.index(1.0)] > 1.02 * min(losses)

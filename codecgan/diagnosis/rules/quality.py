@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from codecgan.diagnosis import tags
@@ -31,6 +32,12 @@ AMPLITUDE_PATIENCE = 2
 # A DC offset above half the reference's RMS carries a quarter of the reference's power: enough to explain a level or
 # SNR finding by itself (a tanh output stuck near +1 on speech at -20 dBFS gives about 10).
 DC_OFFSET_NOTABLE = 0.5
+# A generator trained on a log-mel loss is quiet until it can place the harmonics: for an estimate with the
+# reference's energy but smeared harmonics the log-mel L1 is lowest about 2 dB below the reference's level
+# (tests/losses/test_mel.py), and DAC's discriminators normalise the level away, so nothing else pulls it up. While
+# the validation mel loss still falls by this share over this many rounds, a level below the reference is a warm-up.
+MEL_WARMUP_FALL = 0.05
+MEL_WARMUP_ROUNDS = 3
 
 
 def _first_present(history: MetricHistory, candidates: tuple[str, ...]) -> str | None:
@@ -169,8 +176,33 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
         f"within ±{AMPLITUDE_TOLERANCE_DB:g} dB."
     )
     first = rounds[index]
-    finding = Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, evidence, suggestion)
-    return settle(finding, rounds, flags, patience)
+    finding = settle(
+        Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, evidence, suggestion), rounds, flags, patience
+    )
+    quiet_now = all(level < -AMPLITUDE_TOLERANCE_DB for level in levels[-patience:])
+    warm_up = _mel_warm_up(history) if quiet_now and finding.severity == "warning" else ""
+    if warm_up and not _dc_offset_evidence(history):
+        return dataclasses.replace(finding, severity="info", evidence=finding.evidence + warm_up)
+    return finding
+
+
+def _mel_warm_up(history: MetricHistory) -> str:
+    """A sentence saying the validation mel loss is still falling fast (empty if it is not, or is not logged): while
+    it falls, a log-mel-trained generator's output below the reference's level is its warm-up, not a fault."""
+    points = _finite_points(history, tags.VAL_LOSS_MEL)
+    if len(points) <= MEL_WARMUP_ROUNDS:
+        return ""
+    before, last = points[-1 - MEL_WARMUP_ROUNDS], points[-1]
+    if before.value <= 0 or (before.value - last.value) / before.value < MEL_WARMUP_FALL:
+        return ""
+    return (
+        f" It is reported as info because {tags.VAL_LOSS_MEL} is still falling ({before.value:.2f} at {where(before)}, "
+        f"{last.value:.2f} at {where(last)}, {percent((before.value - last.value) / before.value)} lower): a generator "
+        f"trained on a log-mel loss is quiet until it can place the harmonics (the log-mel L1 of a smeared estimate is "
+        f"lowest below the reference's level, and DAC's discriminators normalise the level away). It becomes a "
+        f"warning if the loss falls by less than {percent(MEL_WARMUP_FALL)} over {MEL_WARMUP_ROUNDS} rounds while the "
+        f"output is still quiet."
+    )
 
 
 def length_mismatch(history: MetricHistory) -> Finding | None:
