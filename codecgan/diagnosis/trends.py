@@ -86,5 +86,9 @@ def settle(finding: Finding, points: Sequence[Point], flags: Sequence[bool], pat
     last = last_sustained(flags, patience)
     run = f" for {patience} rounds in a row" if patience > 1 else ""
     held = f"last held{run} at {where(points[last])} and not since" if last is not None else "has cleared since"
-    note = f" It {held}, so it is reported as info."
+    return as_info(finding, f" It {held}, so it is reported as info.")
+
+
+def as_info(finding: Finding, note: str) -> Finding:
+    """`finding` downgraded to info, with `note` (a sentence saying why) appended to its evidence."""
     return dataclasses.replace(finding, severity="info", evidence=finding.evidence + note)

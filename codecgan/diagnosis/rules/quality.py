@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import decibels, finite, first_sustained, percent, settle, theil_sen_slope, where
+from codecgan.diagnosis.trends import (
+    as_info,
+    decibels,
+    finite,
+    first_sustained,
+    percent,
+    settle,
+    theil_sen_slope,
+    where,
+)
 
 METRIC_CANDIDATES = (tags.VAL_PESQ, tags.VAL_SI_SDR, tags.VAL_SNR)
 LOSS_CANDIDATES = (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS)
@@ -164,12 +172,13 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
     if index is None:
         return None
     episode = list(range(index - patience + 1, index + 1))
+    dc_offset = _dc_offset_evidence(history)
     listed = " and ".join(f"{rounds[j].value:.3f} ({levels[j]:+.2f} dB) at {where(rounds[j])}" for j in episode)
     evidence = (
         f"{tags.VAL_AMPLITUDE_RATIO} (RMS of estimate / RMS of reference) was {listed}, outside ±"
         f"{AMPLITUDE_TOLERANCE_DB:g} dB in {patience} consecutive rounds; over the run it spanned "
         f"{max(levels) - min(levels):.2f} dB ({min(levels):+.2f} to {max(levels):+.2f} dB)."
-    ) + _dc_offset_evidence(history)
+    ) + dc_offset
     suggestion = (
         f"Watch {tags.VAL_PEAK_RATIO} and {tags.VAL_CLIPPED_FRACTION} next to it, then rerun with a waveform L1 term "
         f"(weight about 1) or with the discriminators' peak normalisation changed, and check that the ratio settles "
@@ -181,8 +190,8 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
     )
     quiet_now = all(level < -AMPLITUDE_TOLERANCE_DB for level in levels[-patience:])
     warm_up = _mel_warm_up(history) if quiet_now and finding.severity == "warning" else ""
-    if warm_up and not _dc_offset_evidence(history):
-        return dataclasses.replace(finding, severity="info", evidence=finding.evidence + warm_up)
+    if warm_up and not dc_offset:
+        return as_info(finding, warm_up)
     return finding
 
 
