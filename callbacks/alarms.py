@@ -12,7 +12,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_warn
 
-from callbacks.cadence import logged_step
+from codecgan.cadence import logged_step
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.tags import ALARM_PREFIX
 

@@ -10,7 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.base import require
-from callbacks.cadence import logged_step
+from codecgan.cadence import logged_step
 
 ROLES = ("reference", "input", "estimate")
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from callbacks.alarms import AlarmBook
-from callbacks.cadence import logged_step
+from codecgan.cadence import logged_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory

@@ -11,7 +11,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.base import DiagnosticCallback, require
-from callbacks.cadence import is_logging_step, logged_step
+from codecgan.cadence import is_logging_step, logged_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import loss_metric_divergence, nonfinite_loss

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
-from callbacks.cadence import is_logging_step
+from codecgan.cadence import is_logging_step
 from callbacks.distributed import reduce_sum
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import gan_term_negligible

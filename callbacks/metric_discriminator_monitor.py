@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
-from callbacks.cadence import is_logging_step
+from codecgan.cadence import is_logging_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import metric_d_not_learning

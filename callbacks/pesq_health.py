@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
-from callbacks.cadence import is_logging_step
+from codecgan.cadence import is_logging_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import pesq_none_high
@@ -41,7 +41,7 @@ class PesqHealth(DiagnosticCallback):
         if isinstance(outputs, Mapping) and "pesq_dropped_batch" in outputs:
             self._active = True
             self._interval.add("batches", 1)
-            self._interval.add("dropped_batches", int(bool(outputs["pesq_dropped_batch"])))
+            self._interval.add("dropped_batches", outputs["pesq_dropped_batch"])  # 0/1, a number or a device tensor
             self._interval.add("clips", int(outputs.get("pesq_clips", 0)))
             self._interval.add("failed_clips", int(outputs.get("pesq_failed_clips", 0)))
         if self._active and is_logging_step(trainer):

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
-from callbacks.cadence import is_logging_step, logged_step
+from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import rank_divergence
 

@@ -39,6 +39,7 @@ from codecgan.metrics import (
     PesqPool,
     cut_to_common_length,
     default_worker_count,
+    to_device_without_waiting,
     stoi_scores,
 )
 
@@ -186,18 +187,17 @@ class MetricGANEnhancer(GANModule):
         if pending is None:  # pesq_lag=1 and no earlier batch: a zero-weighted term, counted as dropped
             pending = PendingPesq.unscored(forward["clean_magnitude"], forward["magnitude"].detach())
         result = pending.result()  # as late as possible: after the generator's step
-        target = pesq_to_target(torch.from_numpy(result.scores))
+        target = pesq_to_target(to_device_without_waiting(torch.from_numpy(result.scores), self.device))
         weight = pesq_weights(target, self.pesq_failure_policy)
         chance = metric_discriminator_loss(torch.zeros_like(target), torch.zeros_like(target), target, weight)
-        dropped = int(not weight.any())  # no clip of this batch teaches the metric term
-        target, weight = target.to(self.device), weight.to(self.device)
+        dropped = (weight.sum() == 0).long()  # no clip of this batch teaches the metric term
         clean, estimate = pending.clean_magnitude.to(self.device), pending.estimate_magnitude.to(self.device)
         clean_prediction = self.discriminator(clean, clean).float()
         estimate_prediction = self.discriminator(clean, estimate).float()
         return metric_discriminator_loss(clean_prediction, estimate_prediction, target, weight), {
             "d_real": clean_prediction.mean(),
             "d_fake": estimate_prediction.mean(),
-            "d_loss_chance": float(chance),
+            "d_loss_chance": chance,
             "pesq_target": target,
             "metric_d_prediction": estimate_prediction,
             "pesq_clips": len(result.failures),
@@ -232,6 +232,7 @@ class MetricGANEnhancer(GANModule):
         """Store every rank's PESQ-lag buffer (tensors ``[world, ...]``) so a resumed run's first
         discriminator step learns the same targets as the uninterrupted run. A collective under DDP:
         Lightning saves checkpoints on every rank."""
+        super().on_save_checkpoint(checkpoint)
         if self.pesq_lag and self._lagged is not None:
             state = self._lagged.state_dict()
             distributed = self._trainer is not None and self._trainer.world_size > 1
@@ -239,6 +240,7 @@ class MetricGANEnhancer(GANModule):
             checkpoint[LAG_STATE_KEY] = {key: gather(value).cpu() for key, value in state.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         state = checkpoint.get(LAG_STATE_KEY)
         self._lagged = None
         if state is None or not self.pesq_lag:

@@ -5,22 +5,27 @@ manual optimization. Subclasses say *what* the generator computes and *which* lo
 minimises (`generator_forward`, `discriminator_loss`, `generator_loss`); this file says *how* the
 two networks are stepped, and nothing else.
 
-Conventions that matter for diagnosis and resume:
+Conventions that matter for diagnosis, resume and speed:
 
-- ``trainer.global_step`` counts **one per batch**. Lightning counts every optimizer step in manual
-  optimization (#17958), which would double ``max_steps``, ``val_check_interval`` and checkpoint
-  intervals; codecgan steps the discriminator's optimizer without counting it.
+- ``trainer.global_step`` counts **one per batch** (``codecgan.optimizer_steps``): the generator's
+  optimizer step is counted, the discriminator's is not, so ``max_steps``, ``val_check_interval``
+  and checkpoint intervals count batches.
 - The torch RNG is reseeded from ``(seed, global_step, rank)`` at the start of every batch, so
   dropout and quantizer dropout draw the same numbers in a resumed run as in a straight one.
-- A step whose gradient norm is not finite is skipped (the optimizer does not step), counted in
-  ``diag/nonfinite_steps``, and ``max_nonfinite_in_a_row`` such batches in a row stop training with
-  ``NonFiniteTrainingError`` (the on-exception checkpoint then holds the last finite state). The
-  decision uses the gradient norm after DDP's all-reduce, so it is identical on every rank. A
-  non-finite generator output makes both networks skip; a non-finite loss skips its own network.
-- Each network's gradients are zeroed immediately before its own backward, and the discriminator's
-  parameters are frozen (``toggled_optimizer``) during the generator's backward: a stale
-  ``zero_grad`` lets generator-step gradients leak into the discriminator step, a known way to make a
-  discriminator stop learning (NeMo #7266).
+- A step whose gradient norm is not finite leaves its network's weights and optimizer state
+  untouched. The decision stays on the device (fused optimizers skip inside their kernel), so a
+  batch that does not log never waits for the device; the counters ``nonfinite_steps`` and
+  ``nonfinite_in_a_row`` are buffers updated on the device and read at logging steps, where
+  ``max_nonfinite_in_a_row`` such batches in a row stop the run with ``NonFiniteTrainingError``
+  (the skipped steps changed nothing, so the weights are the last finite ones). The gradients are
+  all-reduced before the norm is taken, so every rank decides the same. A non-finite generator
+  output makes both networks skip; a non-finite loss skips its own network.
+- A learning-rate scheduler steps once per step its optimizer took: the skipped steps read at a
+  logging step make the scheduler wait that many batches.
+- Each network's gradients are zeroed immediately before its own backward, and the other
+  network's parameters are frozen (``toggled_optimizer``) during it: a stale ``zero_grad`` lets
+  generator-step gradients leak into the discriminator step, a known way to make a discriminator
+  stop learning (NeMo #7266).
 - Under DDP the configs use ``ddp_find_unused_parameters_true``: Lightning wraps generator and
   discriminator in one DDP module, and each of our two backwards leaves the other network without
   gradients. Plain ``ddp`` fails on the second backward; separate wrappers would need a custom
@@ -37,8 +42,11 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from codecgan import optimizer_steps
+from codecgan.cadence import is_logging_step
 from codecgan.config_error import ConfigError
 
 Batch = dict[str, Tensor]
@@ -116,12 +124,18 @@ class GANModule(L.LightningModule):
         self.discriminator_first = discriminator_first
         self.max_nonfinite_in_a_row = max_nonfinite_in_a_row
         self.compile_networks = compile
-        # Buffers, so that they are checkpointed and a resumed run keeps counting.
+        # Buffers, so that they are checkpointed and a resumed run keeps counting; updated on the device.
         self.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("nonfinite_in_a_row", torch.zeros((), dtype=torch.long))
+        # Skipped steps of [generator, discriminator] not yet read back; read at logging steps.
+        self.register_buffer("unread_skipped_steps", torch.zeros(2, dtype=torch.long), persistent=False)
+        # Batches each scheduler still waits because its optimizer skipped steps (host ints, checkpointed).
+        self.scheduler_waits = [0, 0]
         # Set by the GradientBalance callback: measure each generator loss term's gradient at the
         # generator output every N batches (0 = never).
         self.term_gradient_interval = 0
+        self._fit_start_step = 0
+        self._batches_this_fit = 0
 
     # ----------------------------------------------------------------------------- subclass API
     def generator_forward(self, batch: Batch) -> Forward:
@@ -183,9 +197,52 @@ class GANModule(L.LightningModule):
     def discriminator_trains_at(self, step: int) -> bool:
         return step >= self.discriminator_start_step and step % self.discriminator_update_period == 0
 
+    def on_fit_start(self) -> None:
+        opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
+        optimizer_steps.require_device_skipping(self.trainer, {"optimizer_g": opt_g, "optimizer_d": opt_d})
+        slow = [name for name, opt in (("optimizer_g", opt_g), ("optimizer_d", opt_d)) if not optimizer_steps.skips_on_device(opt)]
+        if slow:
+            rank_zero_warn(
+                f"{' and '.join(slow)} cannot skip a non-finite step on the device, so each of its steps waits for the "
+                "device once to read the decision. Fused optimizers skip on the device: set "
+                f"model.init_args.{slow[0]}.init_args.fused: true (torch.optim.AdamW, Adam or SGD)."
+            )
+        if not optimizer_steps.lightning_is_tested():
+            rank_zero_warn(
+                f"codecgan's step counting was tested with Lightning {', '.join(optimizer_steps.TESTED_LIGHTNING)}.x; "
+                "this run checks it at every logging step and stops if Lightning counts differently."
+            )
+
+    def on_train_start(self) -> None:
+        self._fit_start_step, self._batches_this_fit = self.global_step, 0
+
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         torch.manual_seed(seed * 1_000_003 + self.global_step * 7919 + self.global_rank)
+        if is_logging_step(self.trainer):
+            # Before this batch steps: a run of non-finite batches stops with the weights it left untouched.
+            self.read_step_counters()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._batches_this_fit += 1
+
+    def on_train_epoch_end(self) -> None:
+        self.read_step_counters()
+
+    def read_step_counters(self) -> None:
+        """Read the device-side counters (a host sync; at logging steps only): stop after too many non-finite
+        batches in a row, make each scheduler wait for the steps its optimizer skipped, and check the step count."""
+        optimizer_steps.check_step_count(self.trainer, self._batches_this_fit, self._fit_start_step)
+        in_a_row, skipped_g, skipped_d = torch.cat([self.nonfinite_in_a_row[None], self.unread_skipped_steps]).tolist()
+        self.unread_skipped_steps.zero_()
+        self.scheduler_waits = [self.scheduler_waits[0] + skipped_g, self.scheduler_waits[1] + skipped_d]
+        if in_a_row >= self.max_nonfinite_in_a_row:
+            raise NonFiniteTrainingError(
+                f"Stopping: {in_a_row} batches in a row had non-finite gradients "
+                f"(step {self.global_step}, {int(self.nonfinite_steps)} in total); their optimizer steps were "
+                "skipped, so the weights are the last finite ones. Look at the first non-finite loss term in "
+                "TensorBoard (train/*) and at diag/nonfinite_steps; lower the learning rate or clip harder."
+            )
 
     def training_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         opt_g, opt_d = self.optimizers()
@@ -201,22 +258,16 @@ class GANModule(L.LightningModule):
             outputs.update(self._generator_step(opt_g, batch, forward, step))
             outputs.update(self._discriminator_step(opt_d, batch, forward, train_d))
         scheduler_g, scheduler_d = self.lr_schedulers()
-        scheduler_g.step()
+        self._step_scheduler(scheduler_g, 0)
         if train_d:  # the discriminator's schedule counts its own updates
-            scheduler_d.step()
+            self._step_scheduler(scheduler_d, 1)
 
         losses = {**outputs.pop("losses"), **outputs.pop("losses_d")}
         outputs["losses"] = losses
-        skipped_g, skipped_d = outputs.pop("skipped_g"), outputs.pop("skipped_d")
-        outputs["nonfinite"] = skipped_g or skipped_d
-        self._count_nonfinite(outputs["nonfinite"])
-        self.log_dict({f"train/{name}": value for name, value in losses.items() if name not in ("loss_g", "loss_d")})
-        self.log("train/loss_g", losses["loss_g"], prog_bar=True)
-        if train_d:
-            self.log("train/loss_d", losses["loss_d"], prog_bar=True)
-            self.log("diag/d_loss_chance", float(outputs["d_loss_chance"]))
-            self.log_dict({"train/d_real": outputs["d_real"], "train/d_fake": outputs["d_fake"]})
-        self.log("diag/nonfinite_steps", self.nonfinite_steps.float())
+        skipped = torch.stack([outputs.pop("skipped_g"), outputs.pop("skipped_d")])
+        outputs["nonfinite"] = skipped.any()
+        self._count_nonfinite(skipped)
+        self._log_step(losses, outputs, train_d)
         outputs.update(
             loss=losses["loss_g"],
             estimate=forward["estimate"].detach(),
@@ -227,21 +278,28 @@ class GANModule(L.LightningModule):
         )
         return outputs
 
+    def _log_step(self, losses: dict[str, Tensor], outputs: dict[str, Any], train_d: bool) -> None:
+        self.log_dict({f"train/{name}": value for name, value in losses.items() if name not in ("loss_g", "loss_d")})
+        self.log("train/loss_g", losses["loss_g"], prog_bar=True)
+        if train_d:
+            self.log("train/loss_d", losses["loss_d"], prog_bar=True)
+            self.log("diag/d_loss_chance", outputs["d_loss_chance"])
+            self.log_dict({"train/d_real": outputs["d_real"], "train/d_fake": outputs["d_fake"]})
+        self.log("diag/nonfinite_steps", self.nonfinite_steps.float())
+
     def _discriminator_step(self, opt_d: Any, batch: Batch, forward: Forward, train_d: bool) -> dict[str, Any]:
-        nan = torch.tensor(math.nan, device=self.device)
         if not train_d:
-            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": False}
+            nan = torch.full((), math.nan, device=self.device)
+            skipped = torch.zeros((), dtype=torch.bool, device=self.device)
+            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": skipped}
         with self.toggled_optimizer(opt_d):
             loss_d, extra = self.discriminator_loss(batch, forward)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
-            grad_norm, finite = self._clip(self.discriminator, self.grad_clip_d)
-            if finite:
-                self._step_uncounted(opt_d)
-            else:
-                opt_d.zero_grad(set_to_none=True)
+            grad_norm, skipped = self._clip(opt_d, self.discriminator, self.grad_clip_d)
+            optimizer_steps.step(self.trainer, opt_d, skipped, counted=False)
         extra = {key: value.detach() if isinstance(value, Tensor) else value for key, value in extra.items()}
-        extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()}, skipped_d=not finite)
+        extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()}, skipped_d=skipped)
         return extra
 
     def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
@@ -254,15 +312,11 @@ class GANModule(L.LightningModule):
                 outputs["term_grad_norms"] = self._term_gradient_norms(terms, forward)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
-            grad_norm, finite = self._clip(self.generator, self.grad_clip_g)
-            if finite:
-                opt_g.step()
-            else:
-                opt_g.zero_grad(set_to_none=True)
-                self._count_step_without_stepping()
+            grad_norm, skipped = self._clip(opt_g, self.generator, self.grad_clip_g)
+            optimizer_steps.step(self.trainer, opt_g, skipped, counted=True)
         losses = {name: value.detach() for name, value in terms.items()}
         losses["loss_g"] = loss_g.detach()
-        outputs.update(extra, grad_norm_g=grad_norm, losses=losses, skipped_g=not finite)
+        outputs.update(extra, grad_norm_g=grad_norm, losses=losses, skipped_g=skipped)
         return outputs
 
     def _term_gradient_norms(self, terms: dict[str, Tensor], forward: Forward) -> dict[str, Tensor]:
@@ -276,46 +330,39 @@ class GANModule(L.LightningModule):
             norms[name] = torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=self.device)
         return norms
 
-    def _clip(self, network: nn.Module, value: float | None) -> tuple[Tensor, bool]:
-        """Return the pre-clip gradient norm and its finiteness; clip to ``value`` when it is finite.
+    def _clip(self, optimizer: Any, network: nn.Module, value: float | None) -> tuple[Tensor, Tensor]:
+        """Return the pre-clip gradient norm and whether the step must be skipped (a non-finite norm), both on
+        the device; clip to ``value``. Under fp16 the gradients are unscaled first.
 
-        The norm is computed once (foreach kernels) and reused for clipping. Reading the finiteness
-        synchronises with the device once per optimizer step; it is the price of never letting a NaN
-        into the weights.
+        The norm is computed once (foreach kernels) and reused for clipping. Clipping non-finite gradients
+        makes them NaN, which does no harm: that step is skipped and the next backward starts from zero.
         """
+        optimizer_steps.unscale(self.trainer, optimizer)
         parameters = [p for p in network.parameters() if p.grad is not None]
         if not parameters:
-            return torch.zeros((), device=self.device), True
+            return torch.zeros((), device=self.device), torch.zeros((), dtype=torch.bool, device=self.device)
         norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
-        finite = bool(torch.isfinite(norm))
-        if finite and value is not None:
+        if value is not None:
             torch.nn.utils.clip_grads_with_norm_(parameters, value, norm)
-        return norm.detach(), finite
+        return norm.detach(), ~torch.isfinite(norm)
 
-    def _count_nonfinite(self, skipped: bool) -> None:
-        if not skipped:
-            self.nonfinite_in_a_row.zero_()
-            return
-        self.nonfinite_steps += 1
-        self.nonfinite_in_a_row += 1
-        if int(self.nonfinite_in_a_row) >= self.max_nonfinite_in_a_row:
-            raise NonFiniteTrainingError(
-                f"Stopping: {int(self.nonfinite_in_a_row)} batches in a row had non-finite gradients "
-                f"(step {self.global_step}, {int(self.nonfinite_steps)} in total); their optimizer steps were "
-                "skipped, so the weights are the last finite ones. Look at the first non-finite loss term in "
-                "TensorBoard (train/*) and at diag/nonfinite_steps; lower the learning rate or clip harder."
-            )
+    def _count_nonfinite(self, skipped: Tensor) -> None:
+        """Update the non-finite counters on the device from ``skipped`` (``[2]`` bool: generator, discriminator)."""
+        batch_skipped = skipped.any().long()
+        self.nonfinite_steps.add_(batch_skipped)
+        self.nonfinite_in_a_row.mul_(batch_skipped).add_(batch_skipped)  # 0 after a finite batch
+        self.unread_skipped_steps.add_(skipped.long())
 
-    def _count_step_without_stepping(self) -> None:
-        """Advance ``trainer.global_step`` for a batch whose generator step was skipped."""
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        progress.increment_ready()
-        progress.increment_completed()
+    def _step_scheduler(self, scheduler: Any, index: int) -> None:
+        """Step ``scheduler`` unless it still waits for steps its optimizer skipped."""
+        if self.scheduler_waits[index] > 0:
+            self.scheduler_waits[index] -= 1
+        else:
+            scheduler.step()
 
-    def _step_uncounted(self, optimizer: Any) -> None:
-        """Step an optimizer without advancing ``trainer.global_step`` (one count per batch)."""
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        optimizer.step()
-        for tracker in (progress.total, progress.current):
-            tracker.ready -= 1
-            tracker.completed -= 1
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        skipped_g, skipped_d = self.unread_skipped_steps.tolist()  # a checkpoint is a host sync anyway
+        checkpoint["scheduler_waits"] = [self.scheduler_waits[0] + skipped_g, self.scheduler_waits[1] + skipped_d]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.scheduler_waits = list(checkpoint.get("scheduler_waits", [0, 0]))

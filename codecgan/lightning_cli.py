@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -15,6 +16,7 @@ from codecgan.checkpoint_resolution import resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
 from codecgan.data.folder_scan import BadAudioError
 from codecgan.gan_module import GANModule, NonFiniteTrainingError
+from codecgan.progress_bar import LoggingStepProgressBar
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
@@ -27,6 +29,15 @@ class CodecGANCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.init_args.sample_rate", "model.init_args.sample_rate")
+
+    def instantiate_trainer(self, **kwargs):
+        """The Trainer, with Lightning's default progress bar replaced by one that reads the logged values
+        back from the device on logging steps only (a progress bar given in the config is kept)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks = [
+            LoggingStepProgressBar() if type(callback) is TQDMProgressBar else callback for callback in trainer.callbacks
+        ]
+        return trainer
 
     def before_fit(self) -> None:
         self.config_init[self.subcommand]["ckpt_path"] = resolve_ckpt_path(

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 LOSS_KINDS = ("least_squares", "hinge")
+# The discriminator loss of one sub-discriminator whose logits are all 0.
+CHANCE_PER_SUB_DISCRIMINATOR = {"least_squares": 1.0, "hinge": 2.0}
 
 DiscriminatorOutputs = Sequence[Sequence[Tensor]]
 
@@ -97,12 +99,12 @@ def discriminator_loss_at_chance(
 ) -> float:
     """`discriminator_loss` when every logit is 0, i.e. when the discriminator cannot tell.
 
-    Found by applying the loss to zeros shaped like the logits, so it holds for any kind and any
-    number of sub-discriminators (LSGAN: 1 per sub-discriminator; hinge: 2). Allocates on the CPU,
-    so it never waits for an accelerator.
+    Per sub-discriminator, least squares gives mean((1 - 0)²) + mean(0²) = 1 and hinge
+    mean(relu(1 - 0)) + mean(relu(1 + 0)) = 2, whatever the logits' shapes. A Python number, so that
+    it never waits for an accelerator.
     """
-    zeros = [[torch.zeros(features[-1].shape)] for features in real_outputs]
-    return float(discriminator_loss(zeros, zeros, kind))
+    _check_kind(kind)
+    return float(len(real_outputs)) * CHANCE_PER_SUB_DISCRIMINATOR[kind]
 
 
 def real_fake_means(

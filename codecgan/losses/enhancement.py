@@ -52,8 +52,8 @@ def pesq_weights(target: Tensor, policy: str) -> Tensor:
     if policy not in PESQ_FAILURE_POLICIES:
         raise ValueError(f"pesq_failure_policy must be one of {PESQ_FAILURE_POLICIES}, got {policy!r}.")
     valid = torch.isfinite(target).float()
-    if policy == "drop_batch" and not bool(valid.all()):
-        return torch.zeros_like(valid)
+    if policy == "drop_batch":
+        return valid * valid.all()  # decided without reading the tensor back
     return valid
 
 

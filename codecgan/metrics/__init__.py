@@ -2,7 +2,13 @@
 
 from codecgan.metrics.common_length import cut_to_common_length
 from codecgan.metrics.pending_pesq import PendingPesq
-from codecgan.metrics.pesq_pool import PesqHandle, PesqPool, PesqResult, default_worker_count
+from codecgan.metrics.pesq_pool import (
+    PesqHandle,
+    PesqPool,
+    PesqResult,
+    default_worker_count,
+    to_device_without_waiting,
+)
 from codecgan.metrics.pesq_worker import FAILURE_KINDS, score_clip
 from codecgan.metrics.stoi import stoi_scores
 
@@ -16,4 +22,5 @@ __all__ = [
     "default_worker_count",
     "score_clip",
     "stoi_scores",
+    "to_device_without_waiting",
 ]

@@ -81,19 +81,32 @@ class PesqHandle:
         return self._result
 
 
-def _host_copy(audio: Tensor) -> tuple[Tensor, Callable[[], None]]:
-    """``[B, 1, T]`` or ``[B, T]`` -> fp32 ``[B, T]`` on the CPU, and a call that waits for the copy.
+def _host_copies(*tensors: Tensor) -> tuple[list[Tensor], Callable[[], None]]:
+    """The tensors on the CPU (audio ``[B, 1, T]`` or ``[B, T]`` as fp32 ``[B, T]``, others as they
+    are), and a call that waits for the copies.
 
-    On CUDA the copy is queued behind the generator's forward and this returns at once, so the
-    training thread does not stall; a worker thread waits for the copy instead."""
-    audio = audio.detach().reshape(audio.shape[0], -1)
-    if not audio.is_cuda:
-        return audio.float().cpu(), lambda: None
-    host = torch.empty(audio.shape, dtype=torch.float32, pin_memory=True)
-    host.copy_(audio.float(), non_blocking=True)
+    On CUDA the copies are queued behind the generator's forward and this returns at once, so the
+    training thread does not stall; a feeding thread waits for the copies instead."""
+    flat = [t.detach().reshape(t.shape[0], -1).float() if t.dim() > 1 else t.detach() for t in tensors]
+    if not any(t.is_cuda for t in flat):
+        return [t.cpu() for t in flat], lambda: None
+    hosts = []
+    for tensor in flat:
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+        host.copy_(tensor, non_blocking=True)
+        hosts.append(host)
     copied = torch.cuda.Event()
     copied.record()
-    return host, copied.synchronize
+    return hosts, copied.synchronize
+
+
+def to_device_without_waiting(tensor: Tensor, device: torch.device | str) -> Tensor:
+    """A CPU tensor (PESQ scores) on ``device``. To a GPU through pinned memory, asynchronously: a copy from
+    ordinary host memory would wait for all the work queued on the device first."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 class PesqPool:
@@ -131,21 +144,17 @@ class PesqPool:
             raise ValueError(
                 f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} differ in shape."
             )
-        references, ready = _host_copy(reference)
-        estimates, estimates_ready = _host_copy(estimate)
-        lengths = [references.shape[1]] * references.shape[0] if length is None else length.tolist()
+        if length is None:
+            length = torch.full((reference.shape[0],), reference.shape[-1], dtype=torch.long)
+        (references, estimates, lengths), ready = _host_copies(reference, estimate, length)
+        clips = [Clip(r, e, lengths, row, ready, Future()) for row, (r, e) in enumerate(zip(references, estimates))]
         if self.processes == 0:
-            ready(), estimates_ready()
-            scores = [
-                score_clip(r[:n].numpy(), e[:n].numpy(), self.sample_rate, self.mode)
-                for r, e, n in zip(references, estimates, lengths)
-            ]
+            ready()
+            scores = [score_clip(*clip.samples(), self.sample_rate, self.mode) for clip in clips]
             return PesqHandle(result=PesqResult.from_scores(scores))
-        futures: list[Future] = []
-        for r, e, n in zip(references, estimates, lengths):
-            futures.append(Future())
-            self._state.clips.put(Clip(r[:n], e[:n], lambda: (ready(), estimates_ready()), futures[-1]))
-        return PesqHandle(futures)
+        for clip in clips:
+            self._state.clips.put(clip)
+        return PesqHandle([clip.future for clip in clips])
 
     def score(self, reference: Tensor, estimate: Tensor, length: Tensor | None = None) -> PesqResult:
         """``submit(...).result()``."""

@@ -29,13 +29,22 @@ Score = tuple[float, "str | None"]
 
 @dataclass
 class Clip:
-    """One clip waiting for a worker: ``[T]`` views into a host copy, a call that waits until that
-    copy has landed, and the future its ``(score, failure)`` goes to."""
+    """One clip waiting for a worker: ``[T]`` views into a host copy, the host copy of the batch's
+    lengths and this clip's row in it, a call that waits until those copies have landed, and the
+    future its ``(score, failure)`` goes to. The clip is cut to its length only after ``ready()``, in
+    the feeding thread, so the training thread never waits for the copies."""
 
     reference: Tensor
     estimate: Tensor
+    lengths: Tensor
+    row: int
     ready: Callable[[], None]
     future: Future
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reference and estimate cut to the clip's length; call after ``ready()``."""
+        length = int(self.lengths[self.row])
+        return self.reference[:length].numpy(), self.estimate[:length].numpy()
 
 
 class WorkerProcess:
@@ -107,7 +116,7 @@ class WorkerSet:
                 continue
             try:
                 clip.ready()
-                clip.future.set_result(self.score_on(slot, clip.reference.numpy(), clip.estimate.numpy()))
+                clip.future.set_result(self.score_on(slot, *clip.samples()))
             except BaseException as error:  # a future left unresolved would hang the training step
                 clip.future.set_exception(error)
 
