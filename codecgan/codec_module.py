@@ -68,7 +68,7 @@ class CodecGAN(GANModule):
 
     def generator_forward(self, batch: Batch) -> Forward:
         audio = batch["audio"]
-        output = self.generator(audio)
+        output = self.trained(self.generator)(audio)
         return {
             "estimate": output.audio,
             "reference": audio,
@@ -80,8 +80,9 @@ class CodecGAN(GANModule):
         }
 
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
-        real = self.discriminator(forward["reference"])
-        fake = self.discriminator(forward["estimate"].detach())
+        discriminator = self.trained(self.discriminator)
+        real = discriminator(forward["reference"])
+        fake = discriminator(forward["estimate"].detach())
         d_real, d_fake = real_fake_means(real, fake)
         return discriminator_loss(real, fake, self.adversarial_loss), {
             "d_real": d_real,

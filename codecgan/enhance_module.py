@@ -138,7 +138,7 @@ class MetricGANEnhancer(GANModule):
     # ---------------------------------------------------------------------------- the GAN hooks
     def generator_forward(self, batch: Batch) -> Forward:
         noisy, clean = batch["noisy"], batch["clean"]
-        output = self.generator(noisy)
+        output = self.trained(self.generator)(noisy)
         with torch.no_grad():
             target = self.generator.compressed_spectrum(clean * output.normalization)
         forward = {
@@ -192,8 +192,9 @@ class MetricGANEnhancer(GANModule):
         chance = metric_discriminator_loss(torch.zeros_like(target), torch.zeros_like(target), target, weight)
         dropped = (weight.sum() == 0).long()  # no clip of this batch teaches the metric term
         clean, estimate = pending.clean_magnitude.to(self.device), pending.estimate_magnitude.to(self.device)
-        clean_prediction = self.discriminator(clean, clean).float()
-        estimate_prediction = self.discriminator(clean, estimate).float()
+        discriminator = self.trained(self.discriminator)
+        clean_prediction = discriminator(clean, clean).float()
+        estimate_prediction = discriminator(clean, estimate).float()
         return metric_discriminator_loss(clean_prediction, estimate_prediction, target, weight), {
             "d_real": clean_prediction.mean(),
             "d_fake": estimate_prediction.mean(),

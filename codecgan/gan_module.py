@@ -26,11 +26,9 @@ Conventions that matter for diagnosis, resume and speed:
   network's parameters are frozen (``toggled_optimizer``) during it: a stale ``zero_grad`` lets
   generator-step gradients leak into the discriminator step, a known way to make a discriminator
   stop learning (NeMo #7266).
-- Under DDP the configs use ``ddp_find_unused_parameters_true``: Lightning wraps generator and
-  discriminator in one DDP module, and each of our two backwards leaves the other network without
-  gradients. Plain ``ddp`` fails on the second backward; separate wrappers would need a custom
-  strategy (#20866). Finding unused parameters costs one graph traversal per backward, which is
-  small next to the discriminators.
+- Under DDP (``strategy: gan_ddp``, ``codecgan.ddp_strategy``) generator and discriminator have a
+  DDP wrapper each. A step calls the network it trains through ``self.trained(network)``, so its
+  backward all-reduces that network's gradients once; the frozen network is called directly.
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from codecgan import ddp_strategy  # noqa: F401  (registers strategy: gan_ddp)
 from codecgan import optimizer_steps
 from codecgan.cadence import is_logging_step
 from codecgan.config_error import ConfigError
@@ -134,6 +133,8 @@ class GANModule(L.LightningModule):
         # Set by the GradientBalance callback: measure each generator loss term's gradient at the
         # generator output every N batches (0 = never).
         self.term_gradient_interval = 0
+        # DDP wrappers by network, set by GANDDPStrategy; not submodules, so parameter names are unchanged.
+        self._ddp_wrappers: dict[nn.Module, nn.Module] = {}
         self._fit_start_step = 0
         self._batches_this_fit = 0
 
@@ -178,6 +179,21 @@ class GANModule(L.LightningModule):
                 f"({type(self.discriminator).__name__}) to process: {error}. Use longer crops or "
                 "smaller discriminator windows/periods."
             ) from None
+
+    def trained(self, network: nn.Module) -> nn.Module:
+        """``network`` as the step that trains it must call it: through its own DDP wrapper under
+        ``gan_ddp`` (so that this step's backward all-reduces its gradients, once), itself otherwise.
+        The network a step keeps frozen is called directly; so is every network outside training."""
+        return self._ddp_wrappers.get(network, network) if self.training else network
+
+    def wrap_networks(self, wrap: Any) -> list[nn.Module]:
+        """Give generator and discriminator a DDP wrapper each (``wrap(network) -> wrapper``) and return them;
+        called by ``GANDDPStrategy``. The wrappers share the networks' parameters."""
+        self._ddp_wrappers = {network: wrap(network) for network in (self.generator, self.discriminator)}
+        return list(self._ddp_wrappers.values())
+
+    def unwrap_networks(self) -> None:
+        self._ddp_wrappers = {}
 
     def configure_model(self) -> None:
         if self.compile_networks:

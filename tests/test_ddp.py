@@ -1,4 +1,5 @@
-"""2-process CPU DDP with the strategy the configs ship: runs to completion, ranks end identical."""
+"""2-process CPU DDP with the strategy the configs ship (gan_ddp): runs to completion, ranks end identical, and
+each trainable gradient is all-reduced exactly once per batch."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import torch
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
 
 
-def test_two_process_ddp_fit_keeps_ranks_identical(tmp_path: Path) -> None:
+def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_once(tmp_path: Path) -> None:
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=4, val_every=2, checkpoint_every=2)
-    overlay["trainer"].update(devices=2, strategy="ddp_find_unused_parameters_true")
-    overlay["trainer"]["callbacks"].append(
-        {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}}
-    )
+    overlay["trainer"].update(devices=2, strategy="gan_ddp")
+    overlay["trainer"]["callbacks"] += [
+        {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
+        {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},
+    ]
     config = write_overlay(tmp_path, "ddp.yaml", overlay)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
@@ -33,6 +35,16 @@ def test_two_process_ddp_fit_keeps_ranks_identical(tmp_path: Path) -> None:
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+    assert_each_gradient_reduced_once(tmp_path / "bytes")
+
+
+def assert_each_gradient_reduced_once(directory: Path) -> None:
+    """Gradient bytes all-reduced per batch equal the trainable parameters' bytes (the discriminator steps on every
+    batch): one wrapper for both networks would reduce both in each of the two backwards, 2.00x."""
+    for rank in (0, 1):
+        counts = json.loads((directory / f"rank{rank}.json").read_text())
+        ratio = counts["bytes"] / counts["batches"] / counts["trainable_bytes"]
+        assert ratio == 1.0, f"rank {rank} all-reduced {ratio:.3f}x the trainable bytes per batch"
 
 
 def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path: Path) -> None:
@@ -40,7 +52,7 @@ def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path
     results = {}
     for devices in (1, 2):
         overlay = tiny_trainer_overlay(tmp_path / f"run{devices}")
-        overlay["trainer"].update(devices=devices, strategy="ddp_find_unused_parameters_true", logger=False)
+        overlay["trainer"].update(devices=devices, strategy="gan_ddp", logger=False)
         overlay["trainer"]["callbacks"] = [
             {"class_path": "callbacks.SignalStats"},
             {"class_path": "tests.ddp_helpers.DumpValidationMetrics", "init_args": {"path": str(tmp_path / f"{devices}.json")}},

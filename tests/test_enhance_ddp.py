@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
+from tests.test_ddp import assert_each_gradient_reduced_once
 
 def run_codecgan(command: str, tmp_path: Path, name: str, overlay: dict) -> None:
     config = write_overlay(tmp_path, f"{name}.yaml", overlay)
@@ -28,7 +29,7 @@ def run_codecgan(command: str, tmp_path: Path, name: str, overlay: dict) -> None
 
 def enhance_overlay(run_dir: Path, devices: int, **trainer) -> dict:
     overlay = tiny_trainer_overlay(run_dir, max_steps=4, val_every=2, checkpoint_every=2)
-    overlay["trainer"].update(devices=devices, strategy="ddp_find_unused_parameters_true", **trainer)
+    overlay["trainer"].update(devices=devices, strategy="gan_ddp", **trainer)
     overlay["data"] = {"init_args": {"crop_seconds": 0.3, "val_crop_seconds": 1.0, "batch_size": 2,
                                      "synthetic_items": [16, 5, 5], "silent_item_fraction": 0.25}}
     overlay["model"] = {"init_args": {"pesq_workers": 1, "pesq_lag": 1}}
@@ -37,10 +38,12 @@ def enhance_overlay(run_dir: Path, devices: int, **trainer) -> dict:
 
 def test_ranks_stay_identical_and_every_ranks_lag_buffer_is_checkpointed(tmp_path):
     overlay = enhance_overlay(tmp_path / "run", devices=2)
-    overlay["trainer"]["callbacks"].append(
-        {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}}
-    )
+    overlay["trainer"]["callbacks"] += [
+        {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
+        {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},
+    ]
     run_codecgan("fit", tmp_path, "ddp", overlay)
+    assert_each_gradient_reduced_once(tmp_path / "bytes")
     rank0, rank1 = (torch.load(tmp_path / "weights" / f"rank{rank}.pt") for rank in (0, 1))
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"

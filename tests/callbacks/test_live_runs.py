@@ -144,7 +144,7 @@ ALL_CALLBACKS = [
 def test_full_callback_set_under_two_process_ddp(tmp_path: Path, capsys) -> None:
     """Every callback's collectives line up across ranks (a mismatch hangs), and replicas stay identical."""
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=6, val_every=3, checkpoint_every=100)
-    overlay["trainer"].update(devices=2, strategy="ddp_find_unused_parameters_true")
+    overlay["trainer"].update(devices=2, strategy="gan_ddp")
     overlay["trainer"]["callbacks"] += ALL_CALLBACKS
     config = write_overlay(tmp_path, "ddp.yaml", overlay)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

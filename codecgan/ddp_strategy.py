@@ -1,0 +1,82 @@
+"""DDP for GANs: one wrapper per network, so that each backward all-reduces only the network it trains.
+
+Lightning's ``ddp`` wraps the whole LightningModule in one ``DistributedDataParallel``. A GAN's two backwards
+then each reduce every parameter, generator and discriminator alike (the frozen network's gradients are zeros):
+twice the gradient traffic of the trainable parameters, and ``find_unused_parameters`` is needed on top because
+each backward leaves one network without gradients (Lightning #20866). DAC and CMGAN wrap the two networks
+separately; ``GANDDPStrategy`` does the same inside Lightning:
+
+- the generator and the discriminator get a ``DistributedDataParallel`` each (``GANModule.wrap_networks``), with
+  ``find_unused_parameters=False``; the LightningModule itself stays unwrapped, so Lightning calls
+  ``training_step`` directly and parameter names and checkpoints are unchanged;
+- a step calls the network it trains through ``GANModule.trained(network)`` and the frozen one directly, so each
+  trainable gradient is all-reduced exactly once per batch.
+
+Use it as ``trainer.strategy: gan_ddp`` (registered when codecgan's CLI is imported) or by class path. Every other
+DDP argument (``timeout``, ``process_group_backend``, ``broadcast_buffers``, ``gradient_as_bucket_view``, comm
+hooks) works as in Lightning's ``DDPStrategy``; a comm hook is registered on both wrappers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.overrides.distributed import _register_ddp_comm_hook
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from torch.nn.parallel import DistributedDataParallel
+
+from codecgan.config_error import ConfigError
+
+STRATEGY_NAME = "gan_ddp"
+
+
+class GANDDPStrategy(DDPStrategy):
+    """DDP with separate wrappers for generator and discriminator (see the module docstring)."""
+
+    strategy_name = STRATEGY_NAME
+
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("find_unused_parameters"):
+            raise ConfigError(
+                f"{STRATEGY_NAME} wraps generator and discriminator separately, so every backward uses all the "
+                "parameters of its wrapper; find_unused_parameters would only add a graph traversal. Remove it."
+            )
+        if kwargs.get("static_graph"):
+            raise ConfigError(f"{STRATEGY_NAME} does not support static_graph; remove it.")
+        super().__init__(**kwargs)
+        self.wrappers: list[DistributedDataParallel] = []
+
+    def configure_ddp(self) -> None:
+        module = self.model
+        if not hasattr(module, "wrap_networks"):
+            raise ConfigError(
+                f"strategy {STRATEGY_NAME} trains a codecgan GANModule (generator + discriminator); "
+                f"{type(module).__name__} is not one. Use strategy: ddp for other modules."
+            )
+        self.wrappers = module.wrap_networks(self._setup_model)
+        self._register_ddp_hooks()
+
+    def _register_ddp_hooks(self) -> None:
+        if self.root_device.type == "cuda" and self._ddp_comm_hook is not None:
+            for wrapper in self.wrappers:
+                _register_ddp_comm_hook(
+                    model=wrapper,
+                    ddp_comm_state=self._ddp_comm_state,
+                    ddp_comm_hook=self._ddp_comm_hook,
+                    ddp_comm_wrapper=self._ddp_comm_wrapper,
+                )
+
+    def teardown(self) -> None:
+        module = self.lightning_module
+        if module is not None and hasattr(module, "unwrap_networks"):
+            module.unwrap_networks()
+        self.wrappers = []
+        super().teardown()
+
+
+if STRATEGY_NAME not in StrategyRegistry:
+    StrategyRegistry.register(
+        STRATEGY_NAME,
+        GANDDPStrategy,
+        description="DDP with one wrapper each for a GAN's generator and discriminator (codecgan)",
+    )
