@@ -19,19 +19,6 @@ TERMS = ("loss_d", "chance", "margin", "loss_fm", "loss_g", "grad_norm_d")
 SUMS = tuple(f"{term}{part}" for term in TERMS for part in ("", "_n"))
 
 
-def _add_finite(sums: RunningSums, name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, torch.Tensor):
-        value = value.detach().reshape(-1)[:1].double()
-        keep = torch.isfinite(value)
-        sums.add(name, torch.where(keep, value, 0.0))
-        sums.add(name + "_n", keep)
-    elif math.isfinite(float(value)):
-        sums.add(name, float(value))
-        sums.add(name + "_n", 1.0)
-
-
 class DiscriminatorHealth(DiagnosticCallback):
     """Measures, per logging interval, the discriminator loss relative to its chance value, the real-vs-fake logit
     margin, the feature-matching loss relative to its early value, and the discriminator's gradient norm.
@@ -54,14 +41,13 @@ class DiscriminatorHealth(DiagnosticCallback):
     ) -> None:
         if isinstance(outputs, Mapping):
             losses = outputs.get("losses") or {}
+            values = {"loss_fm": losses.get("loss_fm"), "loss_g": losses.get("loss_g")}
             if outputs.get("d_stepped", True):
-                _add_finite(self._sums, "loss_d", losses.get("loss_d"))
-                _add_finite(self._sums, "chance", outputs.get("d_loss_chance"))
+                values.update(loss_d=losses.get("loss_d"), chance=outputs.get("d_loss_chance"))
+                values["grad_norm_d"] = outputs.get("grad_norm_d")
                 if "d_real" in outputs and "d_fake" in outputs:
-                    _add_finite(self._sums, "margin", outputs["d_real"] - outputs["d_fake"])
-                _add_finite(self._sums, "grad_norm_d", outputs.get("grad_norm_d"))
-            _add_finite(self._sums, "loss_fm", losses.get("loss_fm"))
-            _add_finite(self._sums, "loss_g", losses.get("loss_g"))
+                    values["margin"] = outputs["d_real"] - outputs["d_fake"]
+            self._sums.add_finite(values)
         if is_logging_step(trainer):
             self._flush(trainer, pl_module, log=True)
             self.alarms.log_active(pl_module)

@@ -79,15 +79,14 @@ class DivergenceMonitor(DiagnosticCallback):
             if isinstance(outputs.get("loss"), torch.Tensor):
                 values.append(outputs["loss"])
             if values:
-                finite = torch.stack([v.detach().reshape(-1)[0].float() for v in values]).isfinite().all()
+                scalars = [v if v.dim() == 0 and not v.requires_grad else v.detach().reshape(-1)[0] for v in values]
+                finite = torch.stack(scalars).isfinite().all()
                 self._nonfinite.add("steps", ~finite)
             tracked = (
                 outputs["loss"] if self.loss == tags.TRAIN_LOSS else (outputs.get("losses") or {}).get(self.loss[6:])
             )
             if isinstance(tracked, torch.Tensor):
-                tracked = tracked.detach().reshape(-1)[0].double()
-                self._loss_sums.add("loss", torch.where(tracked.isfinite(), tracked, 0.0))
-                self._loss_sums.add("loss_n", tracked.isfinite())
+                self._loss_sums.add_finite({"loss": tracked})
         if is_logging_step(trainer):
             steps = self._nonfinite.flush(trainer)["steps"]
             self._record(trainer, pl_module, {tags.NONFINITE_LOSS_STEPS: steps})

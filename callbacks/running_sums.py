@@ -6,7 +6,8 @@ all-reduced, and the division happens once, afterwards.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Mapping, Sequence
 
 import torch
 from lightning.pytorch import Trainer
@@ -23,6 +24,7 @@ class RunningSums:
         self._index = {name: i for i, name in enumerate(self.names)}
         self._device_values: torch.Tensor | None = None
         self._host_values = [0.0] * len(self.names)
+        self._indices: dict[tuple[tuple[str, ...], torch.device], torch.Tensor] = {}
 
     def add(self, name: str, value: torch.Tensor | float) -> None:
         """Add a number or the sum of a tensor's elements to the sum called `name`."""
@@ -35,6 +37,35 @@ class RunningSums:
             self._device_values[index] += value.detach().to(self._device_values.device, torch.float64).sum()
         else:
             self._host_values[index] += float(value)
+
+    def add_finite(self, values: Mapping[str, torch.Tensor | float | None]) -> None:
+        """For each scalar `values[name]` that is finite, add it to `name` and 1 to `name + "_n"` (None is skipped).
+
+        The tensors are added together, in a handful of ops whatever their number: a per-batch call stays cheap.
+        """
+        names, tensors = [], []
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                names.append(name)
+                tensors.append(value if value.dim() == 0 and not value.requires_grad else value.detach().reshape(()))
+            elif value is not None and math.isfinite(float(value)):
+                self.add(name, float(value))
+                self.add(name + "_n", 1.0)
+        if not tensors:
+            return
+        stacked = torch.stack(tensors).to(torch.float64)
+        finite = stacked.isfinite()
+        self._add_vector(names + [name + "_n" for name in names], torch.cat([stacked.where(finite, 0.0), finite]))
+
+    def _add_vector(self, names: list[str], values: torch.Tensor) -> None:
+        if self._device_values is None:
+            self._device_values = torch.zeros(len(self.names), dtype=torch.float64, device=values.device)
+        elif self._device_values.device != values.device:
+            self._device_values = self._device_values.to(values.device)
+        key = (tuple(names), values.device)
+        if key not in self._indices:  # built once: a fresh index tensor would be a host-to-device copy per batch
+            self._indices[key] = torch.tensor([self._index[name] for name in names], device=values.device)
+        self._device_values.index_add_(0, self._indices[key], values.to(torch.float64))
 
     def local(self, device: torch.device | str = "cpu") -> torch.Tensor:
         """This rank's sums as a float64 vector on `device` (a host sync when the sums live on a GPU)."""

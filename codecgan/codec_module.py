@@ -16,6 +16,7 @@ from codecgan.losses import (
     feature_matching_loss,
     generator_adversarial_loss,
     real_fake_means,
+    split_real_fake,
 )
 
 DAC_LOSS_WEIGHTS = {"mel": 15.0, "adversarial": 1.0, "feature_matching": 2.0, "commitment": 0.25, "codebook": 1.0}
@@ -80,9 +81,10 @@ class CodecGAN(GANModule):
         }
 
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
-        discriminator = self.trained(self.discriminator)
-        real = discriminator(forward["reference"])
-        fake = discriminator(forward["estimate"].detach())
+        # One call on real and generated audio together: half the ops of two calls, the same result, since
+        # every layer of these discriminators treats each item on its own.
+        audio = torch.cat([forward["reference"], forward["estimate"].detach()])
+        real, fake = split_real_fake(self.trained(self.discriminator)(audio))
         d_real, d_fake = real_fake_means(real, fake)
         return discriminator_loss(real, fake, self.adversarial_loss), {
             "d_real": d_real,

@@ -42,6 +42,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from codecgan import ddp_strategy  # noqa: F401  (registers strategy: gan_ddp)
 from codecgan import optimizer_steps
@@ -283,7 +284,8 @@ class GANModule(L.LightningModule):
         skipped = torch.stack([outputs.pop("skipped_g"), outputs.pop("skipped_d")])
         outputs["nonfinite"] = skipped.any()
         self._count_nonfinite(skipped)
-        self._log_step(losses, outputs, train_d)
+        if is_logging_step(self.trainer):  # Lightning writes step values on these batches only
+            self._log_step(losses, outputs, train_d)
         outputs.update(
             loss=losses["loss_g"],
             estimate=forward["estimate"].detach(),
@@ -308,7 +310,7 @@ class GANModule(L.LightningModule):
             nan = torch.full((), math.nan, device=self.device)
             skipped = torch.zeros((), dtype=torch.bool, device=self.device)
             return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": skipped}
-        with self.toggled_optimizer(opt_d):
+        with self.toggled_optimizer(opt_d), parametrize.cached():
             loss_d, extra = self.discriminator_loss(batch, forward)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
@@ -321,7 +323,9 @@ class GANModule(L.LightningModule):
     def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
         adversarial = step >= self.discriminator_start_step
         outputs: dict[str, Any] = {}
-        with self.toggled_optimizer(opt_g):
+        # Weight-normed weights computed once per network in each step (the discriminator's may be called
+        # several times): parametrize.cached.
+        with self.toggled_optimizer(opt_g), parametrize.cached():
             terms, extra = self.generator_loss(batch, forward, adversarial)
             loss_g = torch.stack([value for value in terms.values()]).sum()
             if self.term_gradient_interval and step % self.term_gradient_interval == 0:

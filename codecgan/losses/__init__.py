@@ -7,6 +7,7 @@ from codecgan.losses.adversarial import (
     feature_matching_loss,
     generator_adversarial_loss,
     real_fake_means,
+    split_real_fake,
 )
 from codecgan.losses.mel import MultiScaleMelLoss
 
@@ -18,4 +19,5 @@ __all__ = [
     "feature_matching_loss",
     "generator_adversarial_loss",
     "real_fake_means",
+    "split_real_fake",
 ]

@@ -51,13 +51,10 @@ def discriminator_loss(
     """
     _check_kind(kind)
     _check_counts(real_outputs, fake_outputs)
-    total = torch.zeros((), device=real_outputs[0][-1].device)
-    for real, fake in zip(_logits(real_outputs), _logits(fake_outputs)):
-        if kind == "least_squares":
-            total = total + (1 - real).pow(2).mean() + fake.pow(2).mean()
-        else:
-            total = total + F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    return total
+    reals, fakes = _logits(real_outputs), _logits(fake_outputs)
+    if kind == "least_squares":
+        return sum_of_means(reals, "square", -1.0, 1.0) + sum_of_means(fakes, "square", 1.0, 0.0)
+    return sum_of_means(reals, "relu", -1.0, 1.0) + sum_of_means(fakes, "relu", 1.0, 1.0)
 
 
 def generator_adversarial_loss(
@@ -69,13 +66,60 @@ def generator_adversarial_loss(
     """
     _check_kind(kind)
     _check_counts(fake_outputs)
-    total = torch.zeros((), device=fake_outputs[0][-1].device)
-    for fake in _logits(fake_outputs):
-        if kind == "least_squares":
-            total = total + (1 - fake).pow(2).mean()
+    return sum_of_means(_logits(fake_outputs), "square" if kind == "least_squares" else "relu", -1.0, 1.0)
+
+
+def sum_of_means(tensors: Sequence[Tensor], function: str, scale: float, shift: float) -> Tensor:
+    """Σ_k mean(f(scale * x_k + shift)) for f = `square` or `relu`, over tensors of any shapes.
+
+    The adversarial losses are such sums over the sub-discriminators; `_SumOfMeans` computes one with a few
+    foreach kernels forward and backward, where a loop would dispatch about ten ops per sub-discriminator.
+    """
+    return _SumOfMeans.apply(function, scale, shift, *tensors)
+
+
+class _SumOfMeans(torch.autograd.Function):
+    @staticmethod
+    def forward(function: str, scale: float, shift: float, *tensors: Tensor) -> Tensor:
+        values = _affine(tensors, scale, shift)
+        if function == "square":
+            means = torch._foreach_norm(values, 2)
+            torch._foreach_mul_(means, means)
         else:
-            total = total + F.relu(1 - fake).mean()
-    return total
+            torch._foreach_clamp_min_(values, 0.0)
+            means = torch._foreach_norm(values, 1)
+        torch._foreach_div_(means, [float(tensor.numel()) for tensor in tensors])
+        return torch.stack(means).sum()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.function, ctx.scale, ctx.shift = inputs[:3]
+        ctx.save_for_backward(*inputs[3:])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        tensors = ctx.saved_tensors
+        grads = _affine(tensors, ctx.scale, ctx.shift)
+        if ctx.function == "square":  # d/dx mean((a x + b)²) = 2 a (a x + b) / n
+            factors = [2 * ctx.scale / tensor.numel() for tensor in tensors]
+        else:  # d/dx mean(relu(a x + b)) = a [a x + b > 0] / n
+            torch._foreach_clamp_min_(grads, 0.0)
+            torch._foreach_sign_(grads)
+            factors = [ctx.scale / tensor.numel() for tensor in tensors]
+        torch._foreach_mul_(grads, grad)
+        torch._foreach_mul_(grads, factors)
+        return (None, None, None, *grads)
+
+
+def _affine(tensors: Sequence[Tensor], scale: float, shift: float) -> list[Tensor]:
+    """`scale * x + shift` for every tensor, as new tensors."""
+    if scale == 1.0:
+        return torch._foreach_add(tensors, shift)
+    values = torch._foreach_mul(tensors, scale)
+    if shift:
+        torch._foreach_add_(values, shift)
+    return values
 
 
 def feature_matching_loss(
@@ -83,15 +127,54 @@ def feature_matching_loss(
 ) -> Tensor:
     """Σ_k Σ_{j < last} L1(fake_kj, real_kj): distance between the discriminators' feature maps.
 
-    The logits are excluded, as in DAC (HiFi-GAN includes them). Real features are detached, so
-    only the generator learns from this term. A scalar; DAC's default set has 100 terms.
+    The logits are excluded, as in DAC (HiFi-GAN includes them). Real features are treated as
+    constants, so only the generator learns from this term. A scalar; DAC's default set has 100 terms,
+    computed with a handful of foreach kernels (`_FeatureMatchingL1`) instead of ten ops per map.
     """
     _check_counts(real_outputs, fake_outputs)
-    total = torch.zeros((), device=real_outputs[0][-1].device)
-    for real_features, fake_features in zip(real_outputs, fake_outputs):
-        for real, fake in zip(real_features[:-1], fake_features[:-1]):
-            total = total + F.l1_loss(fake.float(), real.detach().float())
-    return total
+    reals = [real for features in real_outputs for real in features[:-1]]
+    fakes = [fake for features in fake_outputs for fake in features[:-1]]
+    if len(reals) != len(fakes) or any(r.shape != f.shape for r, f in zip(reals, fakes)):
+        raise ValueError("real and fake outputs need feature maps of the same shapes.")
+    if not fakes:
+        return torch.zeros((), device=fake_outputs[0][-1].device)
+    return _FeatureMatchingL1.apply(len(fakes), *fakes, *reals)
+
+
+class _FeatureMatchingL1(torch.autograd.Function):
+    """Σ_i mean(|fake_i - real_i|) over lists of tensors, in fp32; gradients for the fakes only.
+
+    Keeps no tensor of its own for the backward (the feature maps are alive in the discriminator's graph anyway):
+    the signs are recomputed there. Arguments: the number n of maps, then n fakes, then n reals.
+    """
+
+    @staticmethod
+    def forward(n: int, *maps: Tensor) -> Tensor:
+        fakes, reals = _as_float(maps[:n]), _as_float(maps[n:])
+        norms = torch._foreach_norm(torch._foreach_sub(fakes, reals), 1)
+        torch._foreach_div_(norms, [float(fake.numel()) for fake in fakes])
+        return torch.stack(norms).sum()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.n = inputs[0]
+        ctx.save_for_backward(*inputs[1:])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        maps = ctx.saved_tensors
+        fakes, reals = maps[: ctx.n], maps[ctx.n :]
+        signs = torch._foreach_sub(_as_float(fakes), _as_float(reals))
+        torch._foreach_sign_(signs)
+        torch._foreach_mul_(signs, grad)
+        torch._foreach_div_(signs, [float(fake.numel()) for fake in fakes])
+        grads = [sign.to(fake.dtype) for sign, fake in zip(signs, fakes)]
+        return (None, *grads, *([None] * ctx.n))
+
+
+def _as_float(tensors: Sequence[Tensor]) -> list[Tensor]:
+    return [tensor.float() for tensor in tensors]
 
 
 def discriminator_loss_at_chance(
@@ -107,6 +190,19 @@ def discriminator_loss_at_chance(
     return float(len(real_outputs)) * CHANCE_PER_SUB_DISCRIMINATOR[kind]
 
 
+def split_real_fake(outputs: DiscriminatorOutputs) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+    """Split the outputs of one discriminator call on `cat([real, fake])` into the real and the fake halves.
+
+    Only the logits are split (the losses need nothing else); each real feature list holds its logits alone.
+    """
+    real, fake = [], []
+    for features in outputs:
+        real_logits, fake_logits = features[-1].chunk(2)
+        real.append([real_logits])
+        fake.append([fake_logits])
+    return real, fake
+
+
 def real_fake_means(
     real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs
 ) -> tuple[Tensor, Tensor]:
@@ -117,6 +213,7 @@ def real_fake_means(
     _check_counts(real_outputs, fake_outputs)
 
     def mean_logit(outputs: DiscriminatorOutputs) -> Tensor:
-        return torch.stack([logits.detach().mean() for logits in _logits(outputs)]).mean()
+        return torch.stack([logits.mean() for logits in _logits(outputs)]).mean()
 
-    return mean_logit(real_outputs), mean_logit(fake_outputs)
+    with torch.no_grad():
+        return mean_logit(real_outputs), mean_logit(fake_outputs)

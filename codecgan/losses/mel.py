@@ -84,7 +84,8 @@ class MultiScaleMelLoss(nn.Module):
             total = torch.zeros((), device=estimate.device)
             for spectrogram in self.spectrograms:
                 mel = spectrogram(both)
-                log_mel = mel.clamp(min=self.clamp_eps).pow(self.power).log10()
+                log_mel = mel.clamp(min=self.clamp_eps)
+                log_mel = (log_mel if self.power == 1.0 else log_mel.pow(self.power)).log10()
                 total = total + F.l1_loss(log_mel[:batch], log_mel[batch:])
                 if self.magnitude_weight:
                     total = total + self.magnitude_weight * F.l1_loss(mel[:batch], mel[batch:])

@@ -130,11 +130,19 @@ class STFTBandDiscriminator(nn.Module):
             spectrum = torch.view_as_real(spectrum[..., start : start + frames])
         return spectrum.permute(0, 3, 2, 1)
 
+    def bands_of(self, spectrum: Tensor) -> list[Tensor]:
+        """The spectrum's frequency bands. Adjacent bands (DAC's) come from one split, whose backward is one
+        concatenation; separate slices would each build a full-size gradient and add them up."""
+        edges = [low for low, _ in self.band_bins] + [self.band_bins[-1][1]]
+        if all(high == low for (_, high), (low, _) in zip(self.band_bins, self.band_bins[1:])):
+            covered = spectrum if (edges[0], edges[-1]) == (0, spectrum.shape[-1]) else spectrum[..., edges[0] : edges[-1]]
+            return list(covered.split([high - low for low, high in self.band_bins], dim=-1))
+        return [spectrum[..., low:high] for low, high in self.band_bins]
+
     def forward(self, audio: Tensor) -> list[Tensor]:
         spectrum = self.complex_spectrogram(audio)
         features, band_outputs = [], []
-        for (low, high), stack in zip(self.band_bins, self.band_stacks):
-            x = spectrum[..., low:high]
+        for x, stack in zip(self.bands_of(spectrum), self.band_stacks):
             for conv in stack:
                 x = F.leaky_relu(conv(x), LEAKY_RELU_SLOPE)
                 features.append(x)

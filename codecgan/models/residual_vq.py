@@ -85,7 +85,8 @@ class ResidualVectorQuantizer(nn.Module):
     With `quantizer_dropout = p` in training, the first `int(B * p)` items of a batch use a random
     number of codebooks in [1, n_codebooks] (the rest use all), so one model serves every bitrate.
     All codebooks still run; a per-item mask gates each codebook's output and losses. The draw uses
-    torch's default CPU generator, which the LightningModule reseeds each step for reproducibility.
+    torch's generator of the latents' device, which the LightningModule reseeds each step for
+    reproducibility.
 
     Args:
         input_dim: latent channels D.
@@ -115,12 +116,12 @@ class ResidualVectorQuantizer(nn.Module):
             VectorQuantizer(input_dim, codebook_size, codebook_dim) for _ in range(n_codebooks)
         )
 
-    def active_quantizers(self, batch_size: int, n_quantizers: int) -> Tensor:
-        """How many codebooks each item uses: `[B]` int64 on the CPU."""
-        active = torch.full((batch_size,), n_quantizers, dtype=torch.long)
+    def active_quantizers(self, batch_size: int, n_quantizers: int, device: torch.device | str = "cpu") -> Tensor:
+        """How many codebooks each item uses: `[B]` int64, drawn on `device` (no copy from the host)."""
+        active = torch.full((batch_size,), n_quantizers, dtype=torch.long, device=device)
         n_dropout = int(batch_size * self.quantizer_dropout) if self.training else 0
         if n_dropout > 0:
-            active[:n_dropout] = torch.randint(1, n_quantizers + 1, (n_dropout,))
+            active[:n_dropout] = torch.randint(1, n_quantizers + 1, (n_dropout,), device=device)
         return active
 
     def forward(self, latents: Tensor, n_quantizers: int | None = None) -> ResidualQuantizerOutput:
@@ -130,25 +131,20 @@ class ResidualVectorQuantizer(nn.Module):
             raise ValueError(
                 f"n_quantizers must lie in [1, {self.n_codebooks}], got {n_quantizers}."
             )
-        active = self.active_quantizers(latents.shape[0], n_quantizers)
-        active_on_device = active.to(latents.device)
+        active = self.active_quantizers(latents.shape[0], n_quantizers, latents.device)
         residual = latents.float()
-        z_q = torch.zeros_like(residual)
-        commitment_loss = residual.new_zeros(())
-        codebook_loss = residual.new_zeros(())
-        codes = []
-        for index, quantizer in enumerate(self.quantizers[:n_quantizers]):
-            step = quantizer(residual)
-            mask = (index < active_on_device).float()
-            z_q = z_q + step.z_q * mask[:, None, None]
+        steps = []
+        for quantizer in self.quantizers[:n_quantizers]:
+            steps.append(quantizer(residual))
             # DAC subtracts the unmasked output: the residual chain is the same for every item.
-            residual = residual - step.z_q
-            commitment_loss = commitment_loss + (step.commitment_loss * mask).mean()
-            codebook_loss = codebook_loss + (step.codebook_loss * mask).mean()
-            codes.append(step.codes)
-        return ResidualQuantizerOutput(
-            z_q, torch.stack(codes, dim=1), commitment_loss, codebook_loss, active
-        )
+            residual = residual - steps[-1].z_q
+        # Item b uses codebook q when q < active[b]; the masked sums run once over all codebooks.
+        used = (torch.arange(n_quantizers, device=latents.device) < active[:, None]).float()  # [B, n_q]
+        z_q = torch.einsum("qbdn,bq->bdn", torch.stack([step.z_q for step in steps]), used)
+        commitment_loss = (torch.stack([step.commitment_loss for step in steps], dim=1) * used).mean(0).sum()
+        codebook_loss = (torch.stack([step.codebook_loss for step in steps], dim=1) * used).mean(0).sum()
+        codes = torch.stack([step.codes for step in steps], dim=1)
+        return ResidualQuantizerOutput(z_q, codes, commitment_loss, codebook_loss, active)
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Latent of given codes, the sum over the codebooks present; [B, n_q, N] -> [B, D, N]."""
