@@ -19,6 +19,9 @@ hooks) works as in Lightning's ``DDPStrategy``; a comm hook is registered on bot
 
 from __future__ import annotations
 
+import logging
+import signal
+import subprocess
 from typing import Any
 
 from lightning.pytorch.overrides.distributed import _register_ddp_comm_hook
@@ -28,6 +31,11 @@ from torch.nn.parallel import DistributedDataParallel
 from codecgan.config_error import ConfigError
 
 STRATEGY_NAME = "gan_ddp"
+# How long the launching rank waits for the ranks it killed to be reaped, in seconds: SIGKILL ends a process at
+# once unless it is stuck in the kernel (a hung file system), and then waiting longer would not help.
+REAP_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -66,12 +74,40 @@ class GANDDPStrategy(DDPStrategy):
                     ddp_comm_wrapper=self._ddp_comm_wrapper,
                 )
 
+    def on_exception(self, exception: BaseException) -> None:
+        """After the callbacks' ``on_exception`` (``CrashCheckpoint`` has saved): end the ranks this process
+        launched, which may be waiting for it in a collective."""
+        super().on_exception(exception)
+        kill_launched_ranks(self, exception)
+
     def teardown(self) -> None:
         module = self.lightning_module
         if module is not None and hasattr(module, "unwrap_networks"):
             module.unwrap_networks()
         self.wrappers = []
         super().teardown()
+
+
+def kill_launched_ranks(strategy: DDPStrategy, exception: BaseException) -> None:
+    """Kill the ranks this process launched (Lightning's launcher on rank 0) and reap them.
+
+    They may be waiting for this rank in a collective, which a ``SIGTERM`` cannot interrupt. Lightning
+    does the same on Ctrl-C. Elsewhere (ranks > 0, other launchers) there are none and this does nothing.
+    """
+    launcher = strategy.launcher
+    children: list[subprocess.Popen] = list(getattr(launcher, "procs", []))
+    if launcher is None or not any(child.poll() is None for child in children):
+        return
+    log.warning(
+        f"Rank {strategy.global_rank} is stopping on {type(exception).__name__}; it kills the {len(children)} "
+        "rank(s) it launched, which may be waiting for it in a collective."
+    )
+    launcher.kill(signal.SIGKILL)
+    for child in children:
+        try:
+            child.wait(timeout=REAP_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning(f"Rank process {child.pid} did not end within {REAP_SECONDS:.0f} s of a SIGKILL.")
 
 
 if STRATEGY_NAME not in StrategyRegistry:

@@ -232,11 +232,17 @@ class MetricGANEnhancer(GANModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store every rank's PESQ-lag buffer (tensors ``[world, ...]``) so a resumed run's first
         discriminator step learns the same targets as the uninterrupted run. A collective under DDP:
-        Lightning saves checkpoints on every rank."""
+        Lightning saves checkpoints on every rank.
+
+        Not while the trainer handles an exception under DDP (``CrashCheckpoint``): the other ranks may
+        be waiting in another collective, and the gather would hang. That checkpoint holds no buffer,
+        so the first discriminator step after resuming from it gets no metric target (a dropped batch)."""
         super().on_save_checkpoint(checkpoint)
+        distributed = self._trainer is not None and self._trainer.world_size > 1
+        if distributed and self._trainer.interrupted:
+            return
         if self.pesq_lag and self._lagged is not None:
             state = self._lagged.state_dict()
-            distributed = self._trainer is not None and self._trainer.world_size > 1
             gather = self.all_gather if distributed else (lambda tensor: tensor.unsqueeze(0))
             checkpoint[LAG_STATE_KEY] = {key: gather(value).cpu() for key, value in state.items()}
 

@@ -129,3 +129,25 @@ class PerturbRankParameters(L.Callback):
             for parameter in target.parameters():
                 factor = torch.randn(parameter.shape, generator=noise).to(parameter)
                 parameter.mul_(1 + self.scale * factor)
+
+
+class RaiseOnRank(L.Callback):
+    """Raise ``RuntimeError`` on one rank only, at the start of the given (0-based) batch, as an OOM or an I/O
+    error on one machine would.
+
+    The other ranks carry on into the batch's first collective (a DDP wrapper's buffer broadcast or a gradient
+    all-reduce) and wait there for the failed rank. Does nothing in a single process with ``rank`` > 0.
+
+    Args:
+        rank: the global rank that raises.
+        step: the batch (``trainer.global_step``) at whose start it raises.
+    """
+
+    def __init__(self, rank: int = 1, step: int = 3) -> None:
+        if rank < 0 or step < 0:
+            raise ValueError(f"RaiseOnRank rank and step must be >= 0, got rank={rank}, step={step}.")
+        self.rank, self.step = rank, step
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            raise RuntimeError(f"Injected failure on rank {self.rank} at step {self.step}.")
