@@ -76,7 +76,7 @@ def run_variant(variant: Variant, real: torch.Tensor, fake: torch.Tensor, warmup
     torch.manual_seed(0)
     discriminator = DACDiscriminator().to(real.device)
     if variant.compile:
-        discriminator.compile()
+        discriminator.compile(mode=variant.compile)
     autocast = (torch.autocast(real.device.type, dtype=torch.bfloat16) if variant.precision.startswith("bf16")
                 else contextlib.nullcontext())
     losses = {}
@@ -137,7 +137,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    names = args.variants.split(",") if args.variants else [v.name for v in VARIANTS if (cuda or not v.compile) and not v.fused_adamw]
+    names = args.variants.split(",") if args.variants else [v.name for v in VARIANTS if (cuda or not v.compile)]
     chosen = [next(v for v in VARIANTS if v.name == name.strip()) for name in names]
     generator = torch.Generator().manual_seed(0)
     samples = round(args.seconds * args.sample_rate)

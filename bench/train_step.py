@@ -43,7 +43,6 @@ from bench.precision_variants import (  # noqa: E402
     VARIANTS,
     Variant,
     apply_tf32,
-    clip_with_own_norm,
     graph_break_reasons,
     reset_compiler,
 )
@@ -73,16 +72,11 @@ def build(config: str, variant: Variant, overrides: list[str]) -> tuple[L.Lightn
     args = ["--config", config, "--trainer.logger", "false", "--trainer.strategy", "auto", "--trainer.devices", "1",
             "--data.init_args.train_dir", "null", "--data.init_args.val_dir", "null", "--data.init_args.test_dir", "null",
             *overrides]
-    if variant.fused_adamw:
-        args += ["--model.init_args.optimizer_g.init_args.fused", "true",
-                 "--model.init_args.optimizer_d.init_args.fused", "true"]
     L.seed_everything(0, verbose=False)
     cli = build_cli(args, run=False)
     module = cli.model
     # Set the switch directly: every GANModule compiles in configure_model, whatever its subclass exposes.
-    module.compile_networks = variant.compile
-    if variant.fused_adamw:
-        clip_with_own_norm(module)
+    module.compile_mode = variant.compile
     diagnostics = [callback for callback in cli.trainer.callbacks if type(callback).__module__.startswith("callbacks.")]
     return module, cli.datamodule, diagnostics
 

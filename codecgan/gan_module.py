@@ -58,6 +58,9 @@ class NonFiniteTrainingError(RuntimeError):
 Forward = dict[str, Any]
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 def _no_scheduler(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
@@ -81,7 +84,12 @@ class GANModule(L.LightningModule):
             the generator first and then trains its metric discriminator on the pre-update estimate.
         max_nonfinite_in_a_row: batches in a row with a skipped (non-finite) step before training stops.
         compile: ``torch.compile`` generator and discriminator in place (parameter names and
-            checkpoints unchanged). Fixed crop lengths keep the shapes static.
+            checkpoints unchanged): ``true`` or a mode, ``default``, ``reduce-overhead`` (CUDA graphs:
+            each network's forward and backward is captured once its shapes are known and replayed with
+            one launch; needs fixed crop lengths and no host reads, which the loop guarantees),
+            ``max-autotune`` or ``max-autotune-no-cudagraphs``.
+        compile_backend: ``torch.compile`` backend; ``aot_eager`` traces forward and backward without
+            generating kernels (a quick check for graph breaks).
     """
 
     def __init__(
@@ -98,7 +106,8 @@ class GANModule(L.LightningModule):
         grad_clip_d: float | None = None,
         discriminator_first: bool = True,
         max_nonfinite_in_a_row: int = 10,
-        compile: bool = False,
+        compile: bool | str = False,
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         if discriminator_start_step < 0:
@@ -107,6 +116,9 @@ class GANModule(L.LightningModule):
             raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {max_nonfinite_in_a_row}.")
         if discriminator_update_period < 1:
             raise ValueError(f"discriminator_update_period must be >= 1, got {discriminator_update_period}.")
+        compile_mode = "default" if compile is True else (compile or None)
+        if compile_mode is not None and compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile must be true, false or one of {COMPILE_MODES}, got {compile!r}.")
         for name, value in (("grad_clip_g", grad_clip_g), ("grad_clip_d", grad_clip_d)):
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be a positive number or null, got {value}.")
@@ -123,7 +135,7 @@ class GANModule(L.LightningModule):
         self.grad_clip_d = grad_clip_d
         self.discriminator_first = discriminator_first
         self.max_nonfinite_in_a_row = max_nonfinite_in_a_row
-        self.compile_networks = compile
+        self.compile_mode, self.compile_backend = compile_mode, compile_backend
         # Buffers, so that they are checkpointed and a resumed run keeps counting; updated on the device.
         self.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("nonfinite_in_a_row", torch.zeros((), dtype=torch.long))
@@ -197,14 +209,16 @@ class GANModule(L.LightningModule):
         self._ddp_wrappers = {}
 
     def configure_model(self) -> None:
-        if self.compile_networks:
+        if self.compile_mode:
             # GradientBalance differentiates each loss term separately (retain_graph=True), which compiled
             # backwards with donated buffers refuse; donation saves little memory next to the activations.
             import torch._functorch.config as functorch_config
 
             functorch_config.donated_buffer = False
-            self.generator.compile()
-            self.discriminator.compile()
+            inductor = self.compile_backend == "inductor"
+            options = {"mode": self.compile_mode} if inductor else {"backend": self.compile_backend}
+            self.generator.compile(**options)
+            self.discriminator.compile(**options)
 
     def configure_optimizers(self) -> Any:
         opt_g = self.optimizer_g(self.generator.parameters())
@@ -236,6 +250,8 @@ class GANModule(L.LightningModule):
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         torch.manual_seed(seed * 1_000_003 + self.global_step * 7919 + self.global_rank)
+        if self.compile_mode == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # the previous batch's graph outputs may be reused
         if is_logging_step(self.trainer):
             # Before this batch steps: a run of non-finite batches stops with the weights it left untouched.
             self.read_step_counters()
