@@ -35,7 +35,7 @@ diagnose: $(STAMP)  ## Diagnose every run under runs/ (codecgan diagnose runs).
 zoo: $(STAMP)  ## Run the failure zoo (every fault overlay + controls, < 20 min on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) bench/zoo.py
 
-bench: $(STAMP)  ## Run the GPU benchmarks and write bench/results/<device>.md (~25 min on an H100).
+bench: $(STAMP)  ## Run the benchmarks (GPU steps, and the CPU host-overhead table) into bench/results/<device>.md (~35 min on an H100 node).
 	$(PYTHON) bench/run_all.py
 
 clean:  ## Remove runs/ and caches (keeps .venv).

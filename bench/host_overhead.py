@@ -1,15 +1,17 @@
 """What one training batch costs the host, for every shipped config: ATen ops, host reads, gradient traffic.
 
-    python bench/host_overhead.py                     # every config in experiments/*.yaml, ~3 min on 2 CPU cores
-    python bench/host_overhead.py --configs codec_dac --stacks   # where each host read comes from
+    python bench/host_overhead.py                     # every config in experiments/*.yaml, ~8 min on 2 CPU cores
+    python bench/host_overhead.py --configs codec_dac --stacks --top 30   # where the host reads and ops come from
+    python bench/host_overhead.py --strategy ddp_find_unused_parameters_true   # the one-wrapper DDP, for comparison
 
-Each config is built as shipped (its callbacks included), on the CPU, in fp32, at batch 1, and fitted for a few
-batches on synthetic data; `bench/dispatch_counts.py` counts the ATen ops dispatched by one batch that does not
-log (inside and outside the optimizers' `step`) and its host reads (`aten._local_scalar_dense`). Counts are
-exact and the same on any CPU; on a GPU the host pays for each op (~10-20 us of dispatch) and stalls at each read.
+Each config is built as shipped (its callbacks and progress bar included), on the CPU, in fp32, at batch 1, and
+fitted for a few batches on synthetic data; `bench/dispatch_counts.py` counts the ATen ops dispatched by one batch
+that does not log (inside and outside the optimizers' `step`) and its host reads (`aten._local_scalar_dense`). Counts are exact and the same on any CPU; on a GPU the host pays for each op (~10-20 us
+of dispatch) and stalls at each read.
 
-The all-reduce ratio (gradient bytes all-reduced per batch / bytes of the trainable parameters) is measured by
-`bench/allreduce_ratio.py` in 2 gloo processes, since it needs a process group.
+The all-reduce ratio is the gradient bytes DDP all-reduces per batch over the bytes of the trainable parameters
+(`bench/allreduce_bytes.py`), measured in 2 gloo processes under the config's strategy (or `--strategy`): 1.00
+means each trainable gradient crossed the network once.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.dispatch_counts import BatchDispatchCounter, DispatchCounts  # noqa: E402
+from bench.allreduce_bytes import measure_ratio  # noqa: E402
+from bench.dispatch_counts import HOST_READ, BatchDispatchCounter, DispatchCounts  # noqa: E402
 from codecgan.lightning_cli import build_cli  # noqa: E402
 
 COUNTED_BATCH = 2  # batches 0 and 1 warm up (lazy state, first optimizer step); batch 2 does not log
@@ -40,8 +44,7 @@ def count_one_batch(config: Path, scratch: Path, overrides: list[str] = (), keep
         "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
         "--trainer.precision", "32-true", "--trainer.max_steps", str(COUNTED_BATCH + 1),
         "--trainer.max_epochs", "-1", "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0",
-        "--trainer.log_every_n_steps", "50",
-        "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(scratch),
+        "--trainer.log_every_n_steps", "50", "--trainer.default_root_dir", str(scratch),
         "--trainer.logger.init_args.save_dir", str(scratch),
         "--data.init_args.train_dir", "null", "--data.init_args.val_dir", "null", "--data.init_args.test_dir", "null",
         "--data.init_args.batch_size", "1", "--data.init_args.num_workers", "0",
@@ -58,9 +61,16 @@ def count_one_batch(config: Path, scratch: Path, overrides: list[str] = (), keep
     return counter.counts
 
 
+def shipped_strategy(config: Path) -> str:
+    strategy = (yaml.safe_load(config.read_text()).get("trainer") or {}).get("strategy")
+    return strategy if isinstance(strategy, str) and strategy.startswith(("gan_ddp", "ddp")) else "gan_ddp"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=None, help="comma-separated config names (default: every experiments/*.yaml)")
+    parser.add_argument("--strategy", default=None, help="DDP strategy for the all-reduce ratio (default: the config's)")
+    parser.add_argument("--no-ratio", action="store_true", help="skip the 2-process all-reduce measurement")
     parser.add_argument("--stacks", action="store_true", help="print where each host read comes from")
     parser.add_argument("--top", type=int, default=0, help="print the N most frequent ops outside the optimizers")
     args = parser.parse_args()
@@ -70,19 +80,28 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for name in names:
+        config = ROOT / "experiments" / f"{name}.yaml"
         with tempfile.TemporaryDirectory() as scratch:
-            counts = count_one_batch(ROOT / "experiments" / f"{name}.yaml", Path(scratch), keep_stacks=args.stacks)
-        rows.append((name, counts))
+            counts = count_one_batch(config, Path(scratch), keep_stacks=args.stacks)
+        strategy = args.strategy or shipped_strategy(config)
+        ratio = float("nan")
+        if not args.no_ratio:
+            with tempfile.TemporaryDirectory() as scratch:
+                ratio = measure_ratio(config, strategy, Path(scratch))
+        rows.append((name, counts, strategy, ratio))
         print(f"{name}: {counts.ops_outside} ops outside the optimizers, {counts.ops_inside} inside, "
-              f"{counts.host_reads} host reads", flush=True)
+              f"host reads {counts.outside[HOST_READ]} outside and {counts.inside[HOST_READ]} inside them, "
+              f"all-reduce ratio {ratio:.2f} ({strategy})", flush=True)
         for stack in counts.host_read_stacks:
             print("  host read at:\n" + stack)
         for op, count in counts.outside.most_common(args.top):
             print(f"    {count:6d} {op}")
-    print("\n| config | ops per batch (outside optimizers) | ops inside optimizers | host reads per batch |")
+    print("\n| config | ops per batch, outside / inside the optimizers | host reads per batch, outside / inside "
+          "| gradient bytes all-reduced / trainable bytes |")
     print("|---|---:|---:|---:|")
-    for name, counts in rows:
-        print(f"| {name} | {counts.ops_outside:,} | {counts.ops_inside:,} | {counts.host_reads} |")
+    for name, counts, strategy, ratio in rows:
+        print(f"| {name} | {counts.ops_outside:,} / {counts.ops_inside:,} "
+              f"| {counts.outside[HOST_READ]} / {counts.inside[HOST_READ]} | {ratio:.2f} ({strategy}) |")
 
 
 if __name__ == "__main__":

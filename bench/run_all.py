@@ -1,8 +1,8 @@
 """Every benchmark in one go (`make bench`): each script runs in its own process and writes its section of
 `bench/results/<device>.md`; the scripts that only print get their output stored as a section here.
 
-    python bench/run_all.py                 # ~25 min on an H100: the GPU benchmarks need a CUDA device
-    python bench/run_all.py --only train_step_codec,discriminators
+    python bench/run_all.py                 # ~35 min on an H100 node: the GPU benchmarks need a CUDA device
+    python bench/run_all.py --only host_overhead    # the CPU table only (~15 min on 2 cores, ~12 GB of memory)
 
 A script that fails is reported with its exit status and the others still run; the exit status is 1 if any failed.
 """
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "discriminators": (["bench/discriminators.py"], True),
     "pesq_overlap": (["bench/pesq_overlap.py", "--configs", "cmgan"], False),
     "callbacks_overhead": (["bench/callbacks_overhead.py"], False),
+    "host_overhead": (["bench/host_overhead.py"], False),  # CPU: ops, host reads, all-reduce ratio per config
 }
 
 
