@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## Create .venv and install codecgan with its dev extras (about 2 minutes the first time).
 
-test: $(STAMP)  ## Run the fast test suite (about 6 minutes on 2 CPU cores).
+test: $(STAMP)  ## Run the fast test suite (about 9 minutes on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q
 
 test-slow: $(STAMP)  ## Run only the slow tests.
