@@ -40,15 +40,26 @@ MEAN_TAGS = {
 
 
 def clip_statistics(
-    estimate: torch.Tensor, reference: torch.Tensor, length: torch.Tensor, clip_level: float
+    estimate: torch.Tensor,
+    reference: torch.Tensor,
+    length: torch.Tensor,
+    clip_level: float,
+    estimate_length: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor | float]:
-    """Per-batch sums of per-clip statistics.
+    """Per-batch sums of per-clip statistics, over the samples estimate and reference both have.
 
-    `estimate`, `reference`: `[B, 1, T]` (T may differ); `length`: `[B]` samples."""
+    `estimate`, `reference`: `[B, 1, T]` (T may differ); `length`: `[B]` samples; `estimate_length`: `[B]` samples of
+    each estimate when they differ within a batch (an utterance-by-utterance step pads them)."""
     batch, t_est, t_ref = estimate.shape[0], estimate.shape[-1], reference.shape[-1]
     t = min(t_est, t_ref)
     est, ref = estimate.detach()[:, 0, :t].double(), reference.detach()[:, 0, :t].to(estimate.device).double()
     length = length.to(estimate.device)
+    if estimate_length is not None:
+        estimate_length = estimate_length.to(estimate.device)
+        mismatched = estimate_length != length
+        length = torch.minimum(length, estimate_length)
+    else:
+        mismatched = torch.ones(batch, dtype=torch.bool, device=est.device) if t_est != t_ref else length > t_est
     valid = torch.arange(t, device=est.device)[None, :] < length[:, None]
     est, ref = est * valid, ref * valid
     samples = valid.sum(-1).clamp(min=1)
@@ -62,7 +73,6 @@ def clip_statistics(
     amplitude = (est_energy / ref_energy.clamp(min=EPS)).sqrt()
     peak = est.abs().amax(-1) / ref.abs().amax(-1).clamp(min=EPS)
     dc_offset = (est.sum(-1) / samples).abs() / (ref_energy / samples).sqrt().clamp(min=EPS)
-    mismatched = torch.ones(batch, dtype=torch.bool, device=est.device) if t_est != t_ref else length > t_est
 
     def scored_sum(values: torch.Tensor) -> torch.Tensor:
         return torch.where(scored, values.clamp(-MAX_DB, MAX_DB), 0.0).sum()
@@ -117,7 +127,9 @@ class SignalStats(DiagnosticCallback):
     ) -> None:
         if trainer.sanity_checking or not isinstance(outputs, Mapping) or "estimate" not in outputs:
             return
-        statistics = clip_statistics(outputs["estimate"], outputs["reference"], outputs["length"], self.clip_level)
+        statistics = clip_statistics(
+            outputs["estimate"], outputs["reference"], outputs["length"], self.clip_level, outputs.get("estimate_length")
+        )
         for name, value in statistics.items():
             self._sums.add(name, value)
 

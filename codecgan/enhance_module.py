@@ -35,6 +35,7 @@ from codecgan.losses.enhancement import (
 )
 from codecgan.metrics import (
     PendingPesq,
+    pad_to_batch,
     PesqHandle,
     PesqPool,
     cut_to_common_length,
@@ -57,7 +58,10 @@ class MetricGANEnhancer(GANModule):
         sample_rate: Hz; wideband PESQ and CMGAN's STFT need 16000 (linked from the data config).
         loss_weights: ``ri``, ``magnitude``, ``time``, ``gan``; missing keys take CMGAN's values.
         pesq_failure_policy: ``mask`` trains the metric term on the clips that have a PESQ;
-            ``drop_batch`` (CMGAN) zero-weights the whole term when any clip has none.
+            ``drop_batch`` (CMGAN) skips the discriminator's whole update (no optimizer step, on every
+            rank) when any clip of any rank's batch has none.
+        clamp_pesq_targets: clamp the targets ``(PESQ - 1) / 3.5`` to [0, 1]; CMGAN does not (its
+            targets reach 1.04).
         pesq_lag: 0 or 1 (see the module docstring).
         pesq_workers: PESQ processes per rank; ``None`` = this rank's share of the CPU cores;
             0 = inline and blocking.
@@ -72,6 +76,7 @@ class MetricGANEnhancer(GANModule):
         sample_rate: int = 16000,
         loss_weights: dict[str, float] | None = None,
         pesq_failure_policy: str = "mask",
+        clamp_pesq_targets: bool = False,
         pesq_lag: int = 0,
         pesq_workers: int | None = None,
         **gan_options: Any,
@@ -90,6 +95,7 @@ class MetricGANEnhancer(GANModule):
         self.sample_rate = sample_rate
         self.loss_weights = {**CMGAN_LOSS_WEIGHTS, **(loss_weights or {})}
         self.pesq_failure_policy, self.pesq_lag, self.pesq_workers = pesq_failure_policy, pesq_lag, pesq_workers
+        self.clamp_pesq_targets = clamp_pesq_targets
         self._pesq_pool: PesqPool | None = None
         self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
         # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
@@ -187,7 +193,8 @@ class MetricGANEnhancer(GANModule):
         if pending is None:  # pesq_lag=1 and no earlier batch: a zero-weighted term, counted as dropped
             pending = PendingPesq.unscored(forward["clean_magnitude"], forward["magnitude"].detach())
         result = pending.result()  # as late as possible: after the generator's step
-        target = pesq_to_target(to_device_without_waiting(torch.from_numpy(result.scores), self.device))
+        scores = to_device_without_waiting(torch.from_numpy(result.scores), self.device)
+        target = pesq_to_target(scores, clamp=self.clamp_pesq_targets)
         weight = pesq_weights(target, self.pesq_failure_policy)
         chance = metric_discriminator_loss(torch.zeros_like(target), torch.zeros_like(target), target, weight)
         dropped = (weight.sum() == 0).long()  # no clip of this batch teaches the metric term
@@ -195,7 +202,7 @@ class MetricGANEnhancer(GANModule):
         discriminator = self.trained(self.discriminator)
         clean_prediction = discriminator(clean, clean).float()
         estimate_prediction = discriminator(clean, estimate).float()
-        return metric_discriminator_loss(clean_prediction, estimate_prediction, target, weight), {
+        outputs = {
             "d_real": clean_prediction.mean(),
             "d_fake": estimate_prediction.mean(),
             "d_loss_chance": chance,
@@ -206,15 +213,24 @@ class MetricGANEnhancer(GANModule):
             "pesq_dropped_batch": dropped,
             "pesq_failures": result.failure_counts(),
         }
+        if self.pesq_failure_policy == "drop_batch":
+            outputs["skip_update"] = dropped.bool()  # CMGAN: no discriminator update when a clip has no PESQ
+        return metric_discriminator_loss(clean_prediction, estimate_prediction, target, weight), outputs
 
     # ------------------------------------------------------------------------------ validation
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
-        forward = self.generator_forward(batch)
-        estimate = forward["estimate"].float()
+        """Score each utterance on its own, at its full length: padding in a batch never reaches the generator's
+        normalisation, InstanceNorm or attention, so every metric is the per-utterance value papers report."""
+        estimates, predictions = [], []
+        for row, samples in enumerate(batch["length"].tolist()):
+            utterance = {key: batch[key][row : row + 1, ..., :samples] for key in ("noisy", "clean")}
+            forward = self.generator_forward({**utterance, "length": batch["length"][row : row + 1]})
+            estimates.append(forward["estimate"].float())
+            predictions.append(self.discriminator(forward["clean_magnitude"], forward["magnitude"]).float())
+        estimate, estimate_length = pad_to_batch(estimates, batch["clean"].shape[-1])
         # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
-        scored, clean, length = cut_to_common_length(estimate, batch["clean"], batch["length"])
-        handle = self.score_estimates(clean, scored, length)  # scores while STOI and D run here
-        prediction = self.discriminator(forward["clean_magnitude"], forward["magnitude"]).float()
+        scored, clean, length = cut_to_common_length(estimate, batch["clean"], torch.minimum(batch["length"], estimate_length))
+        handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
         stoi = stoi_scores(clean, scored, length, self.sample_rate)
         pesq = torch.from_numpy(handle.result().scores).float()
         for name, scores in (("pesq", pesq), ("stoi", stoi)):
@@ -223,9 +239,9 @@ class MetricGANEnhancer(GANModule):
             failed.update(torch.isnan(scores).sum())
             self.log_dict({f"val/{name}": mean, f"val/{name}_failed_clips": failed})
         return {
-            "estimate": estimate.detach(), "reference": batch["clean"], "input": batch["noisy"],
-            "length": batch["length"], "index": batch["index"], "metric_d_prediction": prediction.detach(),
-            "pesq": pesq.to(self.device),
+            "estimate": estimate.detach(), "estimate_length": estimate_length, "reference": batch["clean"],
+            "input": batch["noisy"], "length": batch["length"], "index": batch["index"],
+            "metric_d_prediction": torch.cat(predictions).detach(), "pesq": pesq.to(self.device),
         }
 
     # ------------------------------------------------------------------------ checkpoint state

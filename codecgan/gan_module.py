@@ -158,7 +158,11 @@ class GANModule(L.LightningModule):
 
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
         """The discriminator's loss on the detached estimate, and step outputs (``d_real``, ``d_fake``,
-        ``d_loss_chance``, ...)."""
+        ``d_loss_chance``, ...).
+
+        ``skip_update`` (a bool tensor) among the outputs asks that the discriminator not step on this
+        batch: its backward still runs (every DDP rank must reduce), but no rank's optimizer steps if any
+        rank asked, so the replicas stay identical (``d_update_skipped`` in the outputs)."""
         raise NotImplementedError
 
     def generator_loss(
@@ -297,9 +301,10 @@ class GANModule(L.LightningModule):
 
         losses = {**outputs.pop("losses"), **outputs.pop("losses_d")}
         outputs["losses"] = losses
-        skipped = torch.stack([outputs.pop("skipped_g"), outputs.pop("skipped_d")])
+        skipped_g = outputs.pop("skipped_g")
+        skipped = torch.stack([skipped_g, outputs.pop("skipped_d")])
         outputs["nonfinite"] = skipped.any()
-        self._count_nonfinite(skipped)
+        self._count_nonfinite(skipped, not_stepped=torch.stack([skipped_g, outputs.pop("not_stepped_d")]))
         if is_logging_step(self.trainer):  # Lightning writes step values on these batches only
             self._log_step(losses, outputs, train_d)
         outputs.update(
@@ -325,16 +330,30 @@ class GANModule(L.LightningModule):
         if not train_d:
             nan = torch.full((), math.nan, device=self.device)
             skipped = torch.zeros((), dtype=torch.bool, device=self.device)
-            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": skipped}
+            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": skipped,
+                    "not_stepped_d": skipped}
         with self.toggled_optimizer(opt_d), parametrize.cached():
             loss_d, extra = self.discriminator_loss(batch, forward)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
             grad_norm, skipped = self._clip(opt_d, self.discriminator, self.grad_clip_d)
-            optimizer_steps.step(self.trainer, opt_d, skipped, counted=False)
+            asked = extra.pop("skip_update", None)
+            not_stepped = skipped if asked is None else skipped | self._on_any_rank(asked)
+            optimizer_steps.step(self.trainer, opt_d, not_stepped, counted=False)
         extra = {key: value.detach() if isinstance(value, Tensor) else value for key, value in extra.items()}
         extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()}, skipped_d=skipped)
+        if asked is not None:
+            extra["d_update_skipped"] = not_stepped
+        extra["not_stepped_d"] = not_stepped
         return extra
+
+    def _on_any_rank(self, flag: Tensor) -> Tensor:
+        """``flag`` (a bool tensor) or-ed over the ranks, on the device (a collective under DDP, no host read)."""
+        if self.trainer.world_size <= 1:
+            return flag
+        flag = flag.to(torch.int32)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return flag.bool()
 
     def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
         adversarial = step >= self.discriminator_start_step
@@ -382,12 +401,13 @@ class GANModule(L.LightningModule):
             torch.nn.utils.clip_grads_with_norm_(parameters, value, norm)
         return norm.detach(), ~torch.isfinite(norm)
 
-    def _count_nonfinite(self, skipped: Tensor) -> None:
-        """Update the non-finite counters on the device from ``skipped`` (``[2]`` bool: generator, discriminator)."""
+    def _count_nonfinite(self, skipped: Tensor, not_stepped: Tensor) -> None:
+        """Update the counters on the device: ``skipped`` (``[2]`` bool: generator, discriminator) marks non-finite
+        steps, ``not_stepped`` every step an optimizer did not take (for its scheduler)."""
         batch_skipped = skipped.any().long()
         self.nonfinite_steps.add_(batch_skipped)
         self.nonfinite_in_a_row.mul_(batch_skipped).add_(batch_skipped)  # 0 after a finite batch
-        self.unread_skipped_steps.add_(skipped.long())
+        self.unread_skipped_steps.add_(not_stepped.long())
 
     def _step_scheduler(self, scheduler: Any, index: int) -> None:
         """Step ``scheduler`` unless it still waits for steps its optimizer skipped."""

@@ -29,3 +29,21 @@ class DumpValidationMetrics(L.Callback):
 
             metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
             self.path.write_text(json.dumps(metrics, indent=1))
+
+
+class RecordDiscriminatorSkips(L.Callback):
+    """Each rank writes, per batch, whether its own batch lost a PESQ target and whether the discriminator's update
+    was skipped (``pesq_dropped_batch``, ``d_update_skipped``) to ``<directory>/rank<k>.json``."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+        self.rows: list[tuple[int, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.rows.append((int(outputs["pesq_dropped_batch"]), int(outputs["d_update_skipped"])))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import json
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.rows))

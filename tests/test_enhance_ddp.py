@@ -52,6 +52,23 @@ def test_ranks_stay_identical_and_every_ranks_lag_buffer_is_checkpointed(tmp_pat
     assert not torch.equal(buffer["clean_magnitude"][0], buffer["clean_magnitude"][1])  # each rank's own batch
 
 
+def test_drop_batch_skips_the_discriminator_update_on_every_rank_when_one_rank_lost_a_target(tmp_path):
+    overlay = enhance_overlay(tmp_path / "run", devices=2, max_steps=6)
+    overlay["model"]["init_args"].update(pesq_failure_policy="drop_batch", pesq_lag=0)
+    overlay["trainer"]["callbacks"] += [
+        {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
+        {"class_path": "tests.ddp_helpers.RecordDiscriminatorSkips", "init_args": {"directory": str(tmp_path / "skips")}},
+    ]
+    run_codecgan("fit", tmp_path, "drop_batch", overlay)
+    rank0, rank1 = (json.loads((tmp_path / "skips" / f"rank{rank}.json").read_text()) for rank in (0, 1))
+    assert any(a[0] != b[0] for a, b in zip(rank0, rank1)), "no batch lost a target on one rank only"
+    for (dropped0, skipped0), (dropped1, skipped1) in zip(rank0, rank1):
+        assert skipped0 == skipped1 == max(dropped0, dropped1)
+    weights = [torch.load(tmp_path / "weights" / f"rank{rank}.pt") for rank in (0, 1)]
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), f"{name} differs between ranks"
+
+
 def test_validation_pesq_is_the_same_on_one_and_two_processes(tmp_path):
     """5 validation items (one silent) on 2 ranks: 3 + 2 items, none padded or counted twice."""
     results = {}

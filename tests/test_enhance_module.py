@@ -179,13 +179,13 @@ def test_enhance_tiny_fit_logs_val_pesq_every_round_and_leaves_no_worker(tmp_pat
 
 
 def test_a_short_istft_output_is_scored_on_the_common_length_and_counted_as_a_mismatch(tmp_path):
-    # The istft_length_mismatch fault: 16048-sample validation clips come back 48 samples short. Validation must
+    # The istft_length_mismatch fault: 16048-sample validation utterances come back 48 samples short. Validation must
     # score them (PESQ and STOI on the first 16000 samples) and SignalStats must count every clip, not crash.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     args = tiny_fit_args(tmp_path, max_steps=2, val_every=2)
     overlay = {"model": {"init_args": {"generator": {"init_args": {"match_length": False}}}},
-               "data": {"init_args": {"val_crop_seconds": 1.003}},
+               "data": {"init_args": {"synthetic_seconds": 1.003, "val_crop_seconds": 1.003}},
                "trainer": {"callbacks+": [{"class_path": "callbacks.SignalStats"}]}}
     with pytest.warns(UserWarning, match="LENGTH_MISMATCH: diag/length_mismatch counted 4 validation clips"):
         build_cli(["fit", *args, "--config", str(write_overlay(tmp_path, "mismatch.yaml", overlay))])
@@ -242,3 +242,69 @@ def test_a_resumed_lag_1_run_continues_exactly(tmp_path):
     expected, actual = final_weights(straight), final_weights(resumed)
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+class DiscriminatorUpdates(L.Callback):
+    """Per batch: whether PESQ dropped it, whether the discriminator's weights or its optimizer's step count moved."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, bool, bool]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._weights = [p.detach().clone() for p in pl_module.discriminator.parameters()]
+        self._steps = optimizer_steps_taken(trainer.optimizers[1])
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        moved = any(not torch.equal(a, b) for a, b in zip(self._weights, pl_module.discriminator.parameters()))
+        stepped = optimizer_steps_taken(trainer.optimizers[1]) > self._steps
+        self.rows.append((int(outputs["pesq_dropped_batch"]), moved, stepped))
+
+
+def optimizer_steps_taken(optimizer: torch.optim.Optimizer) -> int:
+    return int(next(iter(optimizer.state.values()))["step"]) if optimizer.state else 0
+
+
+def test_drop_batch_skips_the_whole_discriminator_update_as_cmgan_does(tmp_path):
+    """A batch with a clip PESQ cannot score leaves the discriminator's weights and AdamW's state (momentum and step
+    count) untouched; its scheduler waits for the skipped steps."""
+    cli = build_cli(tiny_fit_args(tmp_path, max_steps=8, val_every=100, pesq_failure_policy="drop_batch"), run=False)
+    updates = DiscriminatorUpdates()
+    cli.trainer.callbacks.append(updates)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    dropped = [row[0] for row in updates.rows]
+    assert 0 < sum(dropped) < len(dropped), dropped  # the data gives both kinds of batch
+    for was_dropped, moved, stepped in updates.rows:
+        assert moved == stepped == (not was_dropped)
+    _, scheduler_d = cli.model.lr_schedulers()
+    # Skips are read at logging steps and the epoch's end; a scheduler still owes the batches it has not yet waited.
+    waits = cli.model.scheduler_waits[1]
+    assert scheduler_d.last_epoch - waits == optimizer_steps_taken(cli.trainer.optimizers[1]) == 8 - sum(dropped)
+    cli.model.close_pesq_pool()
+
+
+def test_validation_scores_each_utterance_at_its_full_length_whatever_the_batch():
+    """A padded batch of utterances of different lengths gives exactly the metrics of the utterances one by one."""
+    module = make_module(pesq_workers=0).eval()
+    lengths = [9600, 16000, 12800]
+    full = make_batch(seed=30, size=3, seconds=1.0)
+    for row, samples in enumerate(lengths):  # right padding, as a collate of whole utterances gives
+        full["noisy"][row, :, samples:] = 0.0
+        full["clean"][row, :, samples:] = 0.0
+    batch = {**full, "length": torch.tensor(lengths), "index": torch.arange(3)}
+    with torch.no_grad():
+        together = module.validation_step(batch, 0)
+        pesq_together, stoi_together = module.val_pesq.compute(), module.val_stoi.compute()
+        module.val_pesq.reset(), module.val_stoi.reset()
+        alone = []
+        for row, samples in enumerate(lengths):
+            item = {key: full[key][row : row + 1, :, :samples] for key in ("noisy", "clean")}
+            alone.append(module.validation_step({**item, "length": torch.tensor([samples]), "index": torch.tensor([row])}, 0))
+        pesq_alone, stoi_alone = module.val_pesq.compute(), module.val_stoi.compute()
+    assert together["estimate_length"].tolist() == lengths
+    for row, (samples, single) in enumerate(zip(lengths, alone)):
+        assert torch.equal(together["estimate"][row, :, :samples], single["estimate"][0])
+        assert torch.all(together["estimate"][row, :, samples:] == 0)
+        assert torch.equal(together["pesq"][row], single["pesq"][0])
+        assert torch.equal(together["metric_d_prediction"][row], single["metric_d_prediction"][0])
+    assert pesq_together == pesq_alone and stoi_together == stoi_alone
+    module.close_pesq_pool()

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 PESQ_FAILURE_POLICIES = ("mask", "drop_batch")
-# Wideband MOS-LQO from the `pesq` package lies in [1.04, 4.64]; MetricGAN maps it to [0, 1] as
-# (PESQ - 1) / 3.5 (clean vs clean gives 1.04, clamped to the discriminator's top, 1).
+# Wideband MOS-LQO from the `pesq` package lies in [1.04, 4.64]; MetricGAN maps it with (PESQ - 1) / 3.5
+# to about [0.01, 1.04] (CMGAN leaves it there; clean vs clean gives 1.04, above the discriminator's top, 1).
 PESQ_FLOOR = 1.0
 PESQ_SPAN = 3.5
 
@@ -38,16 +38,18 @@ def metric_generator_loss(estimate_prediction: Tensor) -> Tensor:
     return (estimate_prediction.float() - 1).square().mean()
 
 
-def pesq_to_target(pesq: Tensor) -> Tensor:
-    """``(pesq - 1) / 3.5`` clamped to [0, 1]; NaN (a failed clip) stays NaN."""
-    return ((pesq.float() - PESQ_FLOOR) / PESQ_SPAN).clamp(0.0, 1.0)
+def pesq_to_target(pesq: Tensor, clamp: bool = False) -> Tensor:
+    """``(pesq - 1) / 3.5`` as CMGAN computes it, or clamped to [0, 1] (``clamp``); NaN (a failed clip) stays NaN."""
+    target = (pesq.float() - PESQ_FLOOR) / PESQ_SPAN
+    return target.clamp(0.0, 1.0) if clamp else target
 
 
 def pesq_weights(target: Tensor, policy: str) -> Tensor:
     """Per-clip weights ``[B]`` of the discriminator's metric term for normalized targets ``[B]``.
 
     ``mask``: 1 where the clip has a (finite) target, 0 where it failed. ``drop_batch`` (CMGAN's
-    behaviour): all 0 when any clip failed, else all 1.
+    behaviour): all 0 when any clip failed, else all 1; the enhancer then skips the discriminator's
+    whole update, as CMGAN does.
     """
     if policy not in PESQ_FAILURE_POLICIES:
         raise ValueError(f"pesq_failure_policy must be one of {PESQ_FAILURE_POLICIES}, got {policy!r}.")

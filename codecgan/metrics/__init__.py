@@ -1,6 +1,6 @@
 """Speech-quality metrics computed outside the graph: PESQ in worker processes, STOI per clip."""
 
-from codecgan.metrics.common_length import cut_to_common_length
+from codecgan.metrics.common_length import cut_to_common_length, pad_to_batch
 from codecgan.metrics.pending_pesq import PendingPesq
 from codecgan.metrics.pesq_pool import (
     PesqHandle,
@@ -20,6 +20,7 @@ __all__ = [
     "PesqResult",
     "cut_to_common_length",
     "default_worker_count",
+    "pad_to_batch",
     "score_clip",
     "stoi_scores",
     "to_device_without_waiting",

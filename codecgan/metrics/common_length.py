@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -17,3 +18,12 @@ def cut_to_common_length(estimate: Tensor, reference: Tensor, length: Tensor) ->
     if estimate.shape[-1] == reference.shape[-1]:
         return estimate, reference, length
     return estimate[..., :samples], reference[..., :samples], length.clamp(max=samples)
+
+
+def pad_to_batch(estimates: list[Tensor], samples: int) -> tuple[Tensor, Tensor]:
+    """Estimates ``[1, 1, T_i]`` of different lengths as one ``[B, 1, max(samples, T_i)]`` batch, right-padded with
+    zeros, and their lengths ``[B]`` (int64, on their device): what an utterance-by-utterance step returns."""
+    width = max([samples, *(estimate.shape[-1] for estimate in estimates)])
+    batch = torch.cat([torch.nn.functional.pad(estimate, (0, width - estimate.shape[-1])) for estimate in estimates])
+    lengths = torch.tensor([estimate.shape[-1] for estimate in estimates], device=batch.device)
+    return batch, lengths

@@ -32,12 +32,13 @@ def test_generator_metric_loss_asks_for_the_top_score():
 
 
 @pytest.mark.parametrize(
-    ("pesq", "target"),
-    [(1.0, 0.0), (4.5, 1.0), (2.75, 0.5), (4.64, 1.0), (0.5, 0.0), (NAN, NAN)],
+    ("pesq", "target", "clamped"),
+    [(1.0, 0.0, 0.0), (4.5, 1.0, 1.0), (2.75, 0.5, 0.5), (4.64, 1.04, 1.0), (0.5, -1 / 7, 0.0), (NAN, NAN, NAN)],
 )
-def test_pesq_to_target(pesq, target):
-    value = pesq_to_target(torch.tensor([pesq])).item()
-    assert (math.isnan(value) and math.isnan(target)) or value == pytest.approx(target)
+def test_pesq_to_target_is_cmgans_unless_clamped(pesq, target, clamped):
+    for value, expected in ((pesq_to_target(torch.tensor([pesq])).item(), target),
+                            (pesq_to_target(torch.tensor([pesq]), clamp=True).item(), clamped)):
+        assert (math.isnan(value) and math.isnan(expected)) or value == pytest.approx(expected)
 
 
 def test_weights_mask_failed_clips_or_drop_the_batch():
