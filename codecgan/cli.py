@@ -3,9 +3,11 @@
     codecgan fit --config experiments/codec_tiny.yaml
     codecgan fit --config experiments/codec_tiny.yaml --ckpt_path last     # resume
     codecgan diagnose runs/codec_tiny [--json]
+    codecgan scan data/train [data/val ...]                               # decode every audio file
 
 ``fit``/``validate``/``test`` are LightningCLI (``codecgan.lightning_cli``); ``diagnose`` reads logs
-and never imports torch, so it starts quickly.
+and ``scan`` decodes audio files (training start-up reads only their headers); neither imports
+torch, so both start quickly.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ def main(args: list[str] | None = None) -> None:
         from codecgan.diagnosis.cli import diagnose_main
 
         raise SystemExit(diagnose_main(argv[1:]))
+    if argv and argv[0] == "scan":
+        from codecgan.data.scan_command import scan_main
+
+        raise SystemExit(scan_main(argv[1:]))
     from codecgan.config_error import ConfigError
     from codecgan.data.folder_scan import BadAudioError
     from codecgan.gan_module import NonFiniteTrainingError

@@ -1,53 +1,61 @@
-"""Datasets of codecgan: synthetic speech and noise, audio folders, crops (docs/interfaces.md)."""
+"""Datasets of codecgan: synthetic speech and noise, audio folders, crops and excerpts (docs/interfaces.md).
 
-from codecgan.data.audio_folder import AudioFolder, AudioReadError, PairedAudioFolder, read_audio
-from codecgan.data.crops import CROP_MODES, CroppedDataset
-from codecgan.data.folder_scan import (
-    BadAudioError,
-    BadAudioFile,
-    check_audio_file,
-    list_audio_files,
-    scan_audio_files,
-    scan_paired,
-)
-from codecgan.data.noise import (
-    NOISE_KINDS,
-    SyntheticNoisySpeech,
-    babble_noise,
-    make_noise,
-    mix_at_snr,
-    noise_gain_for_snr,
-    pink_noise,
-    white_noise,
-)
-from codecgan.data.synthetic_speech import SyntheticSpeech, derive_seed, synthesize_speech
+Names are imported on first use, so that `codecgan scan` (``codecgan.data.scan_command``) starts
+without loading torch and Lightning.
+"""
 
-__all__ = [
-    "AudioFolder",
-    "AudioReadError",
-    "BadAudioError",
-    "BadAudioFile",
-    "CROP_MODES",
-    "CroppedDataset",
-    "NOISE_KINDS",
-    "PairedAudioFolder",
-    "SyntheticNoisySpeech",
-    "SyntheticSpeech",
-    "babble_noise",
-    "check_audio_file",
-    "derive_seed",
-    "list_audio_files",
-    "make_noise",
-    "mix_at_snr",
-    "noise_gain_for_snr",
-    "pink_noise",
-    "read_audio",
-    "scan_audio_files",
-    "scan_paired",
-    "synthesize_speech",
-    "white_noise",
-]
+from __future__ import annotations
 
-from codecgan.data.datamodule import AudioDataModule, CodecDataModule, EnhancementDataModule  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ += ["AudioDataModule", "CodecDataModule", "EnhancementDataModule"]
+_LAZY = {
+    "AudioFolder": "codecgan.data.audio_folder",
+    "PairedAudioFolder": "codecgan.data.audio_folder",
+    "AudioReadError": "codecgan.data.audio_reading",
+    "read_audio": "codecgan.data.audio_reading",
+    "collate_padded": "codecgan.data.collate",
+    "CROP_MODES": "codecgan.data.crops",
+    "CroppedDataset": "codecgan.data.crops",
+    "AudioDataModule": "codecgan.data.datamodule",
+    "CodecDataModule": "codecgan.data.datamodule",
+    "EnhancementDataModule": "codecgan.data.datamodule",
+    "ExcerptRecipe": "codecgan.data.excerpt_recipe",
+    "ExcerptDataset": "codecgan.data.excerpts",
+    "AudioHeader": "codecgan.data.folder_scan",
+    "BadAudioError": "codecgan.data.folder_scan",
+    "BadAudioFile": "codecgan.data.folder_scan",
+    "check_audio_file": "codecgan.data.folder_scan",
+    "list_audio_files": "codecgan.data.folder_scan",
+    "read_audio_header": "codecgan.data.folder_scan",
+    "scan_audio_files": "codecgan.data.folder_scan",
+    "scan_audio_headers": "codecgan.data.folder_scan",
+    "scan_paired": "codecgan.data.folder_scan",
+    "SHORT_ITEM_FILLS": "codecgan.data.item_audio",
+    "fill_to_length": "codecgan.data.item_audio",
+    "integrated_loudness_db": "codecgan.data.loudness",
+    "NOISE_KINDS": "codecgan.data.noise",
+    "SyntheticNoisySpeech": "codecgan.data.noise",
+    "babble_noise": "codecgan.data.noise",
+    "make_noise": "codecgan.data.noise",
+    "mix_at_snr": "codecgan.data.noise",
+    "noise_gain_for_snr": "codecgan.data.noise",
+    "pink_noise": "codecgan.data.noise",
+    "white_noise": "codecgan.data.noise",
+    "shift_phase": "codecgan.data.phase_shift",
+    "SyntheticSpeech": "codecgan.data.synthetic_speech",
+    "derive_seed": "codecgan.data.synthetic_speech",
+    "synthesize_speech": "codecgan.data.synthetic_speech",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'codecgan.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

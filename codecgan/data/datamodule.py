@@ -8,36 +8,47 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from codecgan.data.audio_folder import AudioFolder, PairedAudioFolder
-from codecgan.data.crops import CroppedDataset
+from codecgan.data.collate import collate_padded
+from codecgan.data.crops import CROP_MODES, CroppedDataset
+from codecgan.data.excerpt_recipe import ExcerptRecipe
+from codecgan.data.excerpts import ExcerptDataset
+from codecgan.data.item_audio import SHORT_ITEM_FILLS
 from codecgan.data.noise import SyntheticNoisySpeech
 from codecgan.data.samplers import EvaluationSampler, ResumableDataLoader, ResumableTrainSampler
 from codecgan.data.synthetic_speech import SyntheticSpeech
 
-CROP_MODES = ("random", "start", "center")
 SPLITS = ("train", "val", "test")
 
 
 class AudioDataModule(L.LightningDataModule):
-    """Train/val/test loaders of fixed-length crops.
+    """Train/val/test loaders of audio crops.
 
-    Training crops are random (a pure function of seed, epoch and item); validation and test crops
-    are deterministic (``start`` or ``center``) by default, identical in every epoch and on every
-    rank. Set ``val_crop: random`` only to reproduce the random-evaluation-crop bug.
+    Training on a folder draws an epoch of about ``total duration / crop_seconds`` excerpts, each from a
+    file chosen in proportion to its duration (``ExcerptDataset``); training on synthetic data crops
+    each item once per epoch (``CroppedDataset``). Both are a pure function of seed, epoch and item.
+    Validation and test crops are deterministic (``start``, ``center``, or ``full``: each utterance
+    whole, batched right-padded with its true ``length``), identical in every epoch and on every rank.
+    Set ``val_crop: random`` only to reproduce the random-evaluation-crop bug.
 
     Args:
-        sample_rate: Hz; files at other rates are resampled.
+        sample_rate: Hz; files at other rates are resampled (only the samples an item needs).
         train_dir, val_dir, test_dir: folders of audio; ``null`` uses synthetic speech.
         crop_seconds: training crop length.
-        val_crop_seconds: validation/test crop length (default: ``crop_seconds``).
-        val_crop: ``start``, ``center`` or ``random``.
+        val_crop_seconds: validation/test crop length (default: ``crop_seconds``; unused by ``full``).
+        val_crop: ``start``, ``center``, ``full`` or ``random``.
+        short_items: how a training item shorter than the crop is filled: ``zero_pad`` (its ``length``
+            stays true) or ``tile`` (repeated, as CMGAN does); ``null``: the family's default.
         batch_size, val_batch_size: items per batch (per rank).
         num_workers: DataLoader worker processes.
         seed: seeds the synthetic data, the shuffling and the random crops.
         synthetic_items: number of synthetic items for train, val and test.
         synthetic_seconds: length of each synthetic item.
-        skip_bad_files: start anyway when a data folder holds unreadable files (they are skipped
-            and counted); by default codecgan refuses to start and lists them.
+        skip_bad_files: start anyway when a data folder holds files whose header cannot be read (they
+            are skipped and listed in the dataset's ``skipped``); by default codecgan refuses to start
+            and lists them. A file that fails to decode later is skipped and counted either way.
     """
+
+    default_short_items = "zero_pad"
 
     def __init__(
         self,
@@ -48,6 +59,7 @@ class AudioDataModule(L.LightningDataModule):
         crop_seconds: float = 0.5,
         val_crop_seconds: float | None = None,
         val_crop: str = "center",
+        short_items: str | None = None,
         batch_size: int = 8,
         val_batch_size: int | None = None,
         num_workers: int = 0,
@@ -59,6 +71,9 @@ class AudioDataModule(L.LightningDataModule):
         super().__init__()
         if val_crop not in CROP_MODES:
             raise ValueError(f"data.val_crop must be one of {CROP_MODES}, got {val_crop!r}.")
+        short_items = short_items or self.default_short_items
+        if short_items not in SHORT_ITEM_FILLS:
+            raise ValueError(f"data.short_items must be one of {SHORT_ITEM_FILLS}, got {short_items!r}.")
         if sample_rate <= 0:
             raise ValueError(f"data.sample_rate must be a positive number of Hz, got {sample_rate}.")
         if crop_seconds <= 0 or (val_crop_seconds is not None and val_crop_seconds <= 0):
@@ -70,6 +85,7 @@ class AudioDataModule(L.LightningDataModule):
         self.crop_samples = round(crop_seconds * sample_rate)
         self.val_crop_samples = round((val_crop_seconds or crop_seconds) * sample_rate)
         self.val_crop = val_crop
+        self.short_items = short_items
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
@@ -86,6 +102,10 @@ class AudioDataModule(L.LightningDataModule):
     def synthetic_dataset(self, split: str) -> Dataset:
         raise NotImplementedError
 
+    def recipe(self, split: str) -> ExcerptRecipe:
+        """What is done to each excerpt of ``split`` (loudness, salient excerpts, phase shift): nothing."""
+        return ExcerptRecipe()
+
     # ---------------------------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
         for split in SPLITS:
@@ -93,8 +113,20 @@ class AudioDataModule(L.LightningDataModule):
                 continue
             directory = self.dirs[split]
             base = self.folder_dataset(directory) if directory else self.synthetic_dataset(split)
-            crop, mode = (self.crop_samples, "random") if split == "train" else (self.val_crop_samples, self.val_crop)
-            self.datasets[split] = CroppedDataset(base, crop, mode=mode, seed=self.seed + SPLITS.index(split))
+            seed = self.seed + SPLITS.index(split)
+            if split != "train":
+                dataset = CroppedDataset(base, self.val_crop_samples, self.val_crop, seed, recipe=self.recipe(split))
+            elif directory:
+                world, _ = self._world()
+                dataset = ExcerptDataset(
+                    base, self.crop_samples, seed, min_excerpts=world * self.batch_size,
+                    short_items=self.short_items, recipe=self.recipe(split),
+                )
+            else:
+                dataset = CroppedDataset(
+                    base, self.crop_samples, "random", seed, short_items=self.short_items, recipe=self.recipe(split)
+                )
+            self.datasets[split] = dataset
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -113,7 +145,10 @@ class AudioDataModule(L.LightningDataModule):
                 f"The training set has {len(dataset)} items, fewer than one batch per rank "
                 f"({world} ranks x batch_size {self.batch_size})."
             )
-        sampler = ResumableTrainSampler(dataset, self.batch_size, self._training_position, world, rank, self.seed)
+        shuffle = not isinstance(dataset, ExcerptDataset)  # excerpts are independent draws already
+        sampler = ResumableTrainSampler(
+            dataset, self.batch_size, self._training_position, world, rank, self.seed, shuffle=shuffle
+        )
         return self._loader(dataset, sampler, self.batch_size, drop_last=True, loader_class=ResumableDataLoader)
 
     def val_dataloader(self) -> DataLoader:
@@ -124,11 +159,13 @@ class AudioDataModule(L.LightningDataModule):
 
     def _evaluation_loader(self, split: str) -> DataLoader:
         world, rank = self._world()
-        sampler = EvaluationSampler(self.datasets[split], world, rank)
-        return self._loader(self.datasets[split], sampler, self.val_batch_size, drop_last=False)
+        dataset = self.datasets[split]
+        sampler = EvaluationSampler(dataset, world, rank)
+        return self._loader(dataset, sampler, self.val_batch_size, drop_last=False, collate_fn=collate_padded)
 
     def _loader(
-        self, dataset: Dataset, sampler, batch_size: int, drop_last: bool, loader_class: type = DataLoader
+        self, dataset: Dataset, sampler, batch_size: int, drop_last: bool, loader_class: type = DataLoader,
+        collate_fn=None,
     ) -> DataLoader:
         return loader_class(
             dataset,
@@ -137,11 +174,46 @@ class AudioDataModule(L.LightningDataModule):
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            collate_fn=collate_fn,
         )
 
 
 class CodecDataModule(AudioDataModule):
-    """Single audio clips (`audio`, `length`, `index`): folders of wav/flac or synthetic speech."""
+    """Single audio clips (`audio`, `length`, `index`): folders of wav/flac or synthetic speech.
+
+    DAC's data recipe, each option off unless set (``codec_dac.yaml`` sets all three as DAC's
+    ``conf/base.yml`` does):
+
+    Args:
+        loudness_db: normalise every excerpt (train, val and test, as DAC's ``VolumeNorm``) to this
+            integrated loudness in dB LUFS (ITU-R BS.1770; DAC: -16), scaling it down if a peak then
+            exceeds 1 (DAC's ``RescaleAudio``). ``null``: off.
+        salient_cutoff_db: redraw a training excerpt quieter than this many dB LUFS from the same file,
+            up to ``salient_tries`` draws, keeping the loudest when none reaches it (DAC's
+            ``loudness_cutoff``: -40, ``num_tries``: 8). ``null``: off.
+        salient_tries: draws per training excerpt at most.
+        phase_shift: rotate the phase of every frequency component of each training excerpt by one
+            angle drawn uniformly from [-pi, pi) (DAC's ``ShiftPhase``; ``codecgan.data.phase_shift``).
+    """
+
+    def __init__(
+        self,
+        *args,
+        loudness_db: float | None = None,
+        salient_cutoff_db: float | None = None,
+        salient_tries: int = 8,
+        phase_shift: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.training_recipe = ExcerptRecipe(
+            loudness_db=loudness_db, salient_cutoff_db=salient_cutoff_db, salient_tries=salient_tries,
+            phase_shift=phase_shift,
+        )
+        self.evaluation_recipe = ExcerptRecipe(loudness_db=loudness_db)
+
+    def recipe(self, split: str) -> ExcerptRecipe:
+        return self.training_recipe if split == "train" else self.evaluation_recipe
 
     def folder_dataset(self, directory: str) -> Dataset:
         return AudioFolder(directory, self.sample_rate, skip_bad_files=self.skip_bad_files)
@@ -157,8 +229,11 @@ class EnhancementDataModule(AudioDataModule):
     A folder is the VoiceBank-DEMAND layout: ``<dir>/noisy/...`` and ``<dir>/clean/...`` with the
     same relative paths. Synthetic pairs mix synthetic speech with white, pink or babble noise at an
     SNR drawn from ``snr_db_range``; ``silent_item_fraction`` of the items have (nearly) silent
-    speech, on which PESQ fails.
+    speech, on which PESQ fails. Training items shorter than the crop are tiled by default, as CMGAN
+    does (``short_items``).
     """
+
+    default_short_items = "tile"
 
     def __init__(
         self,

@@ -29,6 +29,9 @@ class ResumableTrainSampler(DistributedSampler):
             progress reads one batch short when the loader has worker processes).
         num_replicas, rank: the DDP world size and this process's rank.
         seed: the permutation is ``randperm(len, seed + epoch)``, identical on every rank.
+        shuffle: ``False`` visits the items in index order, for datasets whose items are already
+            independent random draws (``ExcerptDataset``); its order costs no memory, where a
+            permutation of millions of excerpts would cost gigabytes per worker.
     """
 
     def __init__(
@@ -39,8 +42,9 @@ class ResumableTrainSampler(DistributedSampler):
         num_replicas: int = 1,
         rank: int = 0,
         seed: int = 0,
+        shuffle: bool = True,
     ) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self.batch_size = batch_size
         self.position = position
 
@@ -52,11 +56,15 @@ class ResumableTrainSampler(DistributedSampler):
         return max(0, min(per_epoch, steps - epoch * per_epoch))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        skip = self.batches_done() * self.batch_size
+        epoch = self.epoch
+        if not self.shuffle:
+            first = self.rank + skip * self.num_replicas
+            return ((index, epoch) for index in range(first, self.total_size, self.num_replicas))
+        generator = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(len(self.dataset), generator=generator).tolist()
         mine = order[self.rank : self.total_size : self.num_replicas]
-        skip = self.batches_done() * self.batch_size
-        return iter([(index, self.epoch) for index in mine[skip:]])
+        return iter([(index, epoch) for index in mine[skip:]])
 
 
 class EvaluationSampler(DistributedSampler):
