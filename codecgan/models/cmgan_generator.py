@@ -5,7 +5,8 @@ The noisy STFT (n_fft 400, hop 100, Hamming window: 201 bins, 100 frames/s) is p
 the frequency axis, two-stage conformers model time then frequency, and two decoders predict a
 magnitude mask (applied with the noisy phase) and a complex residual that is added to it. The result
 is decompressed and inverted with ``length=`` the input length, so the estimate always has exactly
-the input's number of samples.
+the input's number of samples. At CMGAN's size (64 channels, 4 two-stage blocks) the layers and the
+parameter count (1,834,833) are those of CMGAN's ``TSCNet``; MP-SENet's bounded mask is an option.
 
 STFT and ISTFT run in fp32 with autocast off: under bf16 the compression's power and the overlap-add
 would lose the low-level bins that the magnitude loss weighs most.
@@ -14,6 +15,7 @@ would lose the low-level bins that the magnitude loss weighs most.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -151,14 +153,29 @@ class SubPixelUpsample(nn.Module):
         return pairs.permute(0, 2, 3, 4, 1).reshape(batch, channels, frames, 2 * bins)
 
 
-class MaskDecoder(nn.Module):
-    """Features to a magnitude mask in ``(0, mask_max)``: ``[B, C, T', F'] -> [B, 1, F, T']``.
+MaskActivation = Literal["prelu", "learnable_sigmoid"]
 
-    ``F = 2 F' - 1`` (the (1, 2) convolution removes the extra bin of the upsampling).
+
+class MaskDecoder(nn.Module):
+    """Features to a magnitude mask: ``[B, C, T', F'] -> [B, 1, F, T']``.
+
+    ``F = 2 F' - 1`` (the (1, 2) convolution removes the extra bin of the upsampling). A per-bin
+    activation ends it:
+
+    - ``"prelu"`` (CMGAN): a PReLU with one slope per bin, starting at -0.25, so that the mask starts
+      non-negative and unbounded (a bin may be amplified as much as the losses ask);
+    - ``"learnable_sigmoid"`` (MP-SENet): ``mask_max * sigmoid(slope_f * x)``, a mask in
+      ``(0, mask_max)`` (MP-SENet: 2).
     """
 
-    def __init__(self, channels: int, bins: int, depth: int = 4, mask_max: float = 2.0) -> None:
+    def __init__(
+        self, channels: int, bins: int, depth: int = 4, activation: MaskActivation = "prelu", mask_max: float = 2.0
+    ) -> None:
         super().__init__()
+        if activation not in get_args(MaskActivation):
+            raise ValueError(
+                f"mask_activation must be 'prelu' (CMGAN) or 'learnable_sigmoid' (MP-SENet), got {activation!r}."
+            )
         self.body = nn.Sequential(
             DenseBlock(channels, depth),
             SubPixelUpsample(channels),
@@ -166,12 +183,14 @@ class MaskDecoder(nn.Module):
             *_norm_act(1),
             nn.Conv2d(1, 1, 1),
         )
-        self.per_bin_prelu = nn.PReLU(bins, init=-0.25)
-        self.mask = LearnableSigmoid(bins, beta=mask_max)
+        if activation == "prelu":
+            self.activation: nn.Module = nn.PReLU(bins, init=-0.25)
+        else:
+            self.activation = LearnableSigmoid(bins, beta=mask_max)
 
     def forward(self, x: Tensor) -> Tensor:
         per_bin = self.body(x).squeeze(1).transpose(1, 2)  # [B, F, T']
-        return self.mask(self.per_bin_prelu(per_bin)).unsqueeze(1)
+        return self.activation(per_bin).unsqueeze(1)
 
 
 class ComplexDecoder(nn.Sequential):
@@ -189,19 +208,28 @@ class ComplexDecoder(nn.Sequential):
 class CMGANGenerator(nn.Module):
     """CMGAN's enhancer: ``forward(noisy: [B, 1, T]) -> EnhancementOutput`` with ``audio: [B, 1, T]``.
 
+    The defaults are CMGAN's ``TSCNet(num_channel=64, num_features=201)``: 1,834,833 parameters.
+
     Args:
         channels: feature channels (CMGAN: 64).
         num_blocks: two-stage conformer blocks (CMGAN: 4).
-        attention_heads: heads per attention (channels must divide by it).
-        conv_kernel_size: depthwise kernel of the conformers' convolution modules.
-        dropout: in the conformers (CMGAN: 0.2).
+        attention_heads: heads per attention, each ``channels / attention_heads`` wide (CMGAN: 4).
+        conv_kernel_size: depthwise kernel of the conformers' convolution modules (CMGAN: 31).
+        dropout: shorthand: when given, the one rate of all three dropouts below (``0.0`` turns dropout
+            off, as the tiny configs do).
         dense_depth: convolutions per dense block (CMGAN: 4).
         n_fft, hop_length: STFT size and hop in samples (CMGAN: 400 and 100 at 16 kHz).
         compress_exponent: power-law compression of the magnitude (CMGAN: 0.3).
-        mask_max: upper bound of the magnitude mask (CMGAN: 2).
+        mask_max: upper bound of the ``"learnable_sigmoid"`` mask (MP-SENet: 2); unused by ``"prelu"``.
         match_length: a fault switch, for the failure zoo only: ``False`` skips cutting/padding the ISTFT
             output to the input length, so an input whose length is not a multiple of ``hop_length`` yields
             a shorter estimate (the bug LENGTH_MISMATCH catches). Keep ``True``.
+        feed_forward_dropout: after both linear layers of each conformer feed-forward module (CMGAN: 0.2).
+        attention_dropout: on each attention's output projection; the attention weights have none
+            (CMGAN: 0.2).
+        conv_dropout: after each conformer convolution module (CMGAN: 0).
+        mask_activation: ``"prelu"`` (CMGAN's per-bin PReLU, unbounded) or ``"learnable_sigmoid"``
+            (MP-SENet's mask in ``(0, mask_max)``); see ``MaskDecoder``.
     """
 
     def __init__(
@@ -210,15 +238,26 @@ class CMGANGenerator(nn.Module):
         num_blocks: int = 4,
         attention_heads: int = 4,
         conv_kernel_size: int = 31,
-        dropout: float = 0.2,
+        dropout: float | None = None,
         dense_depth: int = 4,
         n_fft: int = 400,
         hop_length: int = 100,
         compress_exponent: float = 0.3,
         mask_max: float = 2.0,
         match_length: bool = True,
+        feed_forward_dropout: float = 0.2,
+        attention_dropout: float = 0.2,
+        conv_dropout: float = 0.0,
+        mask_activation: MaskActivation = "prelu",
     ) -> None:
         super().__init__()
+        if dropout is not None:
+            feed_forward_dropout = attention_dropout = conv_dropout = dropout
+        rates = dict(
+            feed_forward_dropout=feed_forward_dropout, attention_dropout=attention_dropout, conv_dropout=conv_dropout
+        )
+        if not all(0 <= rate < 1 for rate in rates.values()):
+            raise ValueError(f"Dropout rates must lie in [0, 1), got {rates}.")
         if channels < 1 or num_blocks < 0 or dense_depth < 1:
             raise ValueError(
                 f"channels and dense_depth must be >= 1 and num_blocks >= 0, got channels={channels}, "
@@ -232,9 +271,9 @@ class CMGANGenerator(nn.Module):
         self.match_length = match_length
         self.encoder = DenseEncoder(channels, dense_depth)
         self.conformers = nn.Sequential(
-            *(TwoStageConformer(channels, attention_heads, conv_kernel_size, dropout) for _ in range(num_blocks))
+            *(TwoStageConformer(channels, attention_heads, conv_kernel_size, **rates) for _ in range(num_blocks))
         )
-        self.mask_decoder = MaskDecoder(channels, n_fft // 2 + 1, dense_depth, mask_max)
+        self.mask_decoder = MaskDecoder(channels, n_fft // 2 + 1, dense_depth, mask_activation, mask_max)
         self.complex_decoder = ComplexDecoder(channels, dense_depth)
         self.register_buffer("window", torch.hamming_window(n_fft), persistent=False)
 

@@ -1,20 +1,27 @@
-"""Conformer blocks and CMGAN's two-stage (time, then frequency) conformer.
+"""Conformer blocks and CMGAN's two-stage (time, then frequency) conformer, built as CMGAN builds them.
 
-Layout of the two-stage block: ``[B, C, T, F]`` (channels, frames, frequency bins). Attention uses
-``scaled_dot_product_attention`` (flash or memory-efficient kernels on GPU: CMGAN's time attention
-runs over 321 frames for 101 x batch sequences). CMGAN adds learned relative-position embeddings to
-the attention; here position comes only from the depthwise convolution of each conformer's
-convolution module and from the encoder's convolutions, which keeps the fast attention kernels.
+A block is: half-step feed-forward, self-attention with learned relative positions, convolution module
+(with BatchNorm), half-step feed-forward, each pre-normed and residual, then a LayerNorm.
+Layout of the two-stage block: ``[B, C, T, F]`` (channels, frames, frequency bins).
+
+Dropout sits where CMGAN puts it: after both linear layers of each feed-forward module (0.2), on the
+attention's output projection only (0.2: no dropout on the attention weights), and after the
+convolution module (0 in CMGAN).
 """
 
 from __future__ import annotations
 
+import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# CMGAN's (and lucidrains' conformer's) table size: distances beyond it share the table's end rows.
+MAX_RELATIVE_POSITION = 512
+
 
 class FeedForward(nn.Sequential):
-    """LayerNorm, expand ``mult`` x, SiLU, project back: ``[N, L, C] -> [N, L, C]``."""
+    """LayerNorm, expand ``mult`` x, SiLU, dropout, project back, dropout: ``[N, L, C] -> [N, L, C]``."""
 
     def __init__(self, channels: int, mult: int = 4, dropout: float = 0.2) -> None:
         super().__init__(
@@ -27,58 +34,120 @@ class FeedForward(nn.Sequential):
         )
 
 
-class SelfAttention(nn.Module):
-    """Pre-norm multi-head self-attention: ``[N, L, C] -> [N, L, C]`` (no residual)."""
+class RelativePositionSelfAttention(nn.Module):
+    """Pre-norm multi-head self-attention with Shaw et al.'s learned relative positions:
+    ``[N, L, C] -> [N, L, C]`` (no residual).
 
-    def __init__(self, channels: int, heads: int = 4, dropout: float = 0.2) -> None:
+    The logit of query ``i`` for key ``j`` in a head is ``(q_i . k_j + q_i . E[i - j]) / sqrt(d)``, with
+    ``d = C / heads`` and ``E`` a learned ``[2 M + 1, d]`` table shared by the heads (``M =
+    max_relative_position``; ``i - j`` is clamped to ``[-M, M]``). The positional term is passed to
+    ``scaled_dot_product_attention`` as an additive mask, so memory grows as ``N x heads x L x L``
+    (CMGAN materializes the same logits). Dropout only on the output projection, as in CMGAN.
+    """
+
+    def __init__(
+        self, channels: int, heads: int = 4, dropout: float = 0.2, max_relative_position: int = MAX_RELATIVE_POSITION
+    ) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by attention heads ({heads}).")
-        self.heads = heads
-        self.dropout = dropout
+        if max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be >= 1, got {max_relative_position}.")
+        self.heads, self.max_relative_position = heads, max_relative_position
         self.norm = nn.LayerNorm(channels)
-        self.qkv = nn.Linear(channels, 3 * channels, bias=False)
-        self.out = nn.Sequential(nn.Linear(channels, channels), nn.Dropout(dropout))
+        self.query = nn.Linear(channels, channels, bias=False)
+        self.key_value = nn.Linear(channels, 2 * channels, bias=False)
+        self.relative_position = nn.Embedding(2 * max_relative_position + 1, channels // heads)
+        self.out = nn.Linear(channels, channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def relative_position_logits(self, query: Tensor) -> Tensor:
+        """``q_i . E[i - j] / sqrt(d)`` for queries ``[N, heads, L, d]``: ``[N, heads, L, L]``."""
+        positions = torch.arange(query.shape[-2], device=query.device)
+        distance = (positions[:, None] - positions[None, :]).clamp(
+            -self.max_relative_position, self.max_relative_position
+        )
+        table = self.relative_position(distance + self.max_relative_position).to(query.dtype)  # [L, L, d]
+        return torch.einsum("nhid,ijd->nhij", query, table) * query.shape[-1] ** -0.5
 
     def forward(self, x: Tensor) -> Tensor:
         batch, length, channels = x.shape
-        qkv = self.qkv(self.norm(x)).view(batch, length, 3, self.heads, channels // self.heads)
-        query, key, value = qkv.permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.out(attended.transpose(1, 2).reshape(batch, length, channels))
+        head_channels = channels // self.heads
+        x = self.norm(x)
+        query = self.query(x).view(batch, length, self.heads, head_channels).transpose(1, 2)
+        key, value = self.key_value(x).view(batch, length, 2, self.heads, head_channels).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=self.relative_position_logits(query))
+        return self.dropout(self.out(attended.transpose(1, 2).reshape(batch, length, channels)))
+
+
+def across_ranks() -> bool:
+    """Whether this process is one of several in an initialized process group."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class RankConsistentBatchNorm1d(nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` whose running statistics stay identical on every DDP rank: ``[N, C, L] -> [N, C, L]``.
+
+    In training each rank normalizes with its own batch's statistics, as CMGAN's plain BatchNorm under
+    DDP does. Plain BatchNorm would also update the running statistics from that batch alone, so after
+    a training step every rank holds different ones (DDP's buffer broadcast copies rank 0's only at the
+    next training forward): validation, which runs on each rank with the running statistics, and the
+    ranks' final weights would differ. Here the running statistics are updated from the statistics of
+    all ranks' batches together (gathered once per layer and training forward), so every rank holds
+    the same and evaluation issues no collective. In one process this is ``nn.BatchNorm1d`` exactly.
+    Lightning's ``sync_batchnorm: true`` (CUDA only) replaces it by ``SyncBatchNorm``, which also
+    normalizes with the statistics of all ranks.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.training and self.track_running_stats and across_ranks()):
+            return super().forward(x)
+        self._update_running_stats_across_ranks(x)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+    @torch.no_grad()
+    def _update_running_stats_across_ranks(self, x: Tensor) -> None:
+        variance, mean = torch.var_mean(x.float(), dim=(0, 2), correction=0)
+        local = torch.stack([torch.full_like(mean, x.numel() // x.shape[1]), mean, variance])  # [3, C]
+        gathered = local.new_empty(dist.get_world_size() * 3, local.shape[1])
+        dist.all_gather_into_tensor(gathered, local)  # gloo takes the concatenated form only
+        counts, means, variances = gathered.view(-1, 3, local.shape[1]).unbind(1)  # each [ranks, C]
+        # Chan et al.'s pooled variance, in the same rank order on every rank: no E[x^2] - E[x]^2 cancellation.
+        total = counts.sum(0)
+        pooled_mean = (counts * means).sum(0) / total
+        pooled_variance = (counts * (variances + (means - pooled_mean).square())).sum(0) / (total - 1).clamp_min(1)
+        self.num_batches_tracked.add_(1)
+        weight = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
+        self.running_mean.lerp_(pooled_mean.to(self.running_mean.dtype), weight)
+        self.running_var.lerp_(pooled_variance.to(self.running_var.dtype), weight)
 
 
 class ConvolutionModule(nn.Module):
-    """Pointwise conv + GLU, depthwise conv, LayerNorm, SiLU, pointwise projection:
+    """LayerNorm, pointwise conv + GLU, depthwise conv, BatchNorm, SiLU, pointwise conv, dropout:
     ``[N, L, C] -> [N, L, C]``.
 
-    The depthwise kernel spans ``kernel_size`` steps (31 frames = 0.19 s in time at hop 100, or
-    31 bins in frequency) and gives the block its sense of position. CMGAN normalizes here with
-    BatchNorm; a per-position LayerNorm (same parameter count) keeps no running statistics, so
-    evaluation behaves as training does and DDP replicas cannot drift apart in buffers that each
-    rank updates from its own batch (BatchNorm's running means differed between ranks after a
-    2-process fit).
+    The depthwise kernel spans ``kernel_size`` steps (31 frames = 0.19 s in time at hop 100, or 31
+    bins in frequency), zero-padded by ``kernel_size // 2`` on each side.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 31, expansion: int = 2, dropout: float = 0.2) -> None:
+    def __init__(self, channels: int, kernel_size: int = 31, expansion: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size must be odd to keep the length, got {kernel_size}.")
         inner = channels * expansion
         self.norm = nn.LayerNorm(channels)
-        self.temporal = nn.Sequential(
+        self.layers = nn.Sequential(
             nn.Conv1d(channels, 2 * inner, 1),
             nn.GLU(dim=1),
             nn.Conv1d(inner, inner, kernel_size, padding=kernel_size // 2, groups=inner),
+            RankConsistentBatchNorm1d(inner),
+            nn.SiLU(),
+            nn.Conv1d(inner, channels, 1),
         )
-        self.pointwise = nn.Sequential(
-            nn.LayerNorm(inner), nn.SiLU(), nn.Linear(inner, channels), nn.Dropout(dropout)
-        )
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pointwise(self.temporal(self.norm(x).transpose(1, 2)).transpose(1, 2))
+        return self.dropout(self.layers(self.norm(x).transpose(1, 2)).transpose(1, 2))
 
 
 class ConformerBlock(nn.Module):
@@ -88,13 +157,20 @@ class ConformerBlock(nn.Module):
     """
 
     def __init__(
-        self, channels: int, heads: int = 4, conv_kernel_size: int = 31, dropout: float = 0.2
+        self,
+        channels: int,
+        heads: int = 4,
+        conv_kernel_size: int = 31,
+        feed_forward_dropout: float = 0.2,
+        attention_dropout: float = 0.2,
+        conv_dropout: float = 0.0,
+        max_relative_position: int = MAX_RELATIVE_POSITION,
     ) -> None:
         super().__init__()
-        self.feed_forward_in = FeedForward(channels, dropout=dropout)
-        self.attention = SelfAttention(channels, heads, dropout)
-        self.convolution = ConvolutionModule(channels, conv_kernel_size, dropout=dropout)
-        self.feed_forward_out = FeedForward(channels, dropout=dropout)
+        self.feed_forward_in = FeedForward(channels, dropout=feed_forward_dropout)
+        self.attention = RelativePositionSelfAttention(channels, heads, attention_dropout, max_relative_position)
+        self.convolution = ConvolutionModule(channels, conv_kernel_size, dropout=conv_dropout)
+        self.feed_forward_out = FeedForward(channels, dropout=feed_forward_dropout)
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -108,14 +184,29 @@ class ConformerBlock(nn.Module):
 class TwoStageConformer(nn.Module):
     """A conformer across time (each frequency bin's sequence of frames), then one across frequency
     (each frame's sequence of bins), each with a residual around it: ``[B, C, T, F] -> [B, C, T, F]``.
+
+    The arguments are ``ConformerBlock``'s, for both blocks.
     """
 
     def __init__(
-        self, channels: int, heads: int = 4, conv_kernel_size: int = 31, dropout: float = 0.2
+        self,
+        channels: int,
+        heads: int = 4,
+        conv_kernel_size: int = 31,
+        feed_forward_dropout: float = 0.2,
+        attention_dropout: float = 0.2,
+        conv_dropout: float = 0.0,
+        max_relative_position: int = MAX_RELATIVE_POSITION,
     ) -> None:
         super().__init__()
-        self.time = ConformerBlock(channels, heads, conv_kernel_size, dropout)
-        self.frequency = ConformerBlock(channels, heads, conv_kernel_size, dropout)
+        options = dict(
+            feed_forward_dropout=feed_forward_dropout,
+            attention_dropout=attention_dropout,
+            conv_dropout=conv_dropout,
+            max_relative_position=max_relative_position,
+        )
+        self.time = ConformerBlock(channels, heads, conv_kernel_size, **options)
+        self.frequency = ConformerBlock(channels, heads, conv_kernel_size, **options)
 
     def forward(self, x: Tensor) -> Tensor:
         batch, channels, frames, bins = x.shape

@@ -1,4 +1,5 @@
-"""MetricGAN's bounded output activation: ``beta * sigmoid(slope * x)`` with a learnable slope."""
+"""MetricGAN's bounded output activation: ``beta * sigmoid(slope * x)`` with a learnable slope (CMGAN's
+and MP-SENet's discriminator head, MP-SENet's magnitude mask)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ class LearnableSigmoid(nn.Module):
     """``beta * sigmoid(slope_f * x)`` with one learnable slope per feature along dim 1.
 
     The output lies in ``(0, beta)``: ``beta=1`` for a normalized-PESQ prediction, ``beta=2`` for a
-    magnitude mask that may amplify a bin up to twice (CMGAN's mask decoder). A learnable slope lets
-    the network sharpen or soften the saturation per frequency bin instead of living with the fixed
-    sigmoid's.
+    magnitude mask that may amplify a bin up to twice (MP-SENet's mask decoder; CMGAN's ends in a
+    PReLU instead). A learnable slope lets the network sharpen or soften the saturation per frequency
+    bin instead of living with the fixed sigmoid's.
 
     Shapes: ``[B, features, ...] -> [B, features, ...]``.
     """
