@@ -44,9 +44,11 @@ def tiny_fit(tmp_path: Path, max_steps: int, *extra: str) -> tuple[object, StepR
 
 
 def test_tiny_fit_lowers_reconstruction_loss(tmp_path: Path) -> None:
-    cli, recorder = tiny_fit(tmp_path, 30)
+    # 50 steps: initialised as DAC (zero conv biases) the tiny codec starts closer (mel 86, not 98) and needs
+    # longer for the same relative drop (0.64 at 50 steps, 0.87 at 30).
+    cli, recorder = tiny_fit(tmp_path, 50)
     mel = torch.stack([out["losses"]["loss_mel"] for out in recorder.outputs])
-    assert len(mel) == 30 and cli.trainer.global_step == 30
+    assert len(mel) == 50 and cli.trainer.global_step == 50
     assert mel[-5:].mean() < 0.8 * mel[:5].mean(), f"mel loss {mel[:5].mean():.2f} -> {mel[-5:].mean():.2f}"
 
 

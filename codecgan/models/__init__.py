@@ -14,6 +14,14 @@ from codecgan.models.conv_blocks import (
     weight_norm_conv2d,
     weight_norm_conv_transpose1d,
 )
+from codecgan.models.dac_checkpoint import (
+    DACCheckpoint,
+    discriminator_from_dac_checkpoint,
+    generator_from_dac_checkpoint,
+    load_dac_discriminator_weights,
+    load_dac_generator_weights,
+    read_dac_checkpoint,
+)
 from codecgan.models.dac_codec import CodecGenerator, CodecOutput, Decoder, Encoder
 from codecgan.models.discriminator_set import DiscriminatorSet
 from codecgan.models.discriminators import (
@@ -37,6 +45,7 @@ from codecgan.models.residual_vq import (
 __all__ = [
     "CodecGenerator",
     "CodecOutput",
+    "DACCheckpoint",
     "DACDiscriminator",
     "Decoder",
     "DiscriminatorSet",
@@ -52,6 +61,11 @@ __all__ = [
     "Snake1d",
     "VectorQuantizer",
     "VectorQuantizerOutput",
+    "discriminator_from_dac_checkpoint",
+    "generator_from_dac_checkpoint",
+    "load_dac_discriminator_weights",
+    "load_dac_generator_weights",
+    "read_dac_checkpoint",
     "remove_dc_and_normalize_peak",
     "weight_norm_conv1d",
     "weight_norm_conv2d",

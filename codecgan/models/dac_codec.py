@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from os import PathLike
+from typing import Any, Mapping, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -150,7 +151,8 @@ class CodecOutput:
 
 
 class CodecGenerator(nn.Module):
-    """DAC: Encoder -> ResidualVectorQuantizer -> Decoder.
+    """DAC: Encoder -> ResidualVectorQuantizer -> Decoder, initialised as DAC initialises it; a DAC checkpoint
+    loads with `CodecGenerator.from_dac_checkpoint(path)`.
 
     Args:
         encoder_dim: channels after the encoder's input conv.
@@ -195,6 +197,22 @@ class CodecGenerator(nn.Module):
             latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
         )
         self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides)
+        # DAC's init_weights zeroes every Conv1d's bias (not the ConvTranspose1d's). Its trunc_normal_(std=0.02) of
+        # the weights has no effect: under the old weight norm, `weight` is recomputed from g and v before each
+        # forward. So the weights keep PyTorch's default init, and a seeded CodecGenerator equals a seeded DAC
+        # (tests/models/test_dac_reference.py).
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d):
+                nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_dac_checkpoint(cls, source: str | PathLike | Mapping[str, Any], **overrides: Any) -> CodecGenerator:
+        """A generator with a DAC checkpoint's weights and hyperparameters (a `.pth` saved by DAC, or its loaded
+        dict); `overrides` replace hyperparameters. See `codecgan.models.dac_checkpoint`."""
+        # Imported here: that module builds CodecGenerators, so it imports this one.
+        from codecgan.models.dac_checkpoint import generator_from_dac_checkpoint
+
+        return generator_from_dac_checkpoint(source, **overrides)
 
     def forward(self, audio: Tensor, n_quantizers: int | None = None) -> CodecOutput:
         """Encode, quantize and decode `audio: [B, 1, T]` with the first `n_quantizers` codebooks.

@@ -90,7 +90,9 @@ class STFTBandDiscriminator(nn.Module):
         self.hop_length = int(window_length * hop_factor)
         n_bins = window_length // 2 + 1
         self.band_bins = [(int(low * n_bins), int(high * n_bins)) for low, high in bands]
-        self.register_buffer("window", torch.hann_window(window_length), persistent=False)
+        # Computed in float64 and rounded once, as scipy's window in DAC: torch's float32 Hann differs by an ulp.
+        window = torch.hann_window(window_length, dtype=torch.float64).float()
+        self.register_buffer("window", window, persistent=False)
         self.band_stacks = nn.ModuleList(self._band_stack(channels) for _ in self.band_bins)
         self.conv_post = weight_norm_conv2d(channels, 1, (3, 3), padding=(1, 1))
 
