@@ -101,6 +101,8 @@ class MetricGANEnhancer(GANModule):
         # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
         self.val_pesq, self.val_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
         self.val_pesq_failed, self.val_stoi_failed = SumMetric(), SumMetric()
+        self.test_pesq, self.test_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
+        self.test_pesq_failed, self.test_stoi_failed = SumMetric(), SumMetric()
 
     # ------------------------------------------------------------------------------ PESQ pool
     @property
@@ -219,8 +221,15 @@ class MetricGANEnhancer(GANModule):
 
     # ------------------------------------------------------------------------------ validation
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        return self.score_utterances(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        return self.score_utterances(batch, "test")
+
+    def score_utterances(self, batch: Batch, split: str) -> dict[str, Any]:
         """Score each utterance on its own, at its full length: padding in a batch never reaches the generator's
-        normalisation, InstanceNorm or attention, so every metric is the per-utterance value papers report."""
+        normalisation, InstanceNorm or attention, so every metric is the per-utterance value papers report.
+        Logs ``<split>/pesq``, ``<split>/stoi`` and their failed-clip counts."""
         estimates, predictions = [], []
         for row, samples in enumerate(batch["length"].tolist()):
             utterance = {key: batch[key][row : row + 1, ..., :samples] for key in ("noisy", "clean")}
@@ -234,10 +243,10 @@ class MetricGANEnhancer(GANModule):
         stoi = stoi_scores(clean, scored, length, self.sample_rate)
         pesq = torch.from_numpy(handle.result().scores).float()
         for name, scores in (("pesq", pesq), ("stoi", stoi)):
-            mean, failed = getattr(self, f"val_{name}"), getattr(self, f"val_{name}_failed")
+            mean, failed = getattr(self, f"{split}_{name}"), getattr(self, f"{split}_{name}_failed")
             mean.update(scores)
             failed.update(torch.isnan(scores).sum())
-            self.log_dict({f"val/{name}": mean, f"val/{name}_failed_clips": failed})
+            self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
         return {
             "estimate": estimate.detach(), "estimate_length": estimate_length, "reference": batch["clean"],
             "input": batch["noisy"], "length": batch["length"], "index": batch["index"],

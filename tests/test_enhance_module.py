@@ -308,3 +308,27 @@ def test_validation_scores_each_utterance_at_its_full_length_whatever_the_batch(
         assert torch.equal(together["metric_d_prediction"][row], single["metric_d_prediction"][0])
     assert pesq_together == pesq_alone and stoi_together == stoi_alone
     module.close_pesq_pool()
+
+
+class UtterancesSeenInTest(L.Callback):
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.whole: list[bool] = []
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self.indices += outputs["index"].tolist()
+        self.whole += (outputs["estimate_length"] == outputs["length"]).tolist()
+
+
+def test_codecgan_test_scores_every_test_utterance_whole(tmp_path):
+    """`codecgan test` runs the same per-utterance scoring on the test split: every utterance once, at its length."""
+    args = tiny_fit_args(tmp_path, max_steps=2, val_every=2)
+    overlay = {"data": {"init_args": {"synthetic_items": [16, 4, 5], "val_batch_size": 3}}, "trainer": {"logger": False}}
+    cli = build_cli([*args, "--config", str(write_overlay(tmp_path, "test.yaml", overlay))], run=False)
+    tested = UtterancesSeenInTest()
+    cli.trainer.callbacks.append(tested)
+    cli.trainer.test(cli.model, cli.datamodule)
+    metrics = cli.trainer.callback_metrics
+    assert 1.0 < float(metrics["test/pesq"]) < 4.7 and 0.0 < float(metrics["test/stoi"]) <= 1.0
+    assert sorted(tested.indices) == [0, 1, 2, 3, 4] and all(tested.whole)
+    cli.model.close_pesq_pool()
