@@ -58,6 +58,7 @@ class NonFiniteTrainingError(RuntimeError):
 Forward = dict[str, Any]
 
 
+SCHEDULER_INTERVALS = ("step", "epoch")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -72,8 +73,10 @@ class GANModule(L.LightningModule):
         generator: the network that produces audio.
         discriminator: the network (or set of networks) that judges it.
         optimizer_g, optimizer_d: optimizer factories (LightningCLI ``class_path`` entries).
-        scheduler_g, scheduler_d: LR scheduler factories, stepped after each step of their optimizer
-            (the generator's once per batch). ``None`` keeps the LR.
+        scheduler_g, scheduler_d: LR scheduler factories. ``None`` keeps the LR.
+        scheduler_interval: ``step`` steps each scheduler after each step its optimizer took (the
+            generator's once per batch); ``epoch`` steps both at the end of every training epoch, so a
+            schedule reads in epochs (CMGAN: StepLR halving every 30 epochs) whatever the number of GPUs.
         discriminator_start_step: batches of generator-only warm-up before the discriminator trains
             and the adversarial terms enter the generator loss.
         discriminator_update_period: the discriminator steps on every ``period``-th batch. The
@@ -100,6 +103,7 @@ class GANModule(L.LightningModule):
         optimizer_d: OptimizerCallable = torch.optim.AdamW,
         scheduler_g: LRSchedulerCallable | None = None,
         scheduler_d: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "step",
         discriminator_start_step: int = 0,
         discriminator_update_period: int = 1,
         grad_clip_g: float | None = None,
@@ -116,6 +120,8 @@ class GANModule(L.LightningModule):
             raise ValueError(f"max_nonfinite_in_a_row must be >= 1, got {max_nonfinite_in_a_row}.")
         if discriminator_update_period < 1:
             raise ValueError(f"discriminator_update_period must be >= 1, got {discriminator_update_period}.")
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ValueError(f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}.")
         compile_mode = "default" if compile is True else (compile or None)
         if compile_mode is not None and compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile must be true, false or one of {COMPILE_MODES}, got {compile!r}.")
@@ -129,6 +135,7 @@ class GANModule(L.LightningModule):
         self.optimizer_d = optimizer_d
         self.scheduler_g = scheduler_g or _no_scheduler
         self.scheduler_d = scheduler_d or _no_scheduler
+        self.scheduler_interval = scheduler_interval
         self.discriminator_start_step = discriminator_start_step
         self.discriminator_update_period = discriminator_update_period
         self.grad_clip_g = grad_clip_g
@@ -265,6 +272,9 @@ class GANModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self.read_step_counters()
+        if self.scheduler_interval == "epoch":
+            for scheduler in self.lr_schedulers():
+                scheduler.step()
 
     def read_step_counters(self) -> None:
         """Read the device-side counters (a host sync; at logging steps only): stop after too many non-finite
@@ -294,10 +304,11 @@ class GANModule(L.LightningModule):
         else:
             outputs.update(self._generator_step(opt_g, batch, forward, step))
             outputs.update(self._discriminator_step(opt_d, batch, forward, train_d))
-        scheduler_g, scheduler_d = self.lr_schedulers()
-        self._step_scheduler(scheduler_g, 0)
-        if train_d:  # the discriminator's schedule counts its own updates
-            self._step_scheduler(scheduler_d, 1)
+        if self.scheduler_interval == "step":
+            scheduler_g, scheduler_d = self.lr_schedulers()
+            self._step_scheduler(scheduler_g, 0)
+            if train_d:  # the discriminator's schedule counts its own updates
+                self._step_scheduler(scheduler_d, 1)
 
         losses = {**outputs.pop("losses"), **outputs.pop("losses_d")}
         outputs["losses"] = losses

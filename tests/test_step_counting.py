@@ -64,3 +64,27 @@ def test_a_scheduler_steps_only_when_its_optimizer_stepped(tmp_path: Path) -> No
     assert optimizer_steps_taken(opt_g) == 7 and optimizer_steps_taken(opt_d) == 8
     assert scheduler_g.last_epoch == 7 and scheduler_d.last_epoch == 8
     assert opt_g.param_groups[0]["lr"] == pytest.approx(0.0003 * 0.5**7)
+
+
+def test_epoch_schedulers_step_once_per_training_epoch(tmp_path: Path) -> None:
+    """32 items at batch 4: 8 batches per epoch, 16 steps = 2 epochs = 2 scheduler steps for each network."""
+    cli = tiny_cli(
+        tmp_path, 16, "codec_tiny.yaml",
+        "--model.init_args.scheduler_interval", "epoch",
+        "--model.init_args.scheduler_g", "torch.optim.lr_scheduler.StepLR",
+        "--model.init_args.scheduler_g.step_size", "1", "--model.init_args.scheduler_g.gamma", "0.5",
+        "--model.init_args.scheduler_d", "torch.optim.lr_scheduler.StepLR",
+        "--model.init_args.scheduler_d.step_size", "1", "--model.init_args.scheduler_d.gamma", "0.5",
+    )
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert cli.trainer.current_epoch == 2
+    for scheduler, optimizer in zip(cli.model.lr_schedulers(), cli.trainer.optimizers):
+        assert scheduler.last_epoch == 2
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0003 * 0.25)
+
+
+def test_an_unknown_scheduler_interval_is_named() -> None:
+    from codecgan import CodecGAN
+
+    with pytest.raises(ValueError, match="scheduler_interval must be one of"):
+        CodecGAN(torch.nn.Identity(), torch.nn.Identity(), scheduler_interval="batch")
