@@ -8,6 +8,7 @@ import torch
 from torchmetrics import MeanMetric
 from torch import Tensor, nn
 
+from codecgan.evaluation.codec_scores import CODEC_MEASURES, CodecScores, bitrate_kbps
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.losses import (
     MultiScaleMelLoss,
@@ -35,6 +36,8 @@ class CodecGAN(GANModule):
         mel_window_lengths, mel_bins: the mel loss's scales (DAC: 7 scales, 32- to 2048-sample windows).
         mel_magnitude_weight: its linear-magnitude term (``MultiScaleMelLoss``'s ``magnitude_weight``; DAC: 0).
         grad_clip_g, grad_clip_d: DAC's clipping (generator 1000, discriminator 10).
+        test_codebook_counts: ``codecgan test`` scores the reconstruction with each of these numbers of codebooks
+            (variable bitrate); ``None``: all of the generator's.
         gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, ...): see
             ``GANModule``.
     """
@@ -51,6 +54,7 @@ class CodecGAN(GANModule):
         mel_magnitude_weight: float = 0.0,
         grad_clip_g: float | None = 1000.0,
         grad_clip_d: float | None = 10.0,
+        test_codebook_counts: tuple[int, ...] | None = None,
         **gan_options: Any,
     ) -> None:
         super().__init__(generator, discriminator, grad_clip_g=grad_clip_g, grad_clip_d=grad_clip_d, **gan_options)
@@ -66,6 +70,12 @@ class CodecGAN(GANModule):
             sample_rate, mel_window_lengths, mel_bins, magnitude_weight=mel_magnitude_weight
         )
         self.val_mel = MeanMetric()  # sum and count states: exact under DDP with uneven val shards
+        counts = tuple(test_codebook_counts or (generator.n_codebooks,))
+        if not all(1 <= count <= generator.n_codebooks for count in counts):
+            raise ValueError(f"test_codebook_counts must lie in 1..{generator.n_codebooks} (the generator's codebooks), got {list(counts)}.")
+        self.test_codebook_counts = counts
+        self.codec_scores = CodecScores(sample_rate)
+        self.test_means = nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in CODEC_MEASURES[1:]})
 
     def generator_forward(self, batch: Batch) -> Forward:
         audio = batch["audio"]
@@ -123,3 +133,21 @@ class CodecGAN(GANModule):
             "length": forward["length"],
             "index": batch["index"],
         }
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        """Score each test utterance whole (never a crop, never padding) with the codec papers' measures
+        (``CodecScores``) at each of ``test_codebook_counts``: ``outputs["scores"]``, one row per utterance and
+        bitrate, for ``EvaluationReport``. Logs ``test/<measure>`` at the largest count, reduced across ranks."""
+        generator, rows = self.generator, []
+        for row, samples in enumerate(batch["length"].tolist()):
+            audio = batch["audio"][row : row + 1, :, :samples]
+            for count in self.test_codebook_counts:
+                bitrate = bitrate_kbps(count, generator.codebook_size, self.sample_rate, generator.hop_length)
+                estimate = generator(audio, n_quantizers=count).audio
+                scores = self.codec_scores(audio[0].mean(0), estimate[0].mean(0), bitrate)
+                rows.append({"utterance": int(batch["index"][row]), "system": f"{count} codebooks", **scores})
+                if count == max(self.test_codebook_counts):
+                    for name, metric in self.test_means.items():
+                        metric.update(torch.tensor(scores[name]))
+        self.log_dict({f"test/{name}": metric for name, metric in self.test_means.items()}, batch_size=len(rows))
+        return {"scores": rows}

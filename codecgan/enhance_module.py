@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, SumMetric
 
 from codecgan.config_error import ConfigError
+from codecgan.evaluation.enhancement_scores import EnhancementScores
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.losses.enhancement import (
     magnitude_loss,
@@ -97,6 +98,7 @@ class MetricGANEnhancer(GANModule):
         self.pesq_failure_policy, self.pesq_lag, self.pesq_workers = pesq_failure_policy, pesq_lag, pesq_workers
         self.clamp_pesq_targets = clamp_pesq_targets
         self._pesq_pool: PesqPool | None = None
+        self._pesq_nb_pool: PesqPool | None = None  # narrow-band PESQ, for `codecgan test` only
         self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
         # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
         self.val_pesq, self.val_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
@@ -115,8 +117,9 @@ class MetricGANEnhancer(GANModule):
         return self._pesq_pool
 
     def close_pesq_pool(self) -> None:
-        if self._pesq_pool is not None:
-            self._pesq_pool.close()
+        for pool in (self._pesq_pool, self._pesq_nb_pool):
+            if pool is not None:
+                pool.close()
 
     def setup(self, stage: str) -> None:
         """Start the PESQ workers while the data loads (after checking the crop length)."""
@@ -224,12 +227,34 @@ class MetricGANEnhancer(GANModule):
         return self.score_utterances(batch, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
-        return self.score_utterances(batch, "test")
+        """Score each test utterance whole with every measure of ``EnhancementScores``, for the enhanced output and
+        for the noisy input as the baseline (``outputs["scores"]``, one row each, for ``EvaluationReport``).
+        Logs ``test/pesq`` (wide-band) and ``test/stoi`` of the enhanced output with their failed-clip counts,
+        reduced across ranks."""
+        estimate, estimate_length, _ = self.enhance_utterances(batch)
+        scored, clean, length = cut_to_common_length(estimate, batch["clean"], torch.minimum(batch["length"], estimate_length))
+        noisy = batch["noisy"][..., : scored.shape[-1]]
+        rows = self.test_scores(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
+        enhanced = [row for row in rows if row["system"] == "enhanced"]
+        for name, measure in (("pesq", "pesq_wb"), ("stoi", "stoi")):
+            scores = torch.tensor([row[measure] for row in enhanced], dtype=torch.float32)
+            mean, failed = getattr(self, f"test_{name}"), getattr(self, f"test_{name}_failed")
+            mean.update(scores)
+            failed.update(torch.isnan(scores).sum())
+            self.log_dict({f"test/{name}": mean, f"test/{name}_failed_clips": failed})
+        return {"scores": rows, "index": batch["index"], "length": batch["length"], "estimate_length": estimate_length}
 
-    def score_utterances(self, batch: Batch, split: str) -> dict[str, Any]:
-        """Score each utterance on its own, at its full length: padding in a batch never reaches the generator's
-        normalisation, InstanceNorm or attention, so every metric is the per-utterance value papers report.
-        Logs ``<split>/pesq``, ``<split>/stoi`` and their failed-clip counts."""
+    @property
+    def test_scores(self) -> EnhancementScores:
+        """Wide-band PESQ from this rank's pool, narrow-band from a second pool started on first use."""
+        if self._pesq_nb_pool is None or self._pesq_nb_pool.closed:
+            self._pesq_nb_pool = PesqPool(self.pesq_pool.processes, self.sample_rate, mode="nb")
+        return EnhancementScores(self.pesq_pool, self._pesq_nb_pool)
+
+    def enhance_utterances(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Enhance each utterance on its own, at its full length, so padding in a batch never reaches the
+        generator's normalisation, InstanceNorm or attention. Returns the estimates padded to the batch
+        (``[B, 1, T]``), their lengths (``[B]``) and the metric discriminator's predictions (``[B]``)."""
         estimates, predictions = [], []
         for row, samples in enumerate(batch["length"].tolist()):
             utterance = {key: batch[key][row : row + 1, ..., :samples] for key in ("noisy", "clean")}
@@ -237,6 +262,12 @@ class MetricGANEnhancer(GANModule):
             estimates.append(forward["estimate"].float())
             predictions.append(self.discriminator(forward["clean_magnitude"], forward["magnitude"]).float())
         estimate, estimate_length = pad_to_batch(estimates, batch["clean"].shape[-1])
+        return estimate, estimate_length, torch.cat(predictions)
+
+    def score_utterances(self, batch: Batch, split: str) -> dict[str, Any]:
+        """Score each utterance whole (``enhance_utterances``), so every metric is the per-utterance value papers
+        report. Logs ``<split>/pesq``, ``<split>/stoi`` and their failed-clip counts, reduced across ranks."""
+        estimate, estimate_length, predictions = self.enhance_utterances(batch)
         # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
         scored, clean, length = cut_to_common_length(estimate, batch["clean"], torch.minimum(batch["length"], estimate_length))
         handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
@@ -250,7 +281,7 @@ class MetricGANEnhancer(GANModule):
         return {
             "estimate": estimate.detach(), "estimate_length": estimate_length, "reference": batch["clean"],
             "input": batch["noisy"], "length": batch["length"], "index": batch["index"],
-            "metric_d_prediction": torch.cat(predictions).detach(), "pesq": pesq.to(self.device),
+            "metric_d_prediction": predictions.detach(), "pesq": pesq.to(self.device),
         }
 
     # ------------------------------------------------------------------------ checkpoint state

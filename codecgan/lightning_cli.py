@@ -15,6 +15,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from codecgan.checkpoint_resolution import resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
 from codecgan.data.folder_scan import BadAudioError
+from codecgan.evaluation.report import EvaluationReport
 from codecgan.gan_module import GANModule, NonFiniteTrainingError
 from codecgan.progress_bar import LoggingStepProgressBar
 
@@ -38,6 +39,11 @@ class CodecGANCLI(LightningCLI):
             LoggingStepProgressBar() if type(callback) is TQDMProgressBar else callback for callback in trainer.callbacks
         ]
         return trainer
+
+    def before_test(self) -> None:
+        """``codecgan test`` writes the evaluation report (table, metrics.json, metrics.csv) into the run folder."""
+        if not any(isinstance(callback, EvaluationReport) for callback in self.trainer.callbacks):
+            self.trainer.callbacks.append(EvaluationReport())
 
     def before_fit(self) -> None:
         self.config_init[self.subcommand]["ckpt_path"] = resolve_ckpt_path(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import torch
 
 from codecgan import MetricGANEnhancer
 from codecgan.config_error import ConfigError
+from codecgan.evaluation.enhancement_scores import ENHANCEMENT_MEASURES
+from codecgan.evaluation.report import EvaluationReport
 from codecgan.lightning_cli import build_cli
 from codecgan.data import EnhancementDataModule, SyntheticNoisySpeech
 from codecgan.losses.enhancement import pesq_to_target
@@ -320,15 +323,37 @@ class UtterancesSeenInTest(L.Callback):
         self.whole += (outputs["estimate_length"] == outputs["length"]).tolist()
 
 
-def test_codecgan_test_scores_every_test_utterance_whole(tmp_path):
-    """`codecgan test` runs the same per-utterance scoring on the test split: every utterance once, at its length."""
+def test_codecgan_test_scores_every_test_utterance_whole_with_every_measure_and_the_noisy_baseline(tmp_path):
+    """`codecgan test` scores every test utterance once, at its length, enhanced and unprocessed, with the papers'
+    measures; the report writes them per utterance."""
     args = tiny_fit_args(tmp_path, max_steps=2, val_every=2)
     overlay = {"data": {"init_args": {"synthetic_items": [16, 4, 5], "val_batch_size": 3}}, "trainer": {"logger": False}}
     cli = build_cli([*args, "--config", str(write_overlay(tmp_path, "test.yaml", overlay))], run=False)
     tested = UtterancesSeenInTest()
-    cli.trainer.callbacks.append(tested)
+    report = EvaluationReport()
+    cli.trainer.callbacks += [tested, report]
     cli.trainer.test(cli.model, cli.datamodule)
     metrics = cli.trainer.callback_metrics
     assert 1.0 < float(metrics["test/pesq"]) < 4.7 and 0.0 < float(metrics["test/stoi"]) <= 1.0
     assert sorted(tested.indices) == [0, 1, 2, 3, 4] and all(tested.whole)
+    assert sorted((row["utterance"], row["system"]) for row in report.rows) == [
+        (index, system) for index in range(5) for system in ("enhanced", "noisy input")]
+    # The synthetic test set has silent utterances (silent_item_fraction): no measure is defined for them.
+    silent = {row["utterance"] for row in report.rows if math.isnan(row["pesq_wb"])}
+    assert 1 <= len(silent) < 5
+    for row in report.rows:
+        assert set(ENHANCEMENT_MEASURES) <= set(row)
+        if row["utterance"] in silent:
+            assert all(math.isnan(row[name]) for name in ENHANCEMENT_MEASURES), row
+            continue
+        assert 1.0 <= row["pesq_wb"] <= 4.65 and 1.0 <= row["pesq_nb"] <= 4.55
+        assert all(1.0 <= row[name] <= 5.0 for name in ("csig", "cbak", "covl"))
+        assert -10.0 <= row["ssnr_db"] <= 35.0 and 0.0 < row["stoi"] <= 1.0 and math.isfinite(row["si_sdr_db"])
+    enhanced_pesq = [row["pesq_wb"] for row in report.rows if row["system"] == "enhanced" and row["utterance"] not in silent]
+    assert float(metrics["test/pesq"]) == pytest.approx(sum(enhanced_pesq) / len(enhanced_pesq), rel=1e-5)
+    assert int(metrics["test/pesq_failed_clips"]) == len(silent)
+    summary = json.loads(Path(cli.trainer.default_root_dir, "metrics.json").read_text())
+    noisy_pesq = summary["systems"]["noisy input"]["measures"]["pesq_wb"]
+    assert summary["systems"]["noisy input"]["utterances"] == 5 and noisy_pesq["scored"] == 5 - len(silent)
+    assert noisy_pesq["failed"] == [f"#{index}" for index in sorted(silent)]
     cli.model.close_pesq_pool()

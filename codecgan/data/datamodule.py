@@ -36,6 +36,7 @@ class AudioDataModule(L.LightningDataModule):
         crop_seconds: training crop length.
         val_crop_seconds: validation/test crop length (default: ``crop_seconds``; unused by ``full``).
         val_crop: ``start``, ``center``, ``full`` or ``random``.
+        test_crop: the same for the test split; ``full`` (each utterance whole, as papers score) by default.
         short_items: how a training item shorter than the crop is filled: ``zero_pad`` (its ``length``
             stays true) or ``tile`` (repeated, as CMGAN does); ``null``: the family's default.
         batch_size, val_batch_size: items per batch (per rank).
@@ -59,6 +60,7 @@ class AudioDataModule(L.LightningDataModule):
         crop_seconds: float = 0.5,
         val_crop_seconds: float | None = None,
         val_crop: str = "center",
+        test_crop: str = "full",
         short_items: str | None = None,
         batch_size: int = 8,
         val_batch_size: int | None = None,
@@ -69,8 +71,9 @@ class AudioDataModule(L.LightningDataModule):
         skip_bad_files: bool = False,
     ) -> None:
         super().__init__()
-        if val_crop not in CROP_MODES:
-            raise ValueError(f"data.val_crop must be one of {CROP_MODES}, got {val_crop!r}.")
+        for name, mode in (("val_crop", val_crop), ("test_crop", test_crop)):
+            if mode not in CROP_MODES:
+                raise ValueError(f"data.{name} must be one of {CROP_MODES}, got {mode!r}.")
         short_items = short_items or self.default_short_items
         if short_items not in SHORT_ITEM_FILLS:
             raise ValueError(f"data.short_items must be one of {SHORT_ITEM_FILLS}, got {short_items!r}.")
@@ -85,6 +88,7 @@ class AudioDataModule(L.LightningDataModule):
         self.crop_samples = round(crop_seconds * sample_rate)
         self.val_crop_samples = round((val_crop_seconds or crop_seconds) * sample_rate)
         self.val_crop = val_crop
+        self.test_crop = test_crop
         self.short_items = short_items
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
@@ -115,7 +119,8 @@ class AudioDataModule(L.LightningDataModule):
             base = self.folder_dataset(directory) if directory else self.synthetic_dataset(split)
             seed = self.seed + SPLITS.index(split)
             if split != "train":
-                dataset = CroppedDataset(base, self.val_crop_samples, self.val_crop, seed, recipe=self.recipe(split))
+                mode = self.test_crop if split == "test" else self.val_crop
+                dataset = CroppedDataset(base, self.val_crop_samples, mode, seed, recipe=self.recipe(split))
             elif directory:
                 world, _ = self._world()
                 dataset = ExcerptDataset(

@@ -1,0 +1,54 @@
+"""The codec papers' measures of one utterance (DAC's table): bitrate, mel and STFT distances, SI-SDR, SNR.
+
+ViSQOL is not reported: no maintained Python package provides it (the PyPI `pyvisqol` 0.0.2 fetches its model at
+run time and is not maintained).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_noise_ratio
+
+from codecgan.losses.mel import MultiScaleMelLoss
+from codecgan.metrics.stft_distance import multiscale_stft_distance
+
+CODEC_MEASURES = ("bitrate_kbps", "mel_distance", "stft_distance", "si_sdr_db", "snr_db")
+
+
+def bitrate_kbps(n_codebooks: int, codebook_size: int, sample_rate: int, hop_length: int) -> float:
+    """Kilobits per second of ``n_codebooks`` codes of ``log2(codebook_size)`` bits at ``sample_rate / hop_length``
+    frames per second (DAC 44.1 kHz: 9 x 10 bits x 86.13 frames/s = 7.75 kbps)."""
+    return n_codebooks * math.log2(codebook_size) * sample_rate / hop_length / 1000
+
+
+class CodecScores:
+    """Scores reconstructions against their references (``[T]`` each, the same length) at ``sample_rate`` Hz.
+
+    The mel distance is DAC's 7-scale log-mel L1 at its default settings (not the training config's scales), so
+    numbers compare across runs and with DAC's paper; the STFT distance is DAC's ``MultiScaleSTFTLoss``
+    (``multiscale_stft_distance``, tested equal to it). SI-SDR removes the means first, as DAC's evaluation
+    (audiotools' ``SISDRLoss``) does; SNR does not. Both are NaN for an all-zero reference.
+    """
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.mel_distance = MultiScaleMelLoss(sample_rate)
+
+    @torch.no_grad()
+    def __call__(self, reference: Tensor, estimate: Tensor, bitrate: float) -> dict[str, float]:
+        if reference.shape != estimate.shape or reference.dim() != 1:
+            raise ValueError(f"reference {tuple(reference.shape)} and estimate {tuple(estimate.shape)} must be [T].")
+        self.mel_distance.to(reference.device)
+        reference, estimate = reference.float(), estimate.float()
+        silent = not bool(reference.any())  # no signal-to-anything ratio is defined
+        return {
+            "bitrate_kbps": bitrate,
+            "mel_distance": float(self.mel_distance(estimate[None, None], reference[None, None])),
+            "stft_distance": float(multiscale_stft_distance(estimate, reference)),
+            "si_sdr_db": math.nan if silent else float(
+                scale_invariant_signal_distortion_ratio(estimate.double(), reference.double(), zero_mean=True)),
+            "snr_db": math.nan if silent else float(signal_noise_ratio(estimate.double(), reference.double())),
+        }

@@ -1,0 +1,90 @@
+"""The speech-enhancement papers' measures of one utterance (VoiceBank-DEMAND tables): PESQ wb and nb, CSIG, CBAK,
+COVL, SSNR, STOI and SI-SDR.
+
+- PESQ: ITU-T P.862.2 wide-band and P.862 narrow-band MOS-LQO from the ``pesq`` package (``PesqPool``), at 16 kHz.
+- CSIG, CBAK, COVL, SSNR: Hu & Loizou's definitions (``codecgan.metrics.composite``) in CMGAN's convention, so
+  numbers compare with CMGAN's and MP-SENet's tables.
+- STOI: ``pystoi``, as torchmetrics uses it (``stoi_scores``).
+- SI-SDR: torchmetrics' ``scale_invariant_signal_distortion_ratio`` with the means removed (Le Roux et al.).
+
+A measure that cannot be computed for an utterance (a PESQ failure, STOI of a reference with too little speech)
+is NaN, never a placeholder: the report counts and lists it. An all-zero reference has no SSNR, STOI or SI-SDR.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
+
+from codecgan.metrics import PesqPool, stoi_scores
+from codecgan.metrics.composite import composite_measures
+
+ENHANCEMENT_MEASURES = ("pesq_wb", "pesq_nb", "csig", "cbak", "covl", "ssnr_db", "stoi", "si_sdr_db")
+SAMPLE_RATE = 16000
+
+
+def si_sdr_db(reference: Tensor, estimate: Tensor) -> float:
+    """SI-SDR in dB of ``estimate`` against ``reference`` (``[T]`` each), means removed; NaN for a silent reference."""
+    if not bool(reference.any()):
+        return math.nan
+    return float(scale_invariant_signal_distortion_ratio(estimate.double(), reference.double(), zero_mean=True))
+
+
+class EnhancementScores:
+    """Scores several systems' outputs against the clean references, utterance by utterance.
+
+    Args:
+        pesq_wb, pesq_nb: pools scoring wide-band and narrow-band PESQ at 16 kHz (each may be inline).
+    """
+
+    def __init__(self, pesq_wb: PesqPool, pesq_nb: PesqPool) -> None:
+        for pool, mode in ((pesq_wb, "wb"), (pesq_nb, "nb")):
+            if (pool.sample_rate, pool.mode) != (SAMPLE_RATE, mode):
+                raise ValueError(f"pesq_{mode} must score mode {mode!r} at 16000 Hz, got {pool.mode!r} at {pool.sample_rate}.")
+        self.pools = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb}
+
+    @torch.no_grad()
+    def __call__(
+        self, clean: Tensor, systems: dict[str, Tensor], length: Tensor, utterance: Tensor
+    ) -> list[dict[str, float | int | str]]:
+        """One row per utterance and system: ``{"utterance", "system", <ENHANCEMENT_MEASURES>...}``.
+
+        ``clean`` and each system's output are ``[B, 1, T]`` at 16 kHz; utterance ``i`` is its first ``length[i]``
+        samples; ``utterance`` (``[B]``) holds the utterances' indices in the test set."""
+        clean = clean.detach().float().cpu()
+        systems = {name: audio.detach().float().cpu() for name, audio in systems.items()}
+        length = length.cpu()
+        # Every PESQ is submitted first, so the worker processes score while STOI and the composite measures run here.
+        handles = {
+            (name, measure): pool.submit(clean, audio, length)
+            for name, audio in systems.items()
+            for measure, pool in self.pools.items()
+        }
+        stoi = {name: stoi_scores(clean, audio, length, SAMPLE_RATE) for name, audio in systems.items()}
+        pesq = {key: handle.result().scores for key, handle in handles.items()}
+        rows = []
+        for row, samples in enumerate(length.tolist()):
+            reference = clean[row, 0, :samples]
+            silent_reference = not bool(reference.any())
+            for name, audio in systems.items():
+                estimate = audio[row, 0, :samples]
+                pesq_wb = float(pesq[name, "pesq_wb"][row])
+                composite = composite_measures(reference, estimate, pesq_wb)
+                # Every frame of a digitally silent reference scores the -10 dB floor whatever the estimate.
+                ssnr_db = math.nan if silent_reference else composite.ssnr_db
+                rows.append({
+                    "utterance": int(utterance[row]),
+                    "system": name,
+                    "pesq_wb": pesq_wb,
+                    "pesq_nb": float(pesq[name, "pesq_nb"][row]),
+                    "csig": composite.csig,
+                    "cbak": composite.cbak,
+                    "covl": composite.covl,
+                    "ssnr_db": ssnr_db,
+                    "stoi": float(stoi[name][row]),
+                    "si_sdr_db": si_sdr_db(reference, estimate),
+                })
+        return rows
