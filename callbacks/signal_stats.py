@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_noise_ratio
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.running_sums import RunningSums
@@ -17,7 +18,8 @@ SUMS = (
     "scored",
     "snr_db",
     "si_sdr",
-    "amplitude_ratio",
+    "estimate_energy",
+    "reference_energy",
     "peak_ratio",
     "dc_offset",
     "clipped",
@@ -33,7 +35,6 @@ EPS = 1e-12
 MEAN_TAGS = {
     tags.VAL_SNR: "snr_db",
     tags.VAL_SI_SDR: "si_sdr",
-    tags.VAL_AMPLITUDE_RATIO: "amplitude_ratio",
     tags.VAL_PEAK_RATIO: "peak_ratio",
     tags.VAL_DC_OFFSET: "dc_offset",
 }
@@ -66,11 +67,9 @@ def clip_statistics(
     ref_energy, est_energy = (ref**2).sum(-1), (est**2).sum(-1)
     silent = (ref_energy / samples).sqrt() < SILENT_RMS
     scored = ~silent
-    snr = 10 * torch.log10(ref_energy.clamp(min=EPS) / ((ref - est) ** 2).sum(-1).clamp(min=EPS))
-    scale = (est * ref).sum(-1) / ref_energy.clamp(min=EPS)
-    target = scale[:, None] * ref
-    si_sdr = 10 * torch.log10((target**2).sum(-1).clamp(min=EPS) / ((est - target) ** 2).sum(-1).clamp(min=EPS))
-    amplitude = (est_energy / ref_energy.clamp(min=EPS)).sqrt()
+    # torchmetrics' definitions (neither removes the mean); the zeros past each clip's length add nothing to the sums.
+    snr = signal_noise_ratio(est, ref)
+    si_sdr = scale_invariant_signal_distortion_ratio(est, ref)
     peak = est.abs().amax(-1) / ref.abs().amax(-1).clamp(min=EPS)
     dc_offset = (est.sum(-1) / samples).abs() / (ref_energy / samples).sqrt().clamp(min=EPS)
 
@@ -82,7 +81,8 @@ def clip_statistics(
         "scored": scored.sum(),
         "snr_db": scored_sum(snr),
         "si_sdr": scored_sum(si_sdr),
-        "amplitude_ratio": torch.where(scored, amplitude, 0.0).sum(),
+        "estimate_energy": torch.where(scored, est_energy, 0.0).sum(),
+        "reference_energy": torch.where(scored, ref_energy, 0.0).sum(),
         "peak_ratio": torch.where(scored, peak, 0.0).sum(),
         "dc_offset": torch.where(scored, dc_offset, 0.0).sum(),
         "clipped": ((est.abs() >= clip_level) & valid).sum(),
@@ -93,10 +93,12 @@ def clip_statistics(
 
 
 class SignalStats(DiagnosticCallback):
-    """Measures, on validation, per clip over its true length: SNR (dB), SI-SDR (dB), amplitude ratio (RMS of estimate
-    / RMS of reference), peak ratio, DC offset (|mean of estimate| / RMS of reference), the fraction of clipped
+    """Measures, on validation, per clip over its true length: SNR (dB), SI-SDR (dB) (torchmetrics' definitions), peak
+    ratio, DC offset (|mean of estimate| / RMS of reference), the fraction of clipped
     samples, and the number of clips whose estimate length differs from the reference (or falls short of the true
-    length).
+    length); and over all scored clips the amplitude ratio, sqrt(summed energy of the estimates / summed energy of
+    the references): a ratio of sums, so one near-silent reference cannot move it as it would move a mean of
+    per-clip ratios.
 
     Logs `val/snr_db`, `val/si_sdr`, `val/amplitude_ratio`, `val/peak_ratio`, `val/dc_offset`,
     `val/clipped_fraction` (means over scored clips), `diag/length_mismatch` and `diag/silent_reference_clips`
@@ -148,6 +150,7 @@ class SignalStats(DiagnosticCallback):
         if sums["scored"] > 0:
             for tag, name in MEAN_TAGS.items():
                 values[tag] = sums[name] / sums["scored"]
+            values[tags.VAL_AMPLITUDE_RATIO] = (sums["estimate_energy"] / max(sums["reference_energy"], EPS)) ** 0.5
         values[tags.VAL_CLIPPED_FRACTION] = sums["clipped"] / max(sums["samples"], 1.0)
         self._record(trainer, pl_module, values, on_epoch=True)
         self.alarms.log_active(pl_module, on_epoch=True)

@@ -79,6 +79,34 @@ def test_silent_references_are_counted_not_scored() -> None:
     assert module.last("val/amplitude_ratio") == pytest.approx(2.0)
 
 
+def test_one_quiet_reference_barely_moves_the_amplitude_ratio() -> None:
+    """A ratio of summed energies: a reference at -70 dBFS whose estimate is 10 times too loud (+20 dB) moves the
+    ratio of 8 exact clips by under 0.01 (a mean of per-clip ratios would read 2.1, +6.5 dB)."""
+    reference = sine(batch=9)
+    reference[8] *= 10 ** (-70 / 20) / (0.5 / math.sqrt(2))
+    estimate = reference.clone()
+    estimate[8] *= 10
+    module = run_round(outputs(estimate, reference))
+    assert module.last("diag/silent_reference_clips") == 0
+    assert module.last("val/amplitude_ratio") == pytest.approx(1.0, abs=0.01)
+
+
+def test_snr_and_si_sdr_are_the_textbook_definitions() -> None:
+    """torchmetrics' SNR and SI-SDR, as SignalStats uses them, equal 10 log10 of the energy ratios written out."""
+    from callbacks.signal_stats import clip_statistics
+
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(3, 1, 4000, generator=generator, dtype=torch.float64)
+    estimate = 0.7 * reference + 0.2 * torch.randn(3, 1, 4000, generator=generator, dtype=torch.float64)
+    statistics = clip_statistics(estimate, reference, torch.full((3,), 4000), clip_level=0.999)
+    ref, est = reference[:, 0], estimate[:, 0]
+    snr = 10 * torch.log10((ref**2).sum(-1) / ((ref - est) ** 2).sum(-1))
+    target = ((est * ref).sum(-1) / (ref**2).sum(-1))[:, None] * ref
+    si_sdr = 10 * torch.log10((target**2).sum(-1) / ((est - target) ** 2).sum(-1))
+    assert float(statistics["snr_db"]) == pytest.approx(float(snr.sum()), rel=1e-9)
+    assert float(statistics["si_sdr"]) == pytest.approx(float(si_sdr.sum()), rel=1e-9)
+
+
 class RecordingLogger:
     def __init__(self) -> None:
         self.written: list[tuple[dict, int]] = []
