@@ -15,7 +15,7 @@ from codecgan.cadence import is_logging_step, logged_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import loss_metric_divergence, nonfinite_loss
-from codecgan.diagnosis.rules.quality import DIVERGENCE_PATIENCE
+from codecgan.diagnosis.rules.quality import DIVERGENCE_PATIENCE, METRIC_MODES
 
 ACTIONS = ("warn", "stop", "warn_and_checkpoint_best")
 MODES = ("max", "min")
@@ -26,6 +26,9 @@ class DivergenceMonitor(DiagnosticCallback):
     metric (from `trainer.callback_metrics`), and alarms when the metric has fallen from its best by more than
     `min_drop` for `patience` rounds, with a robust (Theil–Sen) downward trend, while the loss kept falling. Also
     counts non-finite losses per batch (read back only at logging steps) and logs `diag/nonfinite_loss_steps`.
+
+    `mode`: whether a higher (`max`) or lower (`min`) metric is better; by default the metric's known direction
+    (`min` for `val/loss_mel`, the codec's metric; `max` for PESQ, SI-SDR and SNR).
 
     Why: a GAN's losses are a poor proxy for quality; the metric can peak early and decline for many epochs while
     every loss curve looks healthy. Catches LOSS_METRIC_DIVERGENCE and NONFINITE_LOSS. `action`: "warn" (default),
@@ -38,14 +41,17 @@ class DivergenceMonitor(DiagnosticCallback):
         self,
         metric: str = tags.VAL_PESQ,
         loss: str = tags.TRAIN_LOSS_G,
-        mode: str = "max",
+        mode: str | None = None,
         min_drop: float | None = None,
         patience: int = DIVERGENCE_PATIENCE,
         action: str = "warn",
         dirpath: str | None = None,
     ) -> None:
         super().__init__()
-        require(mode in MODES, f"DivergenceMonitor mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        require(
+            mode is None or mode in MODES, f"DivergenceMonitor mode must be one of {', '.join(MODES)} or null, got {mode!r}."
+        )
+        mode = mode or METRIC_MODES.get(metric, "max")
         require(action in ACTIONS, f"DivergenceMonitor action must be one of {', '.join(ACTIONS)}, got {action!r}.")
         require(
             isinstance(patience, int) and patience >= 1,

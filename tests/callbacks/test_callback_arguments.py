@@ -19,7 +19,7 @@ BAD_ARGUMENTS = [
     (GradientBalance, {"gan_terms": "loss_adv"}, "gan_terms must be None or a list"),
     (RankConsistency, {"every_n_steps": -5}, "got -5"),
     (CodebookUsage, {"window_steps": 2.5}, "window_steps must be a positive integer, got 2.5"),
-    (DivergenceMonitor, {"mode": "up"}, "mode must be one of max, min, got 'up'"),
+    (DivergenceMonitor, {"mode": "up"}, "mode must be one of max, min or null, got 'up'"),
     (DivergenceMonitor, {"action": "halt"}, "action must be one of warn, stop, warn_and_checkpoint_best, got 'halt'"),
     (DivergenceMonitor, {"patience": 0}, "patience must be a positive integer, got 0"),
     (DivergenceMonitor, {"min_drop": -0.1}, "min_drop must be None or positive, got -0.1"),

@@ -18,7 +18,11 @@ from codecgan.diagnosis.trends import (
     where,
 )
 
-METRIC_CANDIDATES = (tags.VAL_PESQ, tags.VAL_SI_SDR, tags.VAL_SNR)
+# The validation quality each family is judged by, in order, with its better direction. An enhancer logs PESQ. A codec
+# logs its mel distance: GAN codecs trade waveform SNR for perceptual quality, and a low-bitrate codec can sit below
+# 0 dB SNR while it improves, so its divergence is read on the mel distance; SI-SDR and SNR are the fallbacks.
+METRIC_CANDIDATES = ((tags.VAL_PESQ, "max"), (tags.VAL_LOSS_MEL, "min"), (tags.VAL_SI_SDR, "max"), (tags.VAL_SNR, "max"))
+METRIC_MODES = dict(METRIC_CANDIDATES)
 LOSS_CANDIDATES = (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS)
 # Smallest fall from the best that counts, in the metric's unit. 0.1 MOS is about three times the round-to-round
 # jitter of validation PESQ on fixed crops, and 0.5 dB is the same margin for SNR/SI-SDR.
@@ -34,6 +38,8 @@ DIVERGENCE_TREND_SHARE = 0.5
 # Below 0 dB the error has more energy than the reference: an all-zero output would score higher.
 NEGATIVE_SNR_DB = 0.0
 NEGATIVE_SNR_PATIENCE = 2
+# Rounds over which a codec's negative SNR must rise, and its mel distance fall, for the finding to be info.
+NEGATIVE_SNR_IMPROVING_ROUNDS = 3
 # About the just-noticeable loudness difference; a codec or enhancer should keep the level within it.
 AMPLITUDE_TOLERANCE_DB = 1.0
 AMPLITUDE_PATIENCE = 2
@@ -74,20 +80,24 @@ def loss_metric_divergence(
     history: MetricHistory,
     metric: str | None = None,
     loss: str | None = None,
-    mode: str = "max",
+    mode: str | None = None,
     min_drop: float | None = None,
     patience: int = DIVERGENCE_PATIENCE,
 ) -> Finding | None:
-    """LOSS_METRIC_DIVERGENCE: the validation metric keeps falling from its best while the training loss keeps falling.
+    """LOSS_METRIC_DIVERGENCE: the validation metric keeps getting worse than its best while the training loss keeps
+    falling.
 
-    Holds at the first round that is at least `patience` rounds after the best, where the fall averaged over the last
-    `patience` rounds exceeds `min_drop`, the metric's Theil–Sen trend since the best points down, and the loss's
-    trend over the same rounds points down too.
+    Holds at the first round that is at least `patience` rounds after the best, where the loss of quality averaged
+    over the last `patience` rounds exceeds `min_drop`, the metric's Theil–Sen trend since the best points the wrong
+    way, and the loss's trend over the same rounds points down. `metric` defaults to the first logged of
+    `METRIC_CANDIDATES` (PESQ for an enhancer, the mel distance for a codec); `mode` ("max" or "min") to that
+    metric's better direction ("max" for metrics not listed there).
     """
-    metric = metric or _first_present(history, METRIC_CANDIDATES)
+    metric = metric or _first_present(history, tuple(METRIC_MODES))
     loss = loss or _first_present(history, LOSS_CANDIDATES)
     if metric is None or loss is None:
         return None
+    mode = mode or METRIC_MODES.get(metric.removesuffix("_epoch"), "max")
     rounds = _finite_points(history, metric)
     losses = history.aligned(loss, rounds)
     sign = 1.0 if mode == "max" else -1.0
@@ -159,8 +169,32 @@ def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) 
         f"positive."
     )
     first = rounds[index]
-    finding = Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion)
-    return settle(finding, rounds, flags, patience)
+    finding = settle(Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion), rounds, flags, patience)
+    improving = _improving_codec(history, rounds) if finding.severity == "warning" else ""
+    return as_info(finding, improving) if improving else finding
+
+
+def _improving_codec(history: MetricHistory, rounds: list[Point]) -> str:
+    """A sentence saying the negative SNR is a codec improving (empty if it is not): the SNR has risen over the last
+    rounds, the mel distance has fallen, and the level is within tolerance. A GAN codec trades waveform SNR for
+    perceptual quality and a low-bitrate one sits below 0 dB while it improves."""
+    recent = rounds[-NEGATIVE_SNR_IMPROVING_ROUNDS:]
+    mel = history.aligned(tags.VAL_LOSS_MEL, recent)
+    if len(recent) < NEGATIVE_SNR_IMPROVING_ROUNDS or any(m is None or not math.isfinite(m) for m in mel):
+        return ""
+    level = [p for p in _finite_points(history, tags.VAL_AMPLITUDE_RATIO) if p.value > 0][-1:]
+    level_ok = not level or abs(decibels(level[0].value)) <= AMPLITUDE_TOLERANCE_DB
+    snr_slope = theil_sen_slope([p.value for p in recent])
+    mel_slope = theil_sen_slope(mel)
+    if not (snr_slope >= 0 and mel_slope < 0) or not level_ok or _dc_offset_evidence(history):
+        return ""
+    return (
+        f" It is reported as info because the codec is improving: over the last {len(recent)} rounds {tags.VAL_SNR} "
+        f"rose from {recent[0].value:.2f} to {recent[-1].value:.2f} dB while {tags.VAL_LOSS_MEL} fell from "
+        f"{mel[0]:.3f} to {mel[-1]:.3f} with the level within ±{AMPLITUDE_TOLERANCE_DB:g} dB (GAN codecs trade "
+        f"waveform SNR for perceptual quality; low-bitrate ones sit below 0 dB). It becomes a warning if the SNR "
+        f"falls, the mel distance stops falling or the level moves."
+    )
 
 
 def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENCE) -> Finding | None:

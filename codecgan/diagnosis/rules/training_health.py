@@ -13,6 +13,9 @@ from codecgan.diagnosis.trends import first_sustained, percent, settle, where
 # leaves room for float64 summation order in the checksum itself.
 RANK_SPREAD_TOLERANCE = 1e-6
 
+# Skipped non-finite steps in this many logging intervals are no longer an isolated accident.
+NONFINITE_REPEATS = 3
+
 # Using under half of log2(K) bits means, for K = 1024, fewer than about 32 equally used codes.
 COLLAPSE_ENTROPY_FRACTION = 0.5
 COLLAPSE_CRITICAL_FRACTION = 0.2
@@ -24,11 +27,15 @@ def _order(point: Point) -> tuple[int, int]:
 
 
 def nonfinite_loss(history: MetricHistory) -> Finding | None:
-    """NONFINITE_LOSS: any logged training loss that is NaN or infinite, or a non-zero count of non-finite steps."""
+    """NONFINITE_LOSS: a logged training loss that is NaN or infinite, or a non-zero count of non-finite (skipped)
+    steps. A warning while the skipped steps are isolated (the loop skips them and training goes on); critical when
+    they repeat (in `NONFINITE_REPEATS` logging intervals or more) or a logged loss itself is non-finite (the run
+    stopped or its weights are no longer finite)."""
     hits: list[tuple[Point, str]] = []
     for tag in history.tags_with_prefix("train/"):
         hits += [(p, tag) for p in history.series(tag) if not math.isfinite(p.value)]
-    hits += [(p, tags.NONFINITE_LOSS_STEPS) for p in history.series(tags.NONFINITE_LOSS_STEPS) if p.value > 0]
+    skipped = [p for p in history.series(tags.NONFINITE_LOSS_STEPS) if p.value > 0]
+    hits += [(p, tags.NONFINITE_LOSS_STEPS) for p in skipped]
     if not hits:
         return None
     first, tag = min(hits, key=lambda hit: _order(hit[0]))
@@ -40,12 +47,18 @@ def nonfinite_loss(history: MetricHistory) -> Finding | None:
         f"{tag} {what} at {where(first)}; {len(hits)} logged values in {len(bad_tags)} tags were not finite "
         f"({', '.join(bad_tags)})."
     )
+    repeated = len(skipped) >= NONFINITE_REPEATS or bad_tags != [tags.NONFINITE_LOSS_STEPS]
+    if not repeated:
+        evidence += (
+            f" The loop skipped {'that step' if first.value == 1 else 'those steps'} and went on: a warning while "
+            f"skipped steps stay isolated, critical if they come back in {NONFINITE_REPEATS} logging intervals."
+        )
     suggestion = (
         "Rerun from the last finite checkpoint with Trainer(detect_anomaly=True) for a few steps to find the first NaN, "
         "and check the precision (bf16-mixed rather than 16-mixed), the learning rates, and every log or sqrt of a "
         "magnitude for a missing epsilon."
     )
-    return Finding("NONFINITE_LOSS", "critical", first.step, first.epoch, evidence, suggestion)
+    return Finding("NONFINITE_LOSS", "critical" if repeated else "warning", first.step, first.epoch, evidence, suggestion)
 
 
 def rank_divergence(history: MetricHistory) -> Finding | None:

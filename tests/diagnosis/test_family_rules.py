@@ -1,0 +1,53 @@
+"""Rules read per model family: a codec's divergence on its mel distance, a codec's negative SNR that improves, and
+non-finite steps that are isolated or repeated."""
+
+from __future__ import annotations
+
+import math
+
+from codecgan.diagnosis.rules import RULES
+from tests.diagnosis.test_rules import FALLING, history
+
+MEL_RISING = [3.0, 2.6, 2.3, 2.2] + [2.2 + 0.05 * k for k in range(1, 17)]  # best at epoch 3, then up for 16 epochs
+MEL_FALLING = [4.0 * 0.93**epoch for epoch in range(6)]
+
+
+def test_a_codec_whose_mel_distance_rises_while_its_training_loss_falls_diverges() -> None:
+    finding = RULES["LOSS_METRIC_DIVERGENCE"](history(val__loss_mel=MEL_RISING, train__loss_g=[0.97**epoch for epoch in range(20)]))
+    assert finding is not None and finding.severity == "critical"
+    # The default drop for the mel distance is 5% of its best (0.11): averaged over two rounds it is passed at epoch 6.
+    assert finding.first_epoch == 6
+    assert finding.evidence.startswith("val/loss_mel rose 0.80 from its best 2.20 at epoch 3")
+
+
+def test_a_codec_is_judged_by_its_mel_distance_not_by_its_snr() -> None:
+    """A GAN codec whose SNR falls while its mel distance keeps falling is not diverging."""
+    series = dict(val__loss_mel=MEL_FALLING, val__snr_db=[3.0, 2.0, 1.5, 1.0, 0.5, 0.2], train__loss_g=FALLING[:6])
+    assert RULES["LOSS_METRIC_DIVERGENCE"](history(**series)) is None
+    # The enhancer keeps PESQ first.
+    series["val__pesq"] = [2.0, 2.3, 2.5, 2.4, 2.3, 2.2]
+    assert "val/pesq fell" in RULES["LOSS_METRIC_DIVERGENCE"](history(**series)).evidence
+
+
+def test_a_codecs_negative_snr_that_rises_while_its_mel_distance_falls_is_info() -> None:
+    improving = dict(val__snr_db=[-6.0, -4.5, -3.8, -3.1], val__loss_mel=MEL_FALLING[:4], val__amplitude_ratio=[1.0] * 4)
+    finding = RULES["NEGATIVE_SNR"](history(**improving))
+    assert finding.severity == "info" and "rose from -4.50 to -3.10 dB" in finding.evidence
+
+
+def test_a_negative_snr_is_a_warning_when_it_falls_or_comes_with_a_level_problem() -> None:
+    falling = dict(val__snr_db=[-2.4, -2.9, -3.3, -3.7], val__loss_mel=MEL_FALLING[:4], val__amplitude_ratio=[1.0] * 4)
+    assert RULES["NEGATIVE_SNR"](history(**falling)).severity == "warning"
+    loud = dict(val__snr_db=[-6.0, -4.5, -3.8, -3.1], val__loss_mel=MEL_FALLING[:4], val__amplitude_ratio=[1.3] * 4)
+    assert RULES["NEGATIVE_SNR"](history(**loud)).severity == "warning"
+    no_mel = dict(val__snr_db=[-6.0, -4.5, -3.8, -3.1])  # an enhancer, or nothing says the codec improves
+    assert RULES["NEGATIVE_SNR"](history(**no_mel)).severity == "warning"
+
+
+def test_isolated_skipped_steps_are_a_warning_and_repeated_ones_critical() -> None:
+    once = RULES["NONFINITE_LOSS"](history(diag__nonfinite_loss_steps=[0, 1, 0, 0, 0]))
+    assert once.severity == "warning" and "went on" in once.evidence
+    again = RULES["NONFINITE_LOSS"](history(diag__nonfinite_loss_steps=[0, 1, 0, 2, 1]))
+    assert again.severity == "critical"
+    stopped = RULES["NONFINITE_LOSS"](history(train__loss_g=[1.0, math.nan], diag__nonfinite_loss_steps=[0, 1]))
+    assert stopped.severity == "critical"
