@@ -74,8 +74,9 @@ def composite_measures(
     hence CSIG 0.1-0.5 and COVL 0.1-0.4 higher than ``composite.m`` on the same files (``weighted_spectral_slope``
     has the measurements), and it depends on the signals' level. Other known sources of disagreement: resampling
     the 48 kHz VoiceBank files to 16 kHz with different filters (PESQ and WSS both move), facebookresearch/
-    denoiser's SSNR rescaling (CBAK), pysepm's ``SNRseg`` dropping a frame and its ``llr`` limited to [0, 2] when
-    called alone.
+    denoiser's SSNR rescaling (CBAK), and pysepm's ``llr`` limited to 2 when called alone. pysepm's ``SNRseg``,
+    ``wss`` and ``llr(..., used_for_composite=True)`` otherwise agree with ``"matlab"`` to rounding, except that they
+    round the 95% frame count as CMGAN's port does (``tests/fixtures/composite/README.md``).
 
     A failed PESQ (NaN) gives NaN ratings, never 0 or 1, so the caller counts the clip as failed; ``llr``,
     ``wss`` and ``ssnr_db`` are still returned. Each measure is NaN for clips under 37.5 ms.
