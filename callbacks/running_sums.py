@@ -91,9 +91,16 @@ class RunningSums:
         return {"names": list(self.names), "host": list(self._host_values), "device": device}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore saved sums. Sums saved under other names (a checkpoint from a codecgan version that measured
+        something else) load as zeros when they are all zero, as they are between two flushes, and raise otherwise."""
         if tuple(state["names"]) != self.names:
+            saved = [*state["host"], *([] if state["device"] is None else state["device"].tolist())]
+            if not any(saved):
+                self.reset()
+                return
             raise ValueError(
-                f"Saved running sums are named {state['names']}, but this callback keeps {list(self.names)}."
+                f"Saved running sums are named {state['names']}, but this callback keeps {list(self.names)}; "
+                "the checkpoint was written mid-interval by a codecgan version that kept other sums."
             )
         self._host_values = [float(v) for v in state["host"]]
         self._device_values = None if state["device"] is None else state["device"].clone()
