@@ -51,3 +51,16 @@ def test_isolated_skipped_steps_are_a_warning_and_repeated_ones_critical() -> No
     assert again.severity == "critical"
     stopped = RULES["NONFINITE_LOSS"](history(train__loss_g=[1.0, math.nan], diag__nonfinite_loss_steps=[0, 1]))
     assert stopped.severity == "critical"
+
+
+def test_gan_term_negligible_quotes_the_share_it_flagged_and_the_share_now() -> None:
+    shares = [0.004, 0.004, 0.004, 0.004, 0.05, 0.05, 0.05, 0.05, 0.05]
+    finding = RULES["GAN_TERM_NEGLIGIBLE"](history(diag__grad_share__loss_adv=shares, diag__grad_share__loss_mel=[0.9] * 9))
+    assert "loss_adv 0.4% at epoch 2" in finding.evidence and "5.0% now" in finding.evidence
+
+
+def test_pesq_none_info_says_what_a_dropped_batch_means_under_each_policy() -> None:
+    finding = RULES["PESQ_NONE_HIGH"](history(diag__pesq_none_rate=[0.01, 0.05, 0.01, 0.02]))
+    assert finding.severity == "info"
+    assert "under mask only a batch whose every clip failed counts" in finding.evidence
+    assert "drops the metric discriminator's update for the whole batch" not in finding.evidence

@@ -156,13 +156,17 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
         ]
         flags = [i + 1 >= GAN_SHARE_MIN_POINTS and m < GAN_SHARE_FLOOR for i, m in enumerate(trailing)]
         if any(flags):
-            found.append((term, points[flags.index(True)], trailing[-1], points, flags))
+            first_flag = flags.index(True)
+            found.append((term, points[first_flag], trailing[first_flag], trailing[-1], points, flags))
     if not found:
         return None
     found.sort(key=lambda item: (item[1].step or 0, item[1].epoch or 0))
     largest = max(share_tags, key=lambda t: median([p.value for p in history.series(t)[-GAN_SHARE_WINDOW:]]))
     largest_share = median([p.value for p in history.series(largest)[-GAN_SHARE_WINDOW:]])
-    listed = ", ".join(f"{term} {percent(share)}" for term, _, share, _, _ in found)
+    listed = ", ".join(
+        f"{term} {percent(flagged)} at {where(point)}" + ("" if now < GAN_SHARE_FLOOR else f", {percent(now)} now")
+        for term, point, flagged, now, _, _ in found
+    )
     evidence = (
         f"The GAN terms' median share of the generator-output gradient norm over the last {GAN_SHARE_WINDOW} "
         f"measurements was under {percent(GAN_SHARE_FLOOR)} ({listed}), first at {where(found[0][1])}, while "
@@ -177,7 +181,7 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
     finding = Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, evidence, suggestion)
     if any(flags[-1] for *_, flags in found):  # some GAN term is still negligible
         return finding
-    return settle(finding, found[0][3], found[0][4], 1)
+    return settle(finding, found[0][4], found[0][5], 1)
 
 
 def pesq_none_high(history: MetricHistory, patience: int = PESQ_NONE_PATIENCE) -> Finding | None:
@@ -202,7 +206,9 @@ def pesq_none_high(history: MetricHistory, patience: int = PESQ_NONE_PATIENCE) -
             return None
         evidence = (
             f"{tags.PESQ_NONE_RATE} peaked at {worst.value:.3f} at {where(worst)} (median {run_median:.3f}{clip_text}); "
-            f"a few PESQ-None batches are normal, but each drops the metric discriminator's update for the whole batch."
+            f"a few PESQ-None batches are normal (silent crops); in each, no clip taught the metric term (under the "
+            f"drop_batch policy one failed clip skips the batch's update, under mask only a batch whose every clip "
+            f"failed counts)."
         )
         return Finding("PESQ_NONE_HIGH", "info", worst.step, worst.epoch, evidence, suggestion)
     first = points[index]
