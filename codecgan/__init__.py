@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported on first use, so that `codecgan diagnose` starts without loading torch and Lightning.
+# Imported on first use, so that `codecgan diagnose` starts without loading torch and Lightning, and
+# `codecgan.load` (a trained generator from a checkpoint) works without Lightning installed.
 _LAZY = {
     "CodecGAN": "codecgan.codec_module",
     "GANModule": "codecgan.gan_module",
     "MetricGANEnhancer": "codecgan.enhance_module",
+    "load": "codecgan.inference.checkpoint_loading",
 }
 
 __all__ = list(_LAZY)

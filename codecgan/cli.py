@@ -4,15 +4,27 @@
     codecgan fit --config experiments/codec_tiny.yaml --ckpt_path last     # resume
     codecgan diagnose runs/codec_tiny [--json]
     codecgan scan data/train [data/val ...]                               # decode every audio file
+    codecgan enhance --ckpt CKPT INPUT... --out DIR [--keep-rate]         # a trained enhancer on files
+    codecgan encode --ckpt CKPT INPUT... --out DIR [--n-codebooks N]      # a trained codec's codes
+    codecgan decode --ckpt CKPT CODES... --out DIR [--keep-rate]
 
-``fit``/``validate``/``test`` are LightningCLI (``codecgan.lightning_cli``); ``diagnose`` reads logs
-and ``scan`` decodes audio files (training start-up reads only their headers); neither imports
-torch, so both start quickly.
+``fit``/``validate``/``test``/``predict`` are LightningCLI (``codecgan.lightning_cli``); ``diagnose`` reads
+logs and ``scan`` decodes audio files (training start-up reads only their headers); neither imports
+torch, so both start quickly. ``enhance``, ``encode`` and ``decode`` (``codecgan.inference``) load a
+generator from a checkpoint without Lightning.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+# Commands that run a trained generator; imported on use, none imports Lightning.
+INFERENCE_COMMANDS = {
+    "enhance": ("codecgan.inference.enhance_command", "enhance_main"),
+    "encode": ("codecgan.inference.codec_command", "encode_main"),
+    "decode": ("codecgan.inference.codec_command", "decode_main"),
+}
 
 
 def main(args: list[str] | None = None) -> None:
@@ -25,6 +37,9 @@ def main(args: list[str] | None = None) -> None:
         from codecgan.data.scan_command import scan_main
 
         raise SystemExit(scan_main(argv[1:]))
+    if argv and argv[0] in INFERENCE_COMMANDS:
+        module_name, function_name = INFERENCE_COMMANDS[argv[0]]
+        raise SystemExit(getattr(importlib.import_module(module_name), function_name)(argv[1:]))
     from codecgan.config_error import ConfigError
     from codecgan.data.folder_scan import BadAudioError
     from codecgan.gan_module import NonFiniteTrainingError

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from codecgan.evaluation.codec_scores import CODEC_MEASURES, CodecScores, bitrate_kbps
 from codecgan.gan_module import Batch, Forward, GANModule
+from codecgan.inference.predictions import Prediction, codec_prediction
 from codecgan.losses import (
     MultiScaleMelLoss,
     discriminator_loss,
@@ -89,6 +90,11 @@ class CodecGAN(GANModule):
             "commitment_loss": output.commitment_loss,
             "codebook_loss": output.codebook_loss,
         }
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Prediction:
+        """One file of ``data.predict_paths`` (``codecgan predict``): its codes and their decoding, for
+        ``AudioPredictionWriter`` (``codecgan.inference.predictions``)."""
+        return codec_prediction(self.generator, batch, self.sample_rate)
 
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
         # One call on real and generated audio together: half the ops of two calls, the same result, since

@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric, SumMetric
 from codecgan.config_error import ConfigError
 from codecgan.evaluation.enhancement_scores import EnhancementScores
 from codecgan.gan_module import Batch, Forward, GANModule
+from codecgan.inference.predictions import Prediction, enhancement_prediction
 from codecgan.losses.enhancement import (
     magnitude_loss,
     metric_discriminator_loss,
@@ -122,9 +123,10 @@ class MetricGANEnhancer(GANModule):
                 pool.close()
 
     def setup(self, stage: str) -> None:
-        """Start the PESQ workers while the data loads (after checking the crop length)."""
+        """Start the PESQ workers while the data loads (after checking the crop length); prediction needs none."""
         super().setup(stage)
-        _ = self.pesq_pool
+        if stage != "predict":
+            _ = self.pesq_pool
 
     def check_crop_length(self, crop: int) -> None:
         """Fail at start when crops are too short for PESQ (the metric discriminator takes any length)."""
@@ -221,6 +223,11 @@ class MetricGANEnhancer(GANModule):
         if self.pesq_failure_policy == "drop_batch":
             outputs["skip_update"] = dropped.bool()  # CMGAN: no discriminator update when a clip has no PESQ
         return metric_discriminator_loss(clean_prediction, estimate_prediction, target, weight), outputs
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Prediction:
+        """One file of ``data.predict_paths`` (``codecgan predict``) enhanced, for ``AudioPredictionWriter``
+        (``codecgan.inference.predictions``)."""
+        return enhancement_prediction(self.generator, batch, self.sample_rate)
 
     # ------------------------------------------------------------------------------ validation
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:

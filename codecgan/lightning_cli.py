@@ -1,4 +1,4 @@
-"""LightningCLI for ``codecgan fit|validate|test``: links, resume rules and exit statuses.
+"""LightningCLI for ``codecgan fit|validate|test|predict``: links, resume rules and exit statuses.
 
 Keep model and data classes out of this module: LightningCLI resolves ``class_path`` entries by
 import path, and classes defined in ``__main__`` do not match them.
@@ -17,6 +17,7 @@ from codecgan.data.datamodule import AudioDataModule
 from codecgan.data.folder_scan import BadAudioError
 from codecgan.evaluation.report import EvaluationReport
 from codecgan.gan_module import GANModule, NonFiniteTrainingError
+from codecgan.inference.prediction_writer import AudioPredictionWriter
 from codecgan.progress_bar import LoggingStepProgressBar
 
 EXIT_BAD_INPUT = 2
@@ -44,6 +45,12 @@ class CodecGANCLI(LightningCLI):
         """``codecgan test`` writes the evaluation report (table, metrics.json, metrics.csv) into the run folder."""
         if not any(isinstance(callback, EvaluationReport) for callback in self.trainer.callbacks):
             self.trainer.callbacks.append(EvaluationReport())
+
+    def before_predict(self) -> None:
+        """``codecgan predict`` writes its outputs as files: into ``<default_root_dir>/predictions`` unless the config
+        gives an ``AudioPredictionWriter``."""
+        if not any(isinstance(callback, AudioPredictionWriter) for callback in self.trainer.callbacks):
+            self.trainer.callbacks.append(AudioPredictionWriter(f"{self.trainer.default_root_dir}/predictions"))
 
     def before_fit(self) -> None:
         self.config_init[self.subcommand]["ckpt_path"] = resolve_ckpt_path(

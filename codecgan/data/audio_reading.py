@@ -1,4 +1,5 @@
-"""Reading audio files as mono float32 ``[1, T]`` at a target rate: whole files, or one window of one.
+"""Reading audio files as mono float32 ``[1, T]`` at a target rate: whole files, or one window of one
+(and, for inference, every channel of a file: ``decode_channels``).
 
 A window read seeks to the frames it needs (``soundfile.read(start=, stop=)``) and downmixes and
 resamples only those, so an item costs the same whatever the length of its file. When the file's
@@ -41,6 +42,21 @@ def decode_mono(path: str | Path, start: int = 0, stop: int | None = None) -> tu
     """Frames ``[start, stop)`` of ``path`` averaged over channels, ``[1, frames]`` float32, and the
     file's rate. Raises ``AudioReadError`` (naming the path) when nothing can be read or a sample
     is not finite."""
+    samples, file_rate = _decode_checked(path, start, stop)
+    # A matrix-vector product: numpy's mean over the channel axis is 20 times slower.
+    downmix = np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
+    return torch.from_numpy(samples @ downmix).unsqueeze(0), file_rate
+
+
+def decode_channels(path: str | Path) -> tuple[torch.Tensor, int]:
+    """Every channel of ``path``, ``[channels, frames]`` float32, and the file's rate; raises ``AudioReadError``
+    as ``decode_mono`` does."""
+    samples, file_rate = _decode_checked(path, 0, None)
+    return torch.from_numpy(np.ascontiguousarray(samples.T)), file_rate
+
+
+def _decode_checked(path: str | Path, start: int, stop: int | None) -> tuple[np.ndarray, int]:
+    """Frames ``[start, stop)`` as ``[frames, channels]`` float32 and the file's rate, or ``AudioReadError``."""
     try:
         samples, file_rate = soundfile.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, ValueError) as error:
@@ -50,9 +66,7 @@ def decode_mono(path: str | Path, start: int = 0, stop: int | None = None) -> tu
         raise AudioReadError(path, f"zero-length audio (0 frames{where})")
     if not np.isfinite(samples).all():
         raise AudioReadError(path, "contains non-finite samples (NaN or inf)")
-    # A matrix-vector product: numpy's mean over the channel axis is 20 times slower.
-    downmix = np.full(samples.shape[1], 1.0 / samples.shape[1], dtype=np.float32)
-    return torch.from_numpy(samples @ downmix).unsqueeze(0), int(file_rate)
+    return samples, int(file_rate)
 
 
 def read_audio(path: str | Path, sample_rate: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from codecgan.config_error import ConfigError
 from codecgan.data.audio_folder import AudioFolder, PairedAudioFolder
 from codecgan.data.collate import collate_padded
 from codecgan.data.crops import CROP_MODES, CroppedDataset
@@ -16,6 +17,7 @@ from codecgan.data.item_audio import SHORT_ITEM_FILLS
 from codecgan.data.noise import SyntheticNoisySpeech
 from codecgan.data.samplers import EvaluationSampler, ResumableDataLoader, ResumableTrainSampler
 from codecgan.data.synthetic_speech import SyntheticSpeech
+from codecgan.inference.prediction_files import PredictionFiles, one_item
 
 SPLITS = ("train", "val", "test")
 
@@ -47,6 +49,8 @@ class AudioDataModule(L.LightningDataModule):
         skip_bad_files: start anyway when a data folder holds files whose header cannot be read (they
             are skipped and listed in the dataset's ``skipped``); by default codecgan refuses to start
             and lists them. A file that fails to decode later is skipped and counted either way.
+        predict_paths: files and folders (searched recursively) for ``codecgan predict``: each file whole,
+            every channel, at ``sample_rate``, one per step (``codecgan.inference.prediction_files``).
     """
 
     default_short_items = "zero_pad"
@@ -69,6 +73,7 @@ class AudioDataModule(L.LightningDataModule):
         synthetic_items: tuple[int, int, int] = (512, 16, 16),
         synthetic_seconds: float = 2.0,
         skip_bad_files: bool = False,
+        predict_paths: list[str] | None = None,
     ) -> None:
         super().__init__()
         for name, mode in (("val_crop", val_crop), ("test_crop", test_crop)):
@@ -97,6 +102,7 @@ class AudioDataModule(L.LightningDataModule):
         self.synthetic_items = dict(zip(SPLITS, synthetic_items))
         self.synthetic_seconds = synthetic_seconds
         self.skip_bad_files = skip_bad_files
+        self.predict_paths = predict_paths
         self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------ what a family provides
@@ -112,6 +118,9 @@ class AudioDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
+        if stage == "predict":
+            self.datasets["predict"] = self._prediction_files()
+            return
         for split in SPLITS:
             if split in self.datasets:
                 continue
@@ -161,6 +170,18 @@ class AudioDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._evaluation_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        # One file per step, unbatched: files differ in length and channels, and each is processed in windows.
+        return DataLoader(self.datasets["predict"], batch_size=1, collate_fn=one_item, num_workers=self.num_workers)
+
+    def _prediction_files(self) -> PredictionFiles:
+        if not self.predict_paths:
+            raise ConfigError("codecgan predict needs data.init_args.predict_paths: a list of audio files and folders.")
+        try:
+            return PredictionFiles(self.predict_paths, self.sample_rate)
+        except ValueError as error:
+            raise ConfigError(f"data.init_args.predict_paths: {error}") from None
 
     def _evaluation_loader(self, split: str) -> DataLoader:
         world, rank = self._world()

@@ -12,16 +12,11 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_noise_ratio
 
+from codecgan.inference.codes_file import bitrate_kbps
 from codecgan.losses.mel import MultiScaleMelLoss
 from codecgan.metrics.stft_distance import multiscale_stft_distance
 
 CODEC_MEASURES = ("bitrate_kbps", "mel_distance", "stft_distance", "si_sdr_db", "snr_db")
-
-
-def bitrate_kbps(n_codebooks: int, codebook_size: int, sample_rate: int, hop_length: int) -> float:
-    """Kilobits per second of ``n_codebooks`` codes of ``log2(codebook_size)`` bits at ``sample_rate / hop_length``
-    frames per second (DAC 44.1 kHz: 9 x 10 bits x 86.13 frames/s = 7.75 kbps)."""
-    return n_codebooks * math.log2(codebook_size) * sample_rate / hop_length / 1000
 
 
 class CodecScores:

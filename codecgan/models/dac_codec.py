@@ -228,7 +228,20 @@ class CodecGenerator(nn.Module):
             reconstruction, quantized.codes, quantized.commitment_loss, quantized.codebook_loss
         )
 
-    def decode_codes(self, codes: Tensor, length: int | None = None) -> Tensor:
-        """Waveform of codes; `[B, n_q, frames] -> [B, 1, length or frames * hop]`."""
+    def encode(self, audio: Tensor, n_codebooks: int | None = None) -> Tensor:
+        """The codes `forward` quantizes `audio: [B, 1, T]` to, with the first `n_codebooks` codebooks (default
+        all): `[B, n_codebooks, ceil(T / hop)]` int64. In eval mode every item uses all `n_codebooks`."""
+        padded = F.pad(audio, (0, -audio.shape[-1] % self.hop_length))
+        return self.quantizer(self.encoder(padded), n_codebooks).codes
+
+    def decode(self, codes: Tensor, length: int | None = None) -> Tensor:
+        """Waveform of codes (any number of leading codebooks); `[B, n_q, frames] -> [B, 1, length or frames * hop]`.
+
+        `decode(encode(audio), T)` equals `forward(audio).audio` in eval mode (to float rounding: `forward`
+        adds the straight-through residual, this sums the codebook vectors)."""
         audio = self.decoder(self.quantizer.decode_codes(codes))
         return audio if length is None else audio[..., :length]
+
+    def decode_codes(self, codes: Tensor, length: int | None = None) -> Tensor:
+        """Same as `decode` (the name earlier callers use)."""
+        return self.decode(codes, length)

@@ -71,6 +71,16 @@ def test_decoding_the_codes_reproduces_the_reconstruction(codec):
     torch.testing.assert_close(codec.decode_codes(output.codes, 96), output.audio)
 
 
+@pytest.mark.parametrize("n_codebooks", [None, 1, 2])
+def test_decode_of_encode_equals_forward_at_every_bitrate(codec, n_codebooks):
+    codec.eval()
+    audio = torch.randn(2, 1, 101) * 0.1  # not a multiple of the hop: encode pads as forward does
+    output = codec(audio, n_codebooks)
+    codes = codec.encode(audio, n_codebooks)
+    assert torch.equal(codes, output.codes) and codes.shape == (2, n_codebooks or 3, 13)
+    torch.testing.assert_close(codec.decode(codes, 101), output.audio)
+
+
 def test_straight_through_gradient_equals_the_unquantized_projection():
     torch.manual_seed(0)
     quantizer = VectorQuantizer(input_dim=6, codebook_size=8, codebook_dim=3)

@@ -1,0 +1,116 @@
+"""A trained generator from a checkpoint written by ``codecgan fit``, without Lightning.
+
+A Lightning checkpoint holds the weights (``state_dict``: ``generator.*``, ``discriminator.*``), the
+optimizer states and the loop counters, but not the model's constructor arguments: LightningCLI writes
+those to ``config.yaml`` in the run's log folder (``runs/<name>/config.yaml``, next to the
+``checkpoints/`` folder). ``load`` reads the checkpoint with ``torch.load(weights_only=True)``, finds
+the config, imports the generator class by its ``class_path`` and builds it with its ``init_args``;
+neither Lightning nor the LightningModule is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+CONFIG_NAME = "config.yaml"
+GENERATOR_PREFIX = "generator."
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What builds a run's generator: its class path, constructor arguments and sample rate (Hz)."""
+
+    class_path: str
+    init_args: dict[str, Any]
+    sample_rate: int
+    config_path: Path
+
+
+def find_run_config(checkpoint: str | PathLike) -> Path:
+    """The ``config.yaml`` LightningCLI wrote for the run of ``checkpoint``.
+
+    Looks next to the checkpoint, in its parent folder (``<run>/checkpoints/x.ckpt`` with
+    ``<run>/config.yaml``, as the shipped configs write them) and in that folder's subfolders
+    (``<run>/checkpoints`` next to a logger's ``<run>/<name>/config.yaml``); raises ``FileNotFoundError``
+    naming the places searched when there is none, or when several subfolders hold one."""
+    folder = Path(checkpoint).resolve().parent
+    for candidate in (folder / CONFIG_NAME, folder.parent / CONFIG_NAME):
+        if candidate.is_file():
+            return candidate
+    nested = sorted(folder.parent.glob(f"*/{CONFIG_NAME}"))
+    if len(nested) == 1:
+        return nested[0]
+    found = f" several: {', '.join(map(str, nested))}" if nested else " none"
+    raise FileNotFoundError(
+        f"No run configuration for checkpoint {checkpoint}: looked for {CONFIG_NAME} in {folder}, {folder.parent} "
+        f"and its subfolders and found{found}. Pass the run's config.yaml (config=... or --config)."
+    )
+
+
+def read_generator_spec(config_path: str | PathLike) -> GeneratorSpec:
+    """The generator's class path, ``init_args`` and sample rate from a LightningCLI ``config.yaml``."""
+    config_path = Path(config_path)
+    config = yaml.safe_load(config_path.read_text()) or {}
+    model = (config.get("model") or {}).get("init_args") or {}
+    generator = model.get("generator")
+    if not isinstance(generator, dict) or "class_path" not in generator:
+        raise ValueError(f"{config_path} has no model.init_args.generator with a class_path; is it a codecgan run's config?")
+    # The CLI links data.sample_rate to the model's, so the saved config holds it under data.
+    data = (config.get("data") or {}).get("init_args") or {}
+    sample_rate = data.get("sample_rate", model.get("sample_rate"))
+    if sample_rate is None:
+        raise ValueError(f"{config_path} holds no data.init_args.sample_rate (nor model.init_args.sample_rate).")
+    return GeneratorSpec(generator["class_path"], generator.get("init_args") or {}, int(sample_rate), config_path)
+
+
+def instantiate(class_path: str, init_args: dict[str, Any]) -> Any:
+    """``class_path(**init_args)``, building nested ``{class_path, init_args}`` arguments first."""
+    module_name, _, class_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    arguments = {
+        name: instantiate(value["class_path"], value.get("init_args") or {})
+        if isinstance(value, dict) and "class_path" in value
+        else value
+        for name, value in init_args.items()
+    }
+    return cls(**arguments)
+
+
+def generator_state_dict(checkpoint: dict[str, Any], path: str | PathLike) -> dict[str, torch.Tensor]:
+    """The ``generator.*`` weights of a Lightning checkpoint, without the prefix."""
+    state = checkpoint.get("state_dict")
+    if state is None:
+        raise ValueError(f"{path} holds no state_dict; is it a Lightning checkpoint written by codecgan fit?")
+    weights = {key[len(GENERATOR_PREFIX) :]: value for key, value in state.items() if key.startswith(GENERATOR_PREFIX)}
+    if not weights:
+        raise ValueError(f"{path} holds no generator.* weights.")
+    return weights
+
+
+def load(
+    checkpoint: str | PathLike, config: str | PathLike | None = None, map_location: str | torch.device = "cpu"
+) -> nn.Module:
+    """The generator of a ``codecgan fit`` checkpoint, in eval mode, on ``map_location``.
+
+    ``config``: the run's ``config.yaml`` (found next to the checkpoint when not given, see
+    ``find_run_config``). The returned module has ``sample_rate`` (Hz) set besides its own settings:
+    a codec (``CodecGenerator``) has ``hop_length`` (samples per frame; frames per second
+    ``sample_rate / hop_length``), ``n_codebooks`` and ``codebook_size``; an enhancer
+    (``CMGANGenerator``) has ``n_fft``, ``hop_length``, ``compress_exponent`` and its STFT ``window``.
+    """
+    config_path = Path(config) if config is not None else find_run_config(checkpoint)
+    spec = read_generator_spec(config_path)
+    # On the CPU first: the checkpoint also holds both optimizers' states, which the device need not see.
+    saved = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
+    generator = instantiate(spec.class_path, spec.init_args)
+    generator.load_state_dict(generator_state_dict(saved, checkpoint))
+    generator.sample_rate = spec.sample_rate
+    return generator.to(map_location).eval()

@@ -1,0 +1,146 @@
+"""``codecgan encode`` and ``codecgan decode``: a trained codec's codes as files, and audio from them.
+
+    codecgan encode --ckpt CKPT INPUT... --out DIR [--n-codebooks N]    # DIR/<name>.pt per input
+    codecgan decode --ckpt CKPT CODES... --out DIR [--keep-rate]        # DIR/<name>.wav per codes file
+
+``encode`` reads each file with every channel, resamples it to the model's rate and writes its codes
+(``codecgan.inference.codes_file``); ``--n-codebooks`` keeps the first N codebooks, a lower bitrate, which
+it prints. ``decode`` writes 32-bit float WAVs at the model's rate, or with ``--keep-rate`` at the encoded
+file's rate and exact length. Both run in windows (``codecgan.inference.codec_chunks``), so memory does not
+grow with a file's length, and equal whole-file processing. Neither imports Lightning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from codecgan.inference.audio_files import InputFile, list_inputs, read_at_rate, to_file_rate, write_wav
+from codecgan.inference.codec_chunks import CodecChunking, decode_in_chunks, encode_in_chunks
+from codecgan.inference.codes_file import CODES_SUFFIX, CodesFile, CodesFileError, bitrate_kbps
+from codecgan.inference.file_runs import (
+    CommandError,
+    add_model_arguments,
+    load_generator,
+    report_start_failure,
+    run_over_files,
+)
+
+CODEC_METHODS = ("encode", "decode")
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    inputs = {"encode": "audio files and folders (.wav/.flac)", "decode": f"codes files and folders ({CODES_SUFFIX})"}
+    description = {
+        "encode": "Encode audio files to codes with a trained codec; folders are searched for .wav/.flac files.",
+        "decode": f"Decode codes files to WAV with the codec that wrote them; folders are searched for {CODES_SUFFIX} "
+        "files.",
+    }[command]
+    parser = argparse.ArgumentParser(prog=f"codecgan {command}", description=description)
+    parser.add_argument("inputs", nargs="+", help=inputs[command])
+    add_model_arguments(parser)
+    if command == "encode":
+        parser.add_argument(
+            "--n-codebooks", type=int, default=None,
+            help="codebooks to keep, from the first (default: all): sets the bitrate",
+        )
+    else:
+        parser.add_argument(
+            "--keep-rate", action="store_true", help="write at the encoded file's rate (default: the model's rate)"
+        )
+    defaults = CodecChunking()
+    parser.add_argument(
+        "--chunk-seconds", type=float, default=defaults.chunk_seconds,
+        help=f"audio each window produces; it reads {defaults.context_seconds:g} s more on each side "
+        f"(default {defaults.chunk_seconds:g})",
+    )
+    return parser
+
+
+def _start(command: str, argv: list[str]) -> tuple[argparse.Namespace, nn.Module, list[InputFile], CodecChunking]:
+    args = build_parser(command).parse_args(argv)
+    if args.chunk_seconds <= 0:
+        raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}.")
+    generator = load_generator(args, "codec", CODEC_METHODS)
+    inputs = list_inputs(args.inputs, (CODES_SUFFIX,)) if command == "decode" else list_inputs(args.inputs)
+    return args, generator, inputs, CodecChunking(chunk_seconds=args.chunk_seconds)
+
+
+def encode_main(argv: list[str]) -> int:
+    """Run ``codecgan encode``; returns the exit status (0, or 2 when a file failed or it could not start)."""
+    try:
+        args, generator, inputs, chunking = _start("encode", argv)
+        n_codebooks = generator.n_codebooks if args.n_codebooks is None else args.n_codebooks
+        if not 1 <= n_codebooks <= generator.n_codebooks:
+            raise CommandError(f"--n-codebooks must lie in [1, {generator.n_codebooks}], got {n_codebooks}.")
+    except (CommandError, ValueError) as error:
+        return report_start_failure("encode", error)
+    sample_rate, hop, size = generator.sample_rate, generator.hop_length, generator.codebook_size
+    kbps = bitrate_kbps(n_codebooks, size, sample_rate, hop)
+    print(
+        f"codecgan encode: {n_codebooks} of {generator.n_codebooks} codebooks x {size} codes at {sample_rate / hop:g} "
+        f"frames/s = {kbps:.3f} kbps per channel; {len(inputs)} file(s) -> {args.out}"
+    )
+
+    def handle(item: InputFile, on_chunk: Callable[[int, int], None]) -> None:
+        loaded = read_at_rate(item.path, sample_rate)
+        audio = loaded.audio.unsqueeze(1).to(_device(generator))
+        codes = encode_in_chunks(generator, audio, sample_rate, n_codebooks, chunking, on_chunk)
+        CodesFile(
+            codes, size, hop, sample_rate, loaded.audio.shape[-1], loaded.file_sample_rate, loaded.file_frames
+        ).save(item.output(args.out, CODES_SUFFIX))
+
+    return run_over_files("encode", inputs, args.out, handle)
+
+
+def decode_main(argv: list[str]) -> int:
+    """Run ``codecgan decode``; returns the exit status (0, or 2 when a file failed or it could not start)."""
+    try:
+        args, generator, inputs, chunking = _start("decode", argv)
+    except (CommandError, ValueError) as error:
+        return report_start_failure("decode", error)
+    sample_rate = generator.sample_rate
+    print(f"codecgan decode: {len(inputs)} codes file(s) -> {args.out}", file=sys.stderr)
+
+    def handle(item: InputFile, on_chunk: Callable[[int, int], None]) -> None:
+        codes_file = CodesFile.load(item.path)
+        check_fits(codes_file, generator, item.path)
+        audio = decode_in_chunks(
+            generator, codes_file.codes.to(_device(generator)), codes_file.length, sample_rate, chunking, on_chunk
+        )[:, 0].cpu()
+        rate = sample_rate
+        if args.keep_rate:
+            audio = to_file_rate(audio, sample_rate, codes_file.input_sample_rate, codes_file.input_length)
+            rate = codes_file.input_sample_rate
+        write_wav(item.output(args.out, ".wav"), audio, rate)
+
+    return run_over_files("decode", inputs, args.out, handle)
+
+
+def check_fits(codes_file: CodesFile, generator: nn.Module, path: str | Path) -> None:
+    """Raise ``CodesFileError`` when the codes were written by a codec with other settings than ``generator``, or
+    hold codes or a length they cannot."""
+    written = (codes_file.sample_rate, codes_file.hop_length, codes_file.codebook_size)
+    here = (generator.sample_rate, generator.hop_length, generator.codebook_size)
+    if written != here or codes_file.n_codebooks > generator.n_codebooks:
+        raise CodesFileError(
+            path,
+            f"written by a codec at {written[0]} Hz, hop {written[1]}, {codes_file.n_codebooks} codebooks of "
+            f"{written[2]} codes; this checkpoint's is at {here[0]} Hz, hop {here[1]}, {generator.n_codebooks} "
+            f"codebooks of {here[2]} codes."
+        )
+    codes, frames = codes_file.codes, codes_file.codes.shape[-1]
+    if codes.numel() and not 0 <= int(codes.min()) <= int(codes.max()) < codes_file.codebook_size:
+        raise CodesFileError(path, f"codes outside [0, {codes_file.codebook_size}): the file is damaged.")
+    if not 0 < codes_file.length <= frames * codes_file.hop_length:
+        problem = f"length {codes_file.length} does not fit {frames} frames of {codes_file.hop_length} samples."
+        raise CodesFileError(path, problem)
+
+
+def _device(generator: nn.Module) -> torch.device:
+    return next(generator.parameters()).device
