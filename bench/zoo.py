@@ -37,6 +37,7 @@ for path in (str(ROOT), str(ROOT / "bench")):  # codecgan, and zoo_report / zoo_
         sys.path.append(path)
 
 from codecgan.diagnosis.history import HistoryError, MetricHistory, load_histories  # noqa: E402
+from codecgan.diagnosis.report import alarms_at_end  # noqa: E402
 
 ZOO_DIR = ROOT / "experiments" / "zoo"
 RESULTS = ROOT / "bench" / "results"
@@ -101,13 +102,17 @@ class ZooEntry:
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("random_eval_crop", "EVAL_NONDETERMINISTIC", "diag/eval_input_changed_fraction"),
     ZooEntry("pesq_drop_batch_silence", "PESQ_NONE_HIGH", "diag/pesq_none_rate"),
-    ZooEntry("frozen_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_margin"),
+    ZooEntry("frozen_discriminator", "DISCRIMINATOR_FROZEN", "diag/d_update_ratio"),
+    ZooEntry("starved_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_loss_to_chance"),
+    ZooEntry("overpowering_discriminator", "DISCRIMINATOR_OVERPOWERING", "diag/d_loss_to_chance"),
     ZooEntry("grouped_conv_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_loss_to_chance"),
     ZooEntry("gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
     ZooEntry("istft_length_mismatch", "LENGTH_MISMATCH", "diag/length_mismatch"),
     ZooEntry("rank_desync", "RANK_DIVERGENCE", "diag/rank_param_spread/discriminator", fault_step=20, processes=2),
     ZooEntry("nonfinite_loss", "NONFINITE_LOSS", "diag/nonfinite_loss_steps", fault_step=30),
     ZooEntry("lr_too_high", "NEGATIVE_SNR", "val/snr_db"),
+    # The learning rates fall under 1e-3 of their initial values at step 20 (0.7**20 = 8e-4).
+    ZooEntry("lr_vanished", "LR_VANISHED", "train/lr_g", fault_step=20),
     ZooEntry("healthy_codec", None, "val/amplitude_ratio"),
     ZooEntry("healthy_enhance", None, "val/pesq"),
 )
@@ -129,6 +134,7 @@ class ZooResult:
     findings: list[dict] = field(default_factory=list)
     error: str | None = None  # the last error line of a failed run
     d_loss_to_chance: float | None = None  # median of diag/d_loss_to_chance over the last epoch
+    live_alarms: list[str] = field(default_factory=list)  # the alarms at 1 when the run's logs end
 
     @property
     def codes_above_info(self) -> list[str]:
@@ -243,6 +249,7 @@ def collect(entry: ZooEntry, runs: Path, exit_status: int, wall_s: float) -> Zoo
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b", line)]
         result.error = (errors or lines or ["no output"])[-1]
+    result.live_alarms = sorted(alarms_at_end(history)) if history else []
     rounds = history.per_epoch("diag/d_loss_to_chance") if history else []
     result.d_loss_to_chance = rounds[-1].value if rounds else None
     return result

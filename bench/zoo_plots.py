@@ -21,8 +21,8 @@ FIGURE_SIZE = (6.4, 3.2)
 DPI = 100
 # The rules' limits, drawn as horizontal lines next to the curve they judge.
 THRESHOLDS = {
-    "diag/d_loss_to_chance": ((0.97, "at-chance limit (97%)"),),
-    "diag/d_margin": ((0.01, "at-chance margin (0.01)"),),
+    "diag/d_loss_to_chance": ((0.97, "at-chance limit (97%)"), (0.1, "overpowering limit (10%)")),
+    "diag/d_update_ratio": ((1e-6, "frozen floor (1e-6)"),),
     "diag/rank_param_spread/discriminator": ((1e-6, "tolerance (1e-6)"),),
     "diag/grad_share/loss_adv": ((0.01, "negligible share (1%)"),),
     "diag/pesq_none_rate": ((0.10, "warning rate (10%)"),),
@@ -60,6 +60,8 @@ def draw(entry: ZooEntry, result: ZooResult, control: ZooResult | None, path: Pa
         axes.axhline(level, color="0.55", lw=0.8, ls="-.", label=text or "_nolegend_")
     if entry.curve.startswith("diag/rank_param_spread/"):
         axes.set_yscale("log")  # replicas agree to ~1e-12; the rule's tolerance is 1e-6
+    if entry.curve.startswith("train/lr_"):
+        axes.set_yscale("log")  # a vanished learning rate is many decades below its start
     if result.error and not steps:
         message = f"no {entry.curve}: the run stopped\n{result.error}"
         axes.text(0.5, 0.5, message, ha="center", va="center", fontsize=7, wrap=True, transform=axes.transAxes)

@@ -102,8 +102,8 @@ def write_report(entries: list[ZooEntry], results: dict[str, ZooResult], total_s
             markdown_table(rows),
             "",
             "Latency: steps from the batch where the fault begins to the `first_step` of the expected finding. "
-            "False alarms: the controls' findings above `info`. D loss / chance: the discriminator loss over its value "
-            "when every discriminator outputs 0, median of the last epoch (a discriminator that learns is below 0.97). "
+            "False alarms: the controls' findings above `info`. D loss / chance: the discriminator loss over that of the "
+            "best constant output, median of the last epoch (a discriminator that learns is below 0.97). "
             "Each run's findings, with their evidence, are in `zoo.json`; its key curve is in `zoo/<overlay>.png`.",
             "",
             *(["Notes:", "", *notes(entries, results), ""] if notes(entries, results) else []),

@@ -1,24 +1,29 @@
-"""The plumbing every codecgan diagnostic callback shares: alarms, a small metric history, and resumable state."""
+"""The plumbing every codecgan diagnostic callback shares: alarms, a metric history, the run's recorded settings, and
+resumable state."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from callbacks.alarms import AlarmBook
+from callbacks.run_config import write_run_config
 from codecgan.cadence import logged_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory
 
-# Points kept per tag in a callback's own history: enough for every rule's window, small in a checkpoint.
-HISTORY_POINTS = 512
-
 
 class DiagnosticCallback(Callback):
-    """Base class: logs values through `pl_module.log` (so they land on the batch axis) and into `self.history`,
-    runs the diagnosis rules on that history, and raises each finding once as an alarm.
+    """Base class: logs values on the batch axis (epoch values through `pl_module.log`, step values straight to the
+    loggers, once each) and into `self.history`, runs the diagnosis rules on that history, and keeps each rule's alarm
+    in step with its current finding.
+
+    The history keeps every point (no cap), so a rule's answer live is its answer on the run's logs however long the
+    run. `codes` names the rules a callback evaluates; `rule_settings()` gives the settings they run with, which the
+    first diagnostic callback of the run writes, with every diagnostic callback's constructor arguments and the model
+    family, into the text entry `diag/config` when training starts (rank 0), for `codecgan diagnose` to use.
 
     `state_dict()` holds the alarms, the history and whatever `_extra_state()` returns, all tensors and Python
     primitives, so a resumed run continues its windows and alarms exactly. Sums not yet reduced across ranks are
@@ -26,10 +31,11 @@ class DiagnosticCallback(Callback):
     exactly).
     """
 
+    codes: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         self.alarms = AlarmBook()
-        self.history = MetricHistory(max_points=HISTORY_POINTS)
-        self._pending: dict[str, float] = {}
+        self.history = MetricHistory()
 
     def _record(
         self,
@@ -39,36 +45,44 @@ class DiagnosticCallback(Callback):
         on_epoch: bool = False,
         log: bool = True,
     ) -> None:
-        """Add `values` to the history at this step and epoch, and log them (already reduced across ranks)."""
+        """Add `values` to the history at this step and epoch, and log them (already reduced across ranks): epoch
+        values through `pl_module.log`, step values with `_write_step_values` at this step (any batch: a measurement
+        taken every N batches is written at the step it was taken)."""
         step, epoch = logged_step(trainer), trainer.current_epoch
         for tag, value in values.items():
             self.history.add(tag, value, step, epoch)
-            if log:
-                pl_module.log(tag, value, on_step=not on_epoch, on_epoch=on_epoch, sync_dist=on_epoch, batch_size=1)
+        if log and on_epoch:
+            for tag, value in values.items():
+                pl_module.log(tag, value, on_step=False, on_epoch=True, sync_dist=True, batch_size=1)
+        elif log:
+            self._write_step_values(trainer, pl_module, values)
 
-    def _record_deferred(self, trainer: Trainer, values: dict[str, float]) -> None:
-        """Add `values` to the history now and log them at the next logging step (measurements every N steps need
-        not fall on Lightning's logging steps, and step values logged elsewhere are never written)."""
-        self._record(trainer, None, values, log=False)
-        self._pending.update(values)
+    @staticmethod
+    def _write_step_values(trainer: Trainer, pl_module: LightningModule, values: dict[str, float]) -> None:
+        """Write step values to the loggers once, at this step, with the epoch (as Lightning writes its own).
 
-    def _log_deferred(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Write the pending measurements to the loggers once, at this logging step.
-
-        Not through `pl_module.log` alone: Lightning writes a step value again at every later logging step of the
-        epoch, so a measurement taken every N steps would reach TensorBoard many times and count as that many
-        measurements in `codecgan diagnose`. `pl_module.log(logger=False)` still puts it in `callback_metrics`.
+        Not through `pl_module.log`: Lightning writes step values only at logging steps, and writes a value again at
+        every later logging step of the epoch where it is not logged anew, so a value measured only on some steps (a
+        discriminator margin when D stepped, a measurement every N steps) would be lost or reach TensorBoard many
+        times, and count as that many points in `codecgan diagnose` but once in the callback's history.
+        `pl_module.log(logger=False)` still puts it in `callback_metrics`.
         """
-        if not self._pending:
-            return
-        for tag, value in self._pending.items():
+        for tag, value in values.items():
             pl_module.log(tag, value, on_step=True, on_epoch=False, batch_size=1, logger=False)
         for logger in trainer.loggers:  # loggers write on rank 0 only
-            logger.log_metrics(dict(self._pending), step=logged_step(trainer))
-        self._pending = {}
+            logger.log_metrics({**values, "epoch": trainer.current_epoch}, step=logged_step(trainer))
 
-    def _raise(self, trainer: Trainer, findings: Iterable[Finding | None]) -> list[Finding]:
-        return self.alarms.raise_new(trainer, findings)
+    def rule_settings(self) -> dict[str, dict[str, Any]]:
+        """{code: keyword arguments} this callback passes to its rules beyond the history (JSON values); the same
+        arguments `codecgan diagnose` passes when it reads them from `diag/config`."""
+        return {}
+
+    def _raise(
+        self, trainer: Trainer, findings: Mapping[str, Finding | None] | Iterable[Finding | None]
+    ) -> list[Finding]:
+        """Update the alarms of the rules just evaluated (`AlarmBook.update`): start, re-grade or clear them; returns
+        the alarms that started. Pass {code: finding or None} so that a rule that finds nothing clears its alarm."""
+        return self.alarms.update(trainer, findings)
 
     def _rank_local_sums(self) -> list[RunningSums]:
         """Sums not yet reduced across ranks; a checkpoint holds rank 0's, so other ranks drop them on resume."""
@@ -78,6 +92,10 @@ class DiagnosticCallback(Callback):
         if trainer.global_rank != 0:
             for sums in self._rank_local_sums():
                 sums.reset()
+        # After the checkpoint is restored, so a resumed run records its settings at the step it resumed from.
+        diagnostic = [callback for callback in trainer.callbacks if isinstance(callback, DiagnosticCallback)]
+        if trainer.is_global_zero and diagnostic and diagnostic[0] is self:
+            write_run_config(trainer, pl_module, diagnostic)
 
     def _extra_state(self) -> dict[str, Any]:
         return {}
@@ -89,14 +107,14 @@ class DiagnosticCallback(Callback):
         return {
             "alarms": self.alarms.state_dict(),
             "history": self.history.state_dict(),
-            "pending": dict(self._pending),
             **self._extra_state(),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.alarms.load_state_dict(state_dict["alarms"])
+        cap = self.history.max_points  # this callback's own, whatever the checkpoint's history was built with
         self.history.load_state_dict(state_dict["history"])
-        self._pending = dict(state_dict.get("pending", {}))
+        self.history.max_points = cap
         self._load_extra_state(state_dict)
 
 

@@ -44,9 +44,11 @@ class CodebookUsage(DiagnosticCallback):
 
     Reads the codec outputs `codes` `[B, n_q, frames]` and `codebook_size` (frames past each clip's true `length` are
     not counted). Logs `diag/codebook_entropy/<q>`, `diag/codebook_entropy_fraction/<q>` and `diag/dead_codes/<q>` at
-    the logging step after each window. Why: a collapsed codebook wastes its bitrate while the losses look fine.
+    the last step of each window. Why: a collapsed codebook wastes its bitrate while the losses look fine.
     Catches CODEBOOK_COLLAPSE. Under DDP the counts are summed over ranks before the entropy is taken.
     """
+
+    codes = ("CODEBOOK_COLLAPSE",)
 
     def __init__(self, window_steps: int = 100) -> None:
         super().__init__()
@@ -70,17 +72,17 @@ class CodebookUsage(DiagnosticCallback):
             counts = code_counts(codes, self.codebook_size, frames_valid)
             self.counts = counts if self.counts is None else self.counts.to(counts.device) + counts
         if self.counts is not None and (logged_step(trainer) + 1) % self.window_steps == 0:
-            self._close_window(trainer)
+            self._close_window(trainer, pl_module)
         if is_logging_step(trainer):
-            self._log_deferred(trainer, pl_module)
             self.alarms.log_active(pl_module)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
         # A checkpoint holds rank 0's partial window; the other ranks restart theirs from zero after a resume.
         if trainer.global_rank != 0 and self.counts is not None:
             self.counts = torch.zeros_like(self.counts)
 
-    def _close_window(self, trainer: Trainer) -> None:
+    def _close_window(self, trainer: Trainer, pl_module: LightningModule) -> None:
         counts = reduce_sum(trainer, self.counts).cpu()
         self.counts = None
         bits = entropy_bits(counts).tolist()
@@ -91,8 +93,8 @@ class CodebookUsage(DiagnosticCallback):
             values[f"{tags.CODEBOOK_ENTROPY_PREFIX}{q}"] = b
             values[f"{tags.CODEBOOK_ENTROPY_FRACTION_PREFIX}{q}"] = b / log2_size
             values[f"{tags.DEAD_CODES_PREFIX}{q}"] = float(d)
-        self._record_deferred(trainer, values)
-        self._raise(trainer, [codebook_collapse(self.history)])
+        self._record(trainer, pl_module, values)
+        self._raise(trainer, {"CODEBOOK_COLLAPSE": codebook_collapse(self.history)})
 
     def _extra_state(self) -> dict[str, Any]:
         return {"counts": None if self.counts is None else self.counts.cpu(), "codebook_size": self.codebook_size}

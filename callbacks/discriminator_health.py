@@ -9,10 +9,17 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
+from callbacks.distributed import reduce_sum
 from codecgan.cadence import is_logging_step
 from callbacks.running_sums import RunningSums
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.rules import discriminator_at_chance, feature_matching_vanished
+from codecgan.diagnosis.rules import (
+    discriminator_at_chance,
+    discriminator_frozen,
+    discriminator_overpowering,
+    feature_matching_vanished,
+)
+from codecgan.diagnosis.rules.discriminator_balance import QUALITY_METRICS
 
 # name -> (sum, count) pairs; a term is averaged over the batches that reported a finite value.
 TERMS = ("loss_d", "chance", "margin", "loss_fm", "loss_g", "grad_norm_d")
@@ -23,18 +30,34 @@ class DiscriminatorHealth(DiagnosticCallback):
     """Measures, per logging interval, the discriminator loss relative to its chance value, the real-vs-fake logit
     margin, the feature-matching loss relative to its early value, and the discriminator's gradient norm.
 
-    Reads the outputs `losses` (`loss_d`, `loss_fm`, `loss_g`), `d_stepped`, `d_real`, `d_fake`, `d_loss_chance` and
-    `grad_norm_d`. Logs `diag/d_loss_to_chance`, `diag/d_margin`, `diag/fm_to_early` and `diag/grad_norm_d` (the
-    module itself logs `train/loss_d` and its chance value `diag/d_loss_chance`). Why: a discriminator stuck
-    at chance gives the generator no adversarial signal, and feature matching then vanishes with it. Catches
-    DISCRIMINATOR_AT_CHANCE and FEATURE_MATCHING_VANISHED (checked at each epoch end on epoch medians). Under DDP
-    the sums and counts are summed over ranks before dividing.
+    Reads the outputs `losses` (`loss_d`, `loss_fm`, `loss_g`, and `loss_adv` at logging steps), `d_stepped`, `d_real`,
+    `d_fake`, `d_loss_chance`, `grad_norm_d` and `d_update_ratio` (logging steps), and at each validation end the
+    family's quality metric (`val/pesq`, `val/loss_mel` or `val/snr_db`) from `trainer.callback_metrics`. Logs
+    `diag/d_loss_to_chance`, `diag/d_margin`, `diag/fm_to_early` and `diag/grad_norm_d` (the module itself logs
+    `train/loss_d`, its chance value `diag/d_loss_chance` and `diag/d_update_ratio`). Why: a discriminator stuck at
+    chance gives the generator no adversarial signal, and feature matching then vanishes with it; one whose weights do
+    not move is a fixed judge; one that wins outright drags the generator away from quality. Catches
+    DISCRIMINATOR_AT_CHANCE and FEATURE_MATCHING_VANISHED (at each epoch end, on epoch medians), DISCRIMINATOR_FROZEN
+    (at logging steps) and DISCRIMINATOR_OVERPOWERING (at validation ends). The rules read the module's own logged
+    values of `train/loss_d`, `train/loss_fm`, `train/loss_g` and `diag/d_loss_chance` (single batches at logging
+    steps), as `codecgan diagnose` reads them from the logs. Under DDP the sums and counts are summed over ranks
+    before dividing, and `loss_adv` is averaged over the ranks.
     """
+
+    codes = (
+        "DISCRIMINATOR_AT_CHANCE",
+        "FEATURE_MATCHING_VANISHED",
+        "DISCRIMINATOR_FROZEN",
+        "DISCRIMINATOR_OVERPOWERING",
+    )
 
     def __init__(self) -> None:
         super().__init__()
         self._sums = RunningSums(SUMS)
         self.early_fm: float | None = None
+        # (epoch, values) of the module's last logged discriminator loss, chance value and update ratio. Not in the
+        # state: after a resume Lightning no longer holds the earlier values either.
+        self._logged_d: tuple[int, dict[str, float]] | None = None
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -49,24 +72,69 @@ class DiscriminatorHealth(DiagnosticCallback):
                     values["margin"] = outputs["d_real"] - outputs["d_fake"]
             self._sums.add_finite(values)
         if is_logging_step(trainer):
-            self._flush(trainer, pl_module, log=True)
+            self._flush(trainer, pl_module)
+            self._record_logged_step(trainer, outputs if isinstance(outputs, Mapping) else {})
+            self._raise(trainer, {"DISCRIMINATOR_FROZEN": discriminator_frozen(self.history)})
             self.alarms.log_active(pl_module)
 
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # Close the epoch's partial interval (kept in the history only: step values cannot be logged here), so every
-        # epoch has a round even when it is shorter than log_every_n_steps.
-        self._flush(trainer, pl_module, log=False)
-        self._raise(trainer, [discriminator_at_chance(self.history), feature_matching_vanished(self.history)])
+    def _record_logged_step(self, trainer: Trainer, outputs: Mapping) -> None:
+        """Keep the values the module logged at this step for the rules: its single-batch `train/loss_g`,
+        `train/loss_fm` and, when the discriminator stepped, `train/loss_d`, `diag/d_loss_chance` and the update ratio
+        (the values `codecgan diagnose` reads, so the rules answer alike live and offline), and the generator's
+        adversarial term averaged over the ranks (a collective; every rank has it or none does)."""
+        losses = outputs.get("losses") or {}
+        logged = {tags.TRAIN_LOSS_FM: losses.get("loss_fm"), tags.TRAIN_LOSS_G: losses.get("loss_g")}
+        stepped = outputs.get("d_stepped", True)
+        if stepped:
+            logged.update({tags.TRAIN_LOSS_D: losses.get("loss_d"), tags.D_LOSS_CHANCE: outputs.get("d_loss_chance")})
+        logged = {tag: value for tag, value in logged.items() if value is not None}
+        device = trainer.strategy.root_device
+        read = [torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in logged.values()]
+        values = dict(zip(logged, torch.stack(read).tolist())) if read else {}
+        if outputs.get("d_update_ratio") is not None:
+            values[tags.D_UPDATE_RATIO] = float(outputs["d_update_ratio"])
+        # Lightning writes a step value logged earlier in the epoch again at each logging step that does not log it
+        # anew: the discriminator's values, at logging steps where it did not step.
+        if self._logged_d is None or self._logged_d[0] != trainer.current_epoch:
+            self._logged_d = (trainer.current_epoch, {})
+        for tag in (tags.TRAIN_LOSS_D, tags.D_LOSS_CHANCE, tags.D_UPDATE_RATIO):
+            if tag in values:
+                self._logged_d[1][tag] = values[tag]
+            elif tag in self._logged_d[1]:
+                values[tag] = self._logged_d[1][tag]
+        adversarial = (outputs.get("losses") or {}).get("loss_adv")
+        if isinstance(adversarial, torch.Tensor):
+            total = reduce_sum(trainer, adversarial.detach().double().reshape(1)).item()
+            values[tags.TRAIN_LOSS_ADV] = total / trainer.world_size
+        self._record(trainer, None, values, log=False)
 
-    def _flush(self, trainer: Trainer, pl_module: LightningModule, log: bool) -> None:
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        values = {}
+        for tag, _ in QUALITY_METRICS:
+            value = trainer.callback_metrics.get(tag, trainer.callback_metrics.get(tag + "_epoch"))
+            if value is not None and math.isfinite(float(value)):
+                values[tag] = float(value)
+        if values:
+            self._record(trainer, None, values, log=False)
+            self._raise(trainer, {"DISCRIMINATOR_OVERPOWERING": discriminator_overpowering(self.history)})
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # An epoch's batches after its last logging step count in the next interval's means: only logged values are
+        # rounds, as in the logs.
+        self._raise(
+            trainer,
+            {
+                "DISCRIMINATOR_AT_CHANCE": discriminator_at_chance(self.history),
+                "FEATURE_MATCHING_VANISHED": feature_matching_vanished(self.history),
+                "DISCRIMINATOR_FROZEN": discriminator_frozen(self.history),
+            },
+        )
+
+    def _flush(self, trainer: Trainer, pl_module: LightningModule) -> None:
         sums = self._sums.flush(trainer)
         means = {term: sums[term] / sums[term + "_n"] for term in TERMS if sums[term + "_n"] > 0}
-        module_tags = {"loss_d": tags.TRAIN_LOSS_D, "loss_fm": tags.TRAIN_LOSS_FM, "loss_g": tags.TRAIN_LOSS_G}
-        module_tags["chance"] = tags.D_LOSS_CHANCE
-        # The module logs these itself; the callback keeps its interval means for the rules.
-        self._record(
-            trainer, pl_module, {tag: means[term] for term, tag in module_tags.items() if term in means}, log=False
-        )
         values = {}
         if "chance" in means and "loss_d" in means and means["chance"]:
             values[tags.D_LOSS_TO_CHANCE] = means["loss_d"] / means["chance"]
@@ -79,7 +147,7 @@ class DiscriminatorHealth(DiagnosticCallback):
                 self.early_fm = means["loss_fm"]
             if self.early_fm:
                 values[tags.FM_TO_EARLY] = means["loss_fm"] / self.early_fm
-        self._record(trainer, pl_module, values, log=log)
+        self._record(trainer, pl_module, values)
 
     def _rank_local_sums(self) -> list[RunningSums]:
         return [self._sums]

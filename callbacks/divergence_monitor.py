@@ -22,10 +22,13 @@ MODES = ("max", "min")
 
 
 class DivergenceMonitor(DiagnosticCallback):
-    """Tracks a training loss (its mean between validation rounds, from the outputs `losses`) and a validation quality
-    metric (from `trainer.callback_metrics`), and alarms when the metric has fallen from its best by more than
-    `min_drop` for `patience` rounds, with a robust (Theil–Sen) downward trend, while the loss kept falling. Also
-    counts non-finite losses per batch (read back only at logging steps) and logs `diag/nonfinite_loss_steps`.
+    """Tracks a training loss (the single-batch values the module logs at logging steps, from the outputs `losses`;
+    each round reads their median since the previous round) and a validation quality metric (from
+    `trainer.callback_metrics`), and alarms when the metric has fallen from its best by more than `min_drop` for
+    `patience` rounds, with a robust (Theil–Sen) downward trend, while the loss kept falling. Also counts non-finite
+    losses per batch (read back only at logging steps), logs `diag/nonfinite_loss_steps`, and keeps the logged loss
+    terms that are not finite. These are the values `codecgan diagnose` reads from the logs, so both give one answer;
+    under DDP every rank keeps rank 0's (the logged) values.
 
     `mode`: whether a higher (`max`) or lower (`min`) metric is better; by default the metric's known direction
     (`min` for `val/loss_mel`, the codec's metric; `max` for PESQ, SI-SDR and SNR).
@@ -36,6 +39,8 @@ class DivergenceMonitor(DiagnosticCallback):
     "warn_and_checkpoint_best" (saves `<dirpath>/best_<metric>.ckpt` at each new best, and names it in the alarm).
     Non-finite counts are summed over ranks.
     """
+
+    codes = ("LOSS_METRIC_DIVERGENCE", "NONFINITE_LOSS")
 
     def __init__(
         self,
@@ -66,7 +71,6 @@ class DivergenceMonitor(DiagnosticCallback):
         )
         self.metric, self.loss, self.mode, self.min_drop = metric, loss, mode, min_drop
         self.patience, self.action, self.dirpath = patience, action, dirpath
-        self._loss_sums = RunningSums(("loss", "loss_n"))
         self._nonfinite = RunningSums(("steps",))
         self.best: float | None = None
         self.best_path: str | None = None
@@ -80,24 +84,23 @@ class DivergenceMonitor(DiagnosticCallback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        losses: dict[str, torch.Tensor] = {}
         if isinstance(outputs, Mapping):
-            values = [v for v in (outputs.get("losses") or {}).values() if isinstance(v, torch.Tensor)]
+            losses = {
+                f"train/{name}": value.detach().reshape(-1)[0]
+                for name, value in (outputs.get("losses") or {}).items()
+                if isinstance(value, torch.Tensor)
+            }
             if isinstance(outputs.get("loss"), torch.Tensor):
-                values.append(outputs["loss"])
-            if values:
-                scalars = [v if v.dim() == 0 and not v.requires_grad else v.detach().reshape(-1)[0] for v in values]
-                finite = torch.stack(scalars).isfinite().all()
-                self._nonfinite.add("steps", ~finite)
-            tracked = (
-                outputs["loss"] if self.loss == tags.TRAIN_LOSS else (outputs.get("losses") or {}).get(self.loss[6:])
-            )
-            if isinstance(tracked, torch.Tensor):
-                self._loss_sums.add_finite({"loss": tracked})
+                losses.setdefault(tags.TRAIN_LOSS, outputs["loss"].detach().reshape(-1)[0])
+            if losses:
+                self._nonfinite.add("steps", ~torch.stack(list(losses.values())).isfinite().all())
         if is_logging_step(trainer):
             steps = self._nonfinite.flush(trainer)["steps"]
             self._record(trainer, pl_module, {tags.NONFINITE_LOSS_STEPS: steps})
+            self._record(trainer, None, self._logged_losses(trainer, losses), log=False)
             finding = nonfinite_loss(self.history)
-            self._raise(trainer, [finding])
+            self._raise(trainer, {"NONFINITE_LOSS": finding})
             if self.action == "stop":
                 self._stop(trainer, finding is not None, "a training loss became non-finite")
             self.alarms.log_active(pl_module)
@@ -105,25 +108,42 @@ class DivergenceMonitor(DiagnosticCallback):
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        sums = self._loss_sums.flush(trainer)  # a collective: before any early return
         value = self._metric_value(trainer)
         if value is None:
             return
-        step, epoch = logged_step(trainer), trainer.current_epoch
-        self.history.add(self.metric, value, step, epoch)
-        if sums["loss_n"] > 0:
-            self.history.add(self.loss, sums["loss"] / sums["loss_n"], step, epoch)
+        self.history.add(self.metric, value, logged_step(trainer), trainer.current_epoch)
         improved = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if improved:
             self.best = value
             if self.action == "warn_and_checkpoint_best":
                 self.best_path = os.path.join(self._dirpath(trainer), f"best_{self.metric.replace('/', '-')}.ckpt")
                 trainer.save_checkpoint(self.best_path)
-        finding = loss_metric_divergence(self.history, self.metric, self.loss, self.mode, self.min_drop, self.patience)
-        if self._raise(trainer, [finding]) and self.best_path:
+        finding = loss_metric_divergence(self.history, **self.rule_settings()["LOSS_METRIC_DIVERGENCE"])
+        if self._raise(trainer, {"LOSS_METRIC_DIVERGENCE": finding}) and self.best_path:
             rank_zero_warn(f"The best {self.metric} ({self.best:.3f}) is kept in {self.best_path}.")
         if self.action == "stop":
             self._stop(trainer, finding is not None, f"{self.metric} diverged from {self.loss}")
+
+    def rule_settings(self) -> dict[str, dict[str, Any]]:
+        return {
+            "LOSS_METRIC_DIVERGENCE": {
+                "metric": self.metric,
+                "loss": self.loss,
+                "mode": self.mode,
+                "min_drop": self.min_drop,
+                "patience": self.patience,
+            }
+        }
+
+    def _logged_losses(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The monitored loss and every loss term that is not finite, as the module logs them at this step (it logs
+        each term of `losses` as `train/<term>`; one read of the device; rank 0's values on every rank, a collective
+        under DDP)."""
+        values = dict(zip(losses, torch.stack(list(losses.values())).tolist())) if losses else {}
+        if trainer.world_size > 1:
+            values = trainer.strategy.broadcast(values, src=0)
+        logged_nonfinite = {tag for tag, v in values.items() if not math.isfinite(v) and tag != tags.TRAIN_LOSS}
+        return {tag: v for tag, v in values.items() if tag == self.loss or tag in logged_nonfinite}
 
     def _stop(self, trainer: Trainer, flag: bool, reason: str) -> None:
         if trainer.strategy.reduce_boolean_decision(flag, all=False):
@@ -147,11 +167,10 @@ class DivergenceMonitor(DiagnosticCallback):
         return self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
 
     def _rank_local_sums(self) -> list[RunningSums]:
-        return [self._loss_sums, self._nonfinite]
+        return [self._nonfinite]
 
     def _extra_state(self) -> dict[str, Any]:
         return {
-            "loss_sums": self._loss_sums.state_dict(),
             "nonfinite": self._nonfinite.state_dict(),
             "best": self.best,
             "best_path": self.best_path,
@@ -159,6 +178,5 @@ class DivergenceMonitor(DiagnosticCallback):
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
-        self._loss_sums.load_state_dict(state["loss_sums"])
         self._nonfinite.load_state_dict(state["nonfinite"])
         self.best, self.best_path, self.stopped_reason = state["best"], state["best_path"], state["stopped_reason"]

@@ -31,6 +31,8 @@ class EvalDeterminism(DiagnosticCallback):
     of each round, so every rank holds the same table and a resume continues it exactly.
     """
 
+    codes = ("EVAL_NONDETERMINISTIC",)
+
     def __init__(self, relative_tolerance: float = 1e-5) -> None:
         super().__init__()
         require(
@@ -83,7 +85,7 @@ class EvalDeterminism(DiagnosticCallback):
                 {tags.EVAL_INPUT_CHANGED: float(changed), tags.EVAL_INPUT_CHANGED_FRACTION: changed / len(common)},
                 on_epoch=True,
             )
-            self._raise(trainer, [eval_nondeterministic(self.history)])
+            self._raise(trainer, {"EVAL_NONDETERMINISTIC": eval_nondeterministic(self.history)})
         self.alarms.log_active(pl_module, on_epoch=True)
 
     def _same(self, a: torch.Tensor, b: torch.Tensor) -> bool:

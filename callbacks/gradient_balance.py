@@ -19,11 +19,13 @@ class GradientBalance(DiagnosticCallback):
     generator's output, and each term's share of their sum.
 
     Sets the documented `pl_module.term_gradient_interval = every_n_steps` so the module reports
-    `term_grad_norms` on those steps, and logs `diag/grad_share/<term>` and `diag/grad_norm_term/<term>` at the
-    next logging step. Why: a term's weight says little about its pull; a 0.05-weighted GAN term can be invisible next
+    `term_grad_norms` on those steps, and logs `diag/grad_share/<term>` and `diag/grad_norm_term/<term>` at those
+    steps. Why: a term's weight says little about its pull; a 0.05-weighted GAN term can be invisible next
     to a 0.9-weighted magnitude term. Catches GAN_TERM_NEGLIGIBLE for the terms named in `gan_terms` (default: names
     containing "adv", "gan" or "metric"). Under DDP the norms are summed over ranks before the shares are taken.
     """
+
+    codes = ("GAN_TERM_NEGLIGIBLE",)
 
     def __init__(self, every_n_steps: int = 50, gan_terms: list[str] | None = None) -> None:
         super().__init__()
@@ -38,6 +40,9 @@ class GradientBalance(DiagnosticCallback):
         )
         self.every_n_steps = every_n_steps
         self.gan_terms = tuple(gan_terms) if gan_terms is not None else None
+
+    def rule_settings(self) -> dict[str, dict[str, Any]]:
+        return {"GAN_TERM_NEGLIGIBLE": {"gan_terms": None if self.gan_terms is None else list(self.gan_terms)}}
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.term_gradient_interval = self.every_n_steps
@@ -54,8 +59,7 @@ class GradientBalance(DiagnosticCallback):
             values = {tags.GRAD_NORM_TERM_PREFIX + t: n / trainer.world_size for t, n in zip(terms, totals)}
             if grand_total > 0:
                 values.update({tags.GRAD_SHARE_PREFIX + t: n / grand_total for t, n in zip(terms, totals)})
-            self._record_deferred(trainer, values)
-            self._raise(trainer, [gan_term_negligible(self.history, self.gan_terms)])
+            self._record(trainer, pl_module, values)
+            self._raise(trainer, {"GAN_TERM_NEGLIGIBLE": gan_term_negligible(self.history, self.gan_terms)})
         if is_logging_step(trainer):
-            self._log_deferred(trainer, pl_module)
             self.alarms.log_active(pl_module)

@@ -56,6 +56,8 @@ class MetricDiscriminatorMonitor(DiagnosticCallback):
     the same clips scored in one process.
     """
 
+    codes = ("METRIC_D_NOT_LEARNING",)
+
     def __init__(self) -> None:
         super().__init__()
         self._train = RunningSums(SUMS)
@@ -74,7 +76,7 @@ class MetricDiscriminatorMonitor(DiagnosticCallback):
             if sums["n"] > 0:
                 mae, corr = mae_and_correlation(sums)
                 self._record(trainer, pl_module, {tags.METRIC_D_MAE: mae, tags.METRIC_D_CORR: corr})
-            self._raise(trainer, [metric_d_not_learning(self.history)])
+            self._raise(trainer, {"METRIC_D_NOT_LEARNING": metric_d_not_learning(self.history)})
             self.alarms.log_active(pl_module)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -28,6 +28,8 @@ class PesqHealth(DiagnosticCallback):
     those of the same batches scored in one process. Batches without these keys are ignored.
     """
 
+    codes = ("PESQ_NONE_HIGH",)
+
     def __init__(self) -> None:
         super().__init__()
         self._interval = RunningSums(COUNTS)
@@ -48,7 +50,7 @@ class PesqHealth(DiagnosticCallback):
             counts = self._fold(trainer)
             if counts["batches"] > 0:
                 self._record(trainer, pl_module, self._rates(counts, ""))
-            self._raise(trainer, [pesq_none_high(self.history)])
+            self._raise(trainer, {"PESQ_NONE_HIGH": pesq_none_high(self.history)})
             self.alarms.log_active(pl_module)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

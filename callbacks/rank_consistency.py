@@ -11,6 +11,7 @@ from callbacks.base import DiagnosticCallback, require
 from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import rank_divergence
+from codecgan.diagnosis.rules.training_health import RANK_SPREAD_TOLERANCE
 
 
 def parameter_checksums(pl_module: LightningModule) -> tuple[list[str], torch.Tensor]:
@@ -40,15 +41,22 @@ class RankConsistency(DiagnosticCallback):
     (0 when the replicas are identical). Why: DDP keeps replicas identical only if every rank takes the same steps; a
     step skipped or taken on one rank silently trains several different models. Catches RANK_DIVERGENCE. Reads the
     module's parameters (the one thing it reads besides the outputs); does nothing in a single process.
+
+    `resync`: when replicas differ, copy rank 0's parameters and buffers to every rank (the fix that
+    `codecgan confirm` tries for RANK_DIVERGENCE), log the spread that remains and count `diag/rank_resyncs`.
     """
 
-    def __init__(self, every_n_steps: int = 100) -> None:
+    codes = ("RANK_DIVERGENCE",)
+
+    def __init__(self, every_n_steps: int = 100, resync: bool = False) -> None:
         super().__init__()
         require(
             isinstance(every_n_steps, int) and every_n_steps >= 1,
             f"RankConsistency every_n_steps must be a positive integer, got {every_n_steps!r}.",
         )
         self.every_n_steps = every_n_steps
+        self.resync = resync
+        self.resyncs = 0
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -59,10 +67,22 @@ class RankConsistency(DiagnosticCallback):
                 checksums.to(trainer.strategy.root_device)
             ).cpu()  # [world, children, 2]
             spread = ((gathered - gathered[0]).abs() / (gathered[0].abs() + 1e-12)).amax(dim=(0, 2))
-            self._record_deferred(
-                trainer, {tags.RANK_PARAM_SPREAD_PREFIX + name: float(s) for name, s in zip(names, spread.tolist())}
-            )
-            self._raise(trainer, [rank_divergence(self.history)])
+            if self.resync and bool((spread > RANK_SPREAD_TOLERANCE).any()):
+                for tensor in [*pl_module.parameters(), *pl_module.buffers()]:
+                    torch.distributed.broadcast(tensor.data, src=0)
+                self.resyncs += 1
+                _, checksums = parameter_checksums(pl_module)
+                gathered = trainer.strategy.all_gather(checksums.to(trainer.strategy.root_device)).cpu()
+                spread = ((gathered - gathered[0]).abs() / (gathered[0].abs() + 1e-12)).amax(dim=(0, 2))
+                self._record(trainer, pl_module, {"diag/rank_resyncs": float(self.resyncs)})
+            spreads = {tags.RANK_PARAM_SPREAD_PREFIX + name: float(s) for name, s in zip(names, spread.tolist())}
+            self._record(trainer, pl_module, spreads)
+            self._raise(trainer, {"RANK_DIVERGENCE": rank_divergence(self.history)})
         if is_logging_step(trainer):
-            self._log_deferred(trainer, pl_module)
             self.alarms.log_active(pl_module)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"resyncs": self.resyncs}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.resyncs = int(state.get("resyncs", 0))

@@ -111,6 +111,8 @@ class SignalStats(DiagnosticCallback):
     loss still falls is warming up (info), not failing.
     """
 
+    codes = ("NEGATIVE_SNR", "AMPLITUDE_UNSTABLE", "LENGTH_MISMATCH")
+
     def __init__(self, clip_level: float = 0.999) -> None:
         super().__init__()
         require(0 < clip_level <= 1, f"SignalStats clip_level must be in (0, 1], got {clip_level!r}.")
@@ -167,7 +169,12 @@ class SignalStats(DiagnosticCallback):
         if mel is not None:
             self._record(trainer, pl_module, {tags.VAL_LOSS_MEL: float(mel)}, log=False)
         self._raise(
-            trainer, [negative_snr(self.history), amplitude_unstable(self.history), length_mismatch(self.history)]
+            trainer,
+            {
+                "NEGATIVE_SNR": negative_snr(self.history),
+                "AMPLITUDE_UNSTABLE": amplitude_unstable(self.history),
+                "LENGTH_MISMATCH": length_mismatch(self.history),
+            },
         )
 
     def _rank_local_sums(self) -> list[RunningSums]:

@@ -29,6 +29,7 @@ from codecgan.inference.predictions import Prediction, enhancement_prediction
 from codecgan.losses.enhancement import (
     magnitude_loss,
     metric_discriminator_loss,
+    metric_discriminator_loss_at_chance,
     metric_generator_loss,
     pesq_to_target,
     pesq_weights,
@@ -203,7 +204,7 @@ class MetricGANEnhancer(GANModule):
         scores = to_device_without_waiting(torch.from_numpy(result.scores), self.device)
         target = pesq_to_target(scores, clamp=self.clamp_pesq_targets)
         weight = pesq_weights(target, self.pesq_failure_policy)
-        chance = metric_discriminator_loss(torch.zeros_like(target), torch.zeros_like(target), target, weight)
+        chance = metric_discriminator_loss_at_chance(target, weight)
         dropped = (weight.sum() == 0).long()  # no clip of this batch teaches the metric term
         clean, estimate = pending.clean_magnitude.to(self.device), pending.estimate_magnitude.to(self.device)
         discriminator = self.trained(self.discriminator)

@@ -22,6 +22,9 @@ Conventions that matter for diagnosis, resume and speed:
   output makes both networks skip; a non-finite loss skips its own network.
 - A learning-rate scheduler steps once per step its optimizer took: the skipped steps read at a
   logging step make the scheduler wait that many batches.
+- How far each discriminator step moves the weights, ‖Δθ_D‖² and ‖θ_D‖² per parameter tensor, is
+  summed on the device (``_d_update_squares``) and read at logging steps as ``diag/d_update_ratio``,
+  so a frozen discriminator is visible without a host read per step.
 - Each network's gradients are zeroed immediately before its own backward, and the other
   network's parameters are frozen (``toggled_optimizer``) during it: a stale ``zero_grad`` lets
   generator-step gradients leak into the discriminator step, a known way to make a discriminator
@@ -93,6 +96,10 @@ class GANModule(L.LightningModule):
             ``max-autotune`` or ``max-autotune-no-cudagraphs``.
         compile_backend: ``torch.compile`` backend; ``aot_eager`` traces forward and backward without
             generating kernels (a quick check for graph breaks).
+        init_from: a ``codecgan fit`` checkpoint whose generator and discriminator weights a fresh run starts
+            from; optimizers, schedulers and step counters start anew from this run's config, so a changed
+            learning rate or loss weight applies (``codecgan confirm`` starts its arms this way). A run resumed
+            with ``--ckpt_path`` restores its own checkpoint over these weights.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class GANModule(L.LightningModule):
         max_nonfinite_in_a_row: int = 10,
         compile: bool | str = False,
         compile_backend: str = "inductor",
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if discriminator_start_step < 0:
@@ -143,11 +151,16 @@ class GANModule(L.LightningModule):
         self.discriminator_first = discriminator_first
         self.max_nonfinite_in_a_row = max_nonfinite_in_a_row
         self.compile_mode, self.compile_backend = compile_mode, compile_backend
+        self.init_from = init_from
+        self.init_from = init_from
         # Buffers, so that they are checkpointed and a resumed run keeps counting; updated on the device.
         self.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("nonfinite_in_a_row", torch.zeros((), dtype=torch.long))
         # Skipped steps of [generator, discriminator] not yet read back; read at logging steps.
         self.register_buffer("unread_skipped_steps", torch.zeros(2, dtype=torch.long), persistent=False)
+        # Per discriminator parameter tensor, Σ‖Δθ‖² then Σ‖θ‖² over the discriminator steps not yet read back
+        # (diag/d_update_ratio): made at the first discriminator step on its device, read at logging steps.
+        self._d_update_squares: list[Tensor] = []
         # Batches each scheduler still waits because its optimizer skipped steps (host ints, checkpointed).
         self.scheduler_waits = [0, 0]
         # Set by the GradientBalance callback: measure each generator loss term's gradient at the
@@ -187,10 +200,48 @@ class GANModule(L.LightningModule):
 
     # ---------------------------------------------------------------------------- optimization
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self.init_from is not None:
+            self.load_weights(self.init_from)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         crop = getattr(datamodule, "crop_samples", None)
         if stage == "fit" and crop is not None:
             self.check_crop_length(crop)
+
+    def load_weights(self, checkpoint: str) -> None:
+        """Load the generator's and discriminator's weights (``state_dict`` entries ``generator.*`` and
+        ``discriminator.*``) of a ``codecgan fit`` checkpoint; a ``ConfigError`` names what is missing."""
+        if not os.path.isfile(checkpoint):
+            raise ConfigError(f"model.init_args.init_from: no checkpoint file {checkpoint}.")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True).get("state_dict", {})
+        for name in ("generator", "discriminator"):
+            weights = {key[len(name) + 1 :]: value for key, value in state.items() if key.startswith(name + ".")}
+            if not weights:
+                raise ConfigError(f"model.init_args.init_from: {checkpoint} holds no {name}.* weights.")
+            try:
+                getattr(self, name).load_state_dict(weights)
+            except RuntimeError as error:
+                raise ConfigError(
+                    f"model.init_args.init_from: the {name} weights in {checkpoint} do not fit this run's {name} "
+                    f"(a different architecture in the config?): {str(error).splitlines()[0]}"
+                ) from None
+
+    def load_weights(self, checkpoint: str) -> None:
+        """Load the generator's and discriminator's weights (``state_dict`` entries ``generator.*`` and
+        ``discriminator.*``) of a ``codecgan fit`` checkpoint; a ``ConfigError`` names what is missing."""
+        if not os.path.isfile(checkpoint):
+            raise ConfigError(f"model.init_args.init_from: no checkpoint file {checkpoint}.")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True).get("state_dict", {})
+        for name in ("generator", "discriminator"):
+            weights = {key[len(name) + 1 :]: value for key, value in state.items() if key.startswith(name + ".")}
+            if not weights:
+                raise ConfigError(f"model.init_args.init_from: {checkpoint} holds no {name}.* weights.")
+            try:
+                getattr(self, name).load_state_dict(weights)
+            except RuntimeError as error:
+                raise ConfigError(
+                    f"model.init_args.init_from: the {name} weights in {checkpoint} do not fit this run's {name} "
+                    f"(a different architecture in the config?): {str(error).splitlines()[0]}"
+                ) from None
 
     def check_crop_length(self, crop: int) -> None:
         """Fail at start, naming the key, when ``crop``-sample crops are too short for the discriminator."""
@@ -318,6 +369,7 @@ class GANModule(L.LightningModule):
         self._count_nonfinite(skipped, not_stepped=torch.stack([skipped_g, outputs.pop("not_stepped_d")]))
         if is_logging_step(self.trainer):  # Lightning writes step values on these batches only
             self._log_step(losses, outputs, train_d)
+            self._log_discriminator_update(outputs)
         outputs.update(
             loss=losses["loss_g"],
             estimate=forward["estimate"].detach(),
@@ -336,6 +388,9 @@ class GANModule(L.LightningModule):
             self.log("diag/d_loss_chance", outputs["d_loss_chance"])
             self.log_dict({"train/d_real": outputs["d_real"], "train/d_fake": outputs["d_fake"]})
         self.log("diag/nonfinite_steps", self.nonfinite_steps.float())
+        # The learning rates the next step uses (host floats: no device read); LR_VANISHED reads them.
+        opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
+        self.log_dict({"train/lr_g": opt_g.param_groups[0]["lr"], "train/lr_d": opt_d.param_groups[0]["lr"]})
 
     def _discriminator_step(self, opt_d: Any, batch: Batch, forward: Forward, train_d: bool) -> dict[str, Any]:
         if not train_d:
@@ -350,7 +405,11 @@ class GANModule(L.LightningModule):
             grad_norm, skipped = self._clip(opt_d, self.discriminator, self.grad_clip_d)
             asked = extra.pop("skip_update", None)
             not_stepped = skipped if asked is None else skipped | self._on_any_rank(asked)
+            parameters = list(self.discriminator.parameters())
+            with torch.no_grad():
+                before = list(torch._foreach_neg(parameters))
             optimizer_steps.step(self.trainer, opt_d, not_stepped, counted=False)
+            self._add_update_norms(parameters, before)
         extra = {key: value.detach() if isinstance(value, Tensor) else value for key, value in extra.items()}
         extra.update(grad_norm_d=grad_norm, losses_d={"loss_d": loss_d.detach()}, skipped_d=skipped)
         if asked is not None:
@@ -365,6 +424,32 @@ class GANModule(L.LightningModule):
         flag = flag.to(torch.int32)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return flag.bool()
+
+    @torch.no_grad()
+    def _add_update_norms(self, parameters: list[Tensor], before: list[Tensor]) -> None:
+        """Add this discriminator step's squared norms, ‖Δθ‖² and ‖θ‖² (after the step) of each parameter tensor, to
+        ``_d_update_squares``: with the snapshot ``before`` (-θ from before the step), four foreach ops per step
+        whatever the number of tensors. A skipped step adds a zero update. Catches a discriminator whose weights do
+        not move (DISCRIMINATOR_FROZEN)."""
+        torch._foreach_add_(before, parameters)
+        norms = torch._foreach_norm([*before, *parameters])
+        if len(self._d_update_squares) != len(norms) or self._d_update_squares[0].device != norms[0].device:
+            self._d_update_squares = [torch.zeros_like(norm) for norm in norms]
+        torch._foreach_addcmul_(self._d_update_squares, norms, norms)
+
+    def _log_discriminator_update(self, outputs: dict[str, Any]) -> None:
+        """Log ``diag/d_update_ratio`` and put it in ``outputs``: sqrt(Σ‖Δθ_D‖² / Σ‖θ_D‖²) over the discriminator steps
+        since the last logging step, i.e. the root-mean-square update norm over the root-mean-square weight norm
+        (‖Δθ_D‖ / ‖θ_D‖ for one step). Nothing when the discriminator did not step. A host read: at logging steps
+        only."""
+        if not self._d_update_squares:
+            return
+        squares = torch.stack(self._d_update_squares).view(2, -1).sum(dim=1)
+        torch._foreach_zero_(self._d_update_squares)
+        update, total = squares.tolist()
+        if total > 0:
+            outputs["d_update_ratio"] = math.sqrt(update / total)
+            self.log("diag/d_update_ratio", outputs["d_update_ratio"])
 
     def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
         adversarial = step >= self.discriminator_start_step

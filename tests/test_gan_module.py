@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 
 from codecgan.lightning_cli import build_cli
@@ -60,8 +61,8 @@ def test_outputs_follow_the_documented_interface(tmp_path: Path) -> None:
         assert key in out, key
     assert {"loss_g", "loss_d", "loss_adv", "loss_fm", "loss_mel", "loss_vq"} <= set(out["losses"])
     assert out["estimate"].shape == out["reference"].shape and not out["estimate"].requires_grad
-    # tiny config: 5 sub-discriminators with least-squares loss -> chance value 5.
-    assert out["d_loss_chance"] == 5.0
+    # tiny config: 5 sub-discriminators with least-squares loss -> chance value 5 × 0.5 (the best constant, 0.5).
+    assert out["d_loss_chance"] == 2.5
 
 
 def test_generator_backward_leaves_discriminator_gradients_untouched(tmp_path: Path) -> None:
@@ -78,3 +79,42 @@ def test_discriminator_schedule_is_a_function_of_the_step(tmp_path: Path) -> Non
     assert [out["d_stepped"] for out in recorder.outputs] == [False, False, False, False, True, False, True, False]
     assert "loss_adv" not in recorder.outputs[0]["losses"] and "loss_adv" in recorder.outputs[3]["losses"]
     assert cli.trainer.global_step == 8
+
+
+class DiscriminatorSnapshots(L.Callback):
+    """The discriminator's parameters at the start and at the end of each batch (its step lies in between)."""
+
+    def __init__(self) -> None:
+        self.before: list[torch.Tensor] = []
+        self.after: list[torch.Tensor] = []
+
+    @staticmethod
+    def _flat(pl_module: L.LightningModule) -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in pl_module.discriminator.parameters()]).clone()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.before.append(self._flat(pl_module))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.after.append(self._flat(pl_module))
+
+
+def test_d_update_ratio_is_the_update_norm_over_the_weight_norm(tmp_path: Path) -> None:
+    # Every batch logs, so each logged ratio covers exactly one discriminator step.
+    snapshots = DiscriminatorSnapshots()
+    overlay = write_overlay(tmp_path, "overlay.yaml", tiny_trainer_overlay(tmp_path / "run", max_steps=3))
+    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(overlay),
+                     "--trainer.log_every_n_steps", "1"], run=False)
+    recorder = StepRecorder()
+    cli.trainer.callbacks += [snapshots, recorder]
+    cli.trainer.fit(cli.model, cli.datamodule)
+    for out, before, after in zip(recorder.outputs, snapshots.before, snapshots.after):
+        by_hand = ((after - before).norm() / after.norm()).item()
+        assert 1e-5 < by_hand < 1e-1  # the step moved the weights
+        assert out["d_update_ratio"] == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_a_discriminator_with_learning_rate_zero_has_update_ratio_zero(tmp_path: Path) -> None:
+    _, recorder = tiny_fit(tmp_path, 2, "--trainer.log_every_n_steps", "1",
+                           "--model.init_args.optimizer_d.init_args.lr", "0.0")
+    assert [out["d_update_ratio"] for out in recorder.outputs] == [0.0, 0.0]

@@ -1,7 +1,8 @@
-"""A reduced failure zoo (bench/zoo.py) in the default suite: three faults and the codec control on short budgets,
+"""A reduced failure zoo (bench/zoo.py) in the default suite: four faults and the codec control on short budgets,
 run as real `codecgan fit` processes (two at a time, one thread each) and read back with `codecgan diagnose --json`.
 Fails if the diagnosis stops naming a fault, or raises findings above `info` on a healthy run (other than the two
-that describe the tiny codec's first 50 steps). About two minutes on 2 CPU cores."""
+that describe the tiny codec's first 50 steps), or if the alarms active when a run ends are not its findings above
+`info`. About three minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
@@ -34,10 +35,14 @@ def budget(max_steps: int, val_every: int) -> tuple[str, ...]:
 SMOKE = {
     # Validation rounds at steps 16 and 32 fall in epochs 0 and 1, so random crops differ between them.
     "random_eval_crop": budget(32, 16),
-    # DISCRIMINATOR_AT_CHANCE needs three epochs at chance; one validation round at the end.
+    # DISCRIMINATOR_FROZEN needs three logging intervals (every 5 steps) without weight updates; one validation
+    # round at the end.
     "frozen_discriminator": budget(48, 48),
     # NaN at step 30 (the overlay's NonFiniteFault); the next logging step (34) counts it.
     "nonfinite_loss": budget(36, 36),
+    # The learning rates are under 1e-3 of the first logged ones from the round at step 29; LR_VANISHED needs 3 more
+    # rounds without improvement (39, 49, 59).
+    "lr_vanished": budget(64, 10),
     "healthy_codec": budget(48, 24),
 }
 
@@ -58,6 +63,8 @@ def test_reduced_zoo_names_each_fault_and_nothing_on_the_control(tmp_path: Path)
     for entry in entries:
         result = results[entry.name]
         assert result.exit_status == 0, (entry.name, (tmp_path / entry.name / "fit.log").read_text()[-2000:])
+        # Live = offline: the alarms active when the run ended are the findings above info of its diagnosis.
+        assert result.live_alarms == sorted(result.codes_above_info), (entry.name, result.findings)
         detected, latency = result.detection()
         if entry.expected is None:
             assert set(result.false_alarms) <= CODEC_WARMUP_CODES, (entry.name, result.findings)

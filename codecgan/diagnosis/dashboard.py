@@ -35,6 +35,7 @@ def diagnostics_layout() -> dict[str, dict[str, list]]:
             _exact(tags.PESQ_CLIP_FAIL_RATE),
         ],
         "discriminator loss vs its chance value": [_exact(tags.TRAIN_LOSS_D), _exact(tags.D_LOSS_CHANCE)],
+        "discriminator update per step, ‖Δθ‖ / ‖θ‖": [_exact(tags.D_UPDATE_RATIO)],
         "feature matching and real-fake margin": [
             _exact(tags.TRAIN_LOSS_FM),
             _exact(tags.FM_TO_EARLY),
@@ -46,6 +47,6 @@ def diagnostics_layout() -> dict[str, dict[str, list]]:
         ],
         "gradient share per generator loss term": ["^" + tags.GRAD_SHARE_PREFIX],
         "codebook entropy, fraction of log2 K": ["^" + tags.CODEBOOK_ENTROPY_FRACTION_PREFIX],
-        "alarms (1 from the step each starts)": ["^" + tags.ALARM_PREFIX],
+        "alarms (1 while active, 0 once cleared)": ["^" + tags.ALARM_PREFIX],
     }
     return {LAYOUT_TITLE: {title: ["Multiline", regexes] for title, regexes in charts.items()}}

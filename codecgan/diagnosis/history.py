@@ -2,18 +2,22 @@
 
 Built offline from a TensorBoard log directory or a CSV file (`codecgan diagnose`), or live by a callback from
 its own measurements, so the same rules read both. `state_dict()` holds only lists and numbers, so a callback can
-keep its history in a checkpoint that loads with `weights_only=True`.
+keep its history in a checkpoint that loads with `weights_only=True`. A TensorBoard run also gives the settings its
+diagnostic callbacks ran their rules with (the text entry `diag/config`), as `run_config`.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import json
 import math
 import os
 import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable
+
+from codecgan.diagnosis.tags import RUN_CONFIG
 
 TENSORBOARD_EVENT_PREFIX = "events.out.tfevents"
 # Lightning adds these suffixes when a metric is logged with both on_step and on_epoch.
@@ -36,12 +40,15 @@ class Point:
 class MetricHistory:
     """Per-tag lists of points in logging order, with helpers the rules share.
 
-    `max_points` bounds every tag's list (oldest points dropped) so a long live run keeps a small state.
+    `max_points` bounds every tag's list (oldest points dropped), for a callback whose rule needs only recent points.
+    `run_config` is the run's recorded diagnostic configuration (`diag/config`: {"family", "module", "rules",
+    "callbacks"}), empty when the run recorded none.
     """
 
     def __init__(self, max_points: int | None = None) -> None:
         self.max_points = max_points
         self._series: dict[str, list[Point]] = {}
+        self.run_config: dict[str, Any] = {}
 
     def add(self, tag: str, value: float, step: int | None = None, epoch: int | None = None) -> None:
         points = self._series.setdefault(tag, [])
@@ -83,23 +90,25 @@ class MetricHistory:
         """For each round, the median of `tag` over the interval since the previous round.
 
         Intervals are compared by step when both series have steps, else by epoch. A round with no point of its
-        own takes the latest earlier value; before any value it is None.
+        own takes the latest earlier value (by step or epoch; logging order among equal ones); before any value it is
+        None.
         """
         points = self.series(tag)
         by_step = all(p.step is not None for p in points + rounds)
         key = (lambda p: p.step) if by_step else (lambda p: p.epoch)
         if any(key(p) is None for p in points + rounds):
             return [None] * len(rounds)
+        ordered = sorted(points, key=key)  # stable: logging order among equal keys
+        keys = [key(p) for p in ordered]
         values: list[float | None] = []
         previous_end: float = -math.inf
         for round_point in rounds:
             end = key(round_point)
-            inside = [p.value for p in points if previous_end < key(p) <= end]
-            if inside:
-                values.append(_median(inside))
+            start, stop = bisect.bisect_right(keys, previous_end), bisect.bisect_right(keys, end)
+            if start < stop:
+                values.append(_median(p.value for p in ordered[start:stop]))
             else:
-                earlier = [p.value for p in points if key(p) <= end]
-                values.append(earlier[-1] if earlier else None)
+                values.append(ordered[stop - 1].value if stop else None)
             previous_end = end
         return values
 
@@ -142,14 +151,17 @@ class MetricHistory:
 
     @classmethod
     def from_tensorboard_run(cls, run_dir: str) -> "MetricHistory":
-        """The scalars of one TensorBoard run directory; epochs come from Lightning's `epoch` scalar."""
+        """The scalars of one TensorBoard run directory; epochs come from Lightning's `epoch` scalar. `run_config` is
+        the latest `diag/config` text entry (a resumed run writes one at each start)."""
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         try:
-            accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0})
+            accumulator = EventAccumulator(run_dir, size_guidance={"scalars": 0, "tensors": 0})
             accumulator.Reload()
             tags = accumulator.Tags().get("scalars", [])
             scalars = {tag: accumulator.Scalars(tag) for tag in tags}
+            config_tag = RUN_CONFIG + "/text_summary"
+            configs = accumulator.Tensors(config_tag) if config_tag in accumulator.Tags().get("tensors", []) else []
         except Exception as error:  # tensorboard raises several types for corrupt event files
             raise HistoryError(f"Could not read the TensorBoard events in {run_dir}: {error}.") from error
         epoch_events = sorted((e.step, int(e.value)) for e in scalars.pop("epoch", []))
@@ -160,7 +172,17 @@ class MetricHistory:
                 index = bisect.bisect_right(epoch_steps, event.step) - 1
                 epoch = epoch_events[index][1] if index >= 0 else None
                 history.add(tag, event.value, event.step, epoch)
+        if configs:
+            latest = max(configs, key=lambda e: (e.step, e.wall_time))
+            text = latest.tensor_proto.string_val[0].decode("utf-8")
+            try:
+                history.run_config = json.loads(text)
+            except ValueError as error:
+                raise HistoryError(f"The {RUN_CONFIG} entry in {run_dir} is not JSON: {error}.") from error
         return history
+
+
+CONFIRM_DIR = "confirm"
 
 
 def load_histories(path: str) -> list[tuple[str, MetricHistory]]:
@@ -171,9 +193,13 @@ def load_histories(path: str) -> list[tuple[str, MetricHistory]]:
         if os.path.basename(path).startswith(TENSORBOARD_EVENT_PREFIX):
             return [(os.path.dirname(path) or ".", MetricHistory.from_tensorboard_run(os.path.dirname(path) or "."))]
         return [(os.path.basename(path), MetricHistory.from_csv(path))]
-    run_dirs = sorted(
-        root for root, _, files in os.walk(path) if any(f.startswith(TENSORBOARD_EVENT_PREFIX) for f in files)
-    )
+    run_dirs = []
+    for root, dirs, files in os.walk(path):
+        if any(f.startswith(TENSORBOARD_EVENT_PREFIX) for f in files):
+            run_dirs.append(root)
+            # A run's `codecgan confirm` arms are runs of their own, diagnosed by naming their folder.
+            dirs[:] = [d for d in dirs if d != CONFIRM_DIR]
+    run_dirs.sort()
     if not run_dirs:
         raise HistoryError(f"{path} is a directory without TensorBoard event files ({TENSORBOARD_EVENT_PREFIX}*).")
     return [(os.path.relpath(run, path), MetricHistory.from_tensorboard_run(run)) for run in run_dirs]

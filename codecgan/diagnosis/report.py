@@ -8,8 +8,9 @@ import math
 import textwrap
 
 from codecgan.diagnosis.findings import Finding
-from codecgan.diagnosis.history import MetricHistory, load_histories
+from codecgan.diagnosis.history import HistoryError, MetricHistory, load_histories
 from codecgan.diagnosis.rules import run_rules
+from codecgan.diagnosis.tags import ALARM_PREFIX
 
 TEXT_WIDTH = 100
 
@@ -26,23 +27,39 @@ def rank(findings: list[Finding]) -> list[Finding]:
 
 
 def diagnose_history(history: MetricHistory) -> list[Finding]:
-    """The ranked findings of every rule on one history."""
-    return rank(run_rules(history))
+    """The ranked findings of every rule on one history, with the rule settings the run recorded (`diag/config`)."""
+    return rank(run_rules(history, history.run_config.get("rules")))
 
 
 def diagnose_path(path: str) -> tuple[list[Finding], list[str]]:
     """The ranked findings for a CSV file or TensorBoard directory, and the names of the runs read.
 
-    With several runs, each finding's evidence starts with the run it came from.
+    Each run's rules run with the settings its live callbacks used, where the run recorded them (`diag/config`: the
+    monitored metric and its direction, the GAN terms, thresholds set in the config). With several runs, each
+    finding's evidence starts with the run it came from.
     """
     runs = load_histories(path)
     findings: list[Finding] = []
     for name, history in runs:
-        for finding in run_rules(history):
+        try:
+            found = run_rules(history, history.run_config.get("rules"))
+        except ValueError as error:
+            raise HistoryError(f"Run {name}: {error}") from error
+        for finding in found:
             if len(runs) > 1:
                 finding = dataclasses.replace(finding, evidence=f"In run {name}, {finding.evidence}")
             findings.append(finding)
     return rank(findings), [name for name, _ in runs]
+
+
+def alarms_at_end(history: MetricHistory) -> list[str]:
+    """The codes whose live alarm was active when the run's logs end: the last value of `diag/alarm/<CODE>` is 1
+    (the callbacks log 1 while an alarm is active and 0 once it clears)."""
+    codes = []
+    for tag in history.tags_with_prefix(ALARM_PREFIX):
+        if history.series(tag)[-1].value == 1.0:
+            codes.append(tag[len(ALARM_PREFIX) :])
+    return codes
 
 
 def render_json(findings: list[Finding]) -> str:

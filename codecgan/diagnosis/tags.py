@@ -5,6 +5,10 @@ TRAIN_LOSS = "train/loss"
 TRAIN_LOSS_G = "train/loss_g"
 TRAIN_LOSS_D = "train/loss_d"
 TRAIN_LOSS_FM = "train/loss_fm"
+TRAIN_LOSS_ADV = "train/loss_adv"  # the generator's (weighted) adversarial term
+TRAIN_LOSS_PREFIX = "train/loss"  # every loss term: train/loss_g, train/loss_d, train/loss_mel, ...
+TRAIN_LR_G = "train/lr_g"  # the generator's and discriminator's learning rates, at logging steps
+TRAIN_LR_D = "train/lr_d"
 VAL_PESQ = "val/pesq"
 VAL_LOSS_MEL = "val/loss_mel"  # the codec family's multi-scale log-mel loss on validation
 
@@ -31,6 +35,7 @@ METRIC_D_CORR_VAL = "diag/metric_d_corr_val"
 D_LOSS_CHANCE = "diag/d_loss_chance"
 D_LOSS_TO_CHANCE = "diag/d_loss_to_chance"
 D_MARGIN = "diag/d_margin"
+D_UPDATE_RATIO = "diag/d_update_ratio"  # ‖Δθ_D‖ / ‖θ_D‖ per discriminator step; logged by the LightningModules
 D_GRAD_NORM = "diag/grad_norm_d"
 FM_TO_EARLY = "diag/fm_to_early"
 
@@ -49,5 +54,15 @@ CODEBOOK_ENTROPY_PREFIX = "diag/codebook_entropy/"
 CODEBOOK_ENTROPY_FRACTION_PREFIX = "diag/codebook_entropy_fraction/"
 DEAD_CODES_PREFIX = "diag/dead_codes/"
 
-# Alarms: diag/alarm/<CODE> is 1 from the step an alarm starts.
+# DataLeakCheck (at the start of fit, when the data come from folders).
+DATA_LEAK_FILES = "diag/data_leak_files"  # validation and test files that are training files
+VAL_TEST_SHARED_FILES = "diag/val_test_shared_files"  # validation files that are test files
+
+# ResumeContinuity.
+RESUMED_AT_STEP = "diag/resumed_at_step"  # at each resume: the step the run resumed at (value = step)
+D_STEP_RATE = "diag/d_step_rate"  # fraction of the batches since the previous logging step on which D stepped
+
+# Alarms: diag/alarm/<CODE> is 1 while an alarm is active and 0 from the step it clears.
 ALARM_PREFIX = "diag/alarm/"
+# The run's diagnostic configuration (a JSON text entry written at the start of fit; `codecgan diagnose` reads it).
+RUN_CONFIG = "diag/config"

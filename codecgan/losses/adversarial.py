@@ -2,7 +2,8 @@
 
 Terms are summed over sub-discriminators, not averaged, as in DAC and HiFi-GAN: adding a
 sub-discriminator adds a term, and `discriminator_loss_at_chance` tells the callbacks where
-"the discriminator cannot tell" lies for a given set. Everything is computed in fp32.
+"the discriminator cannot tell" lies for a given set: the loss of the best constant output. Everything is
+computed in fp32.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 LOSS_KINDS = ("least_squares", "hinge")
-# The discriminator loss of one sub-discriminator whose logits are all 0.
-CHANCE_PER_SUB_DISCRIMINATOR = {"least_squares": 1.0, "hinge": 2.0}
+# The lowest discriminator loss of one sub-discriminator that outputs the same constant c for every input: least
+# squares (1 - c)² + c² is least at c = 0.5, hinge relu(1 - c) + relu(1 + c) is 2 for every c in [-1, 1].
+CHANCE_PER_SUB_DISCRIMINATOR = {"least_squares": 0.5, "hinge": 2.0}
 
 DiscriminatorOutputs = Sequence[Sequence[Tensor]]
 
@@ -180,11 +182,13 @@ def _as_float(tensors: Sequence[Tensor]) -> list[Tensor]:
 def discriminator_loss_at_chance(
     real_outputs: DiscriminatorOutputs, kind: str = "least_squares"
 ) -> float:
-    """`discriminator_loss` when every logit is 0, i.e. when the discriminator cannot tell.
+    """The lowest `discriminator_loss` of a discriminator that cannot tell real from generated audio: one whose
+    every sub-discriminator outputs the best constant, whatever its input.
 
-    Per sub-discriminator, least squares gives mean((1 - 0)²) + mean(0²) = 1 and hinge
-    mean(relu(1 - 0)) + mean(relu(1 + 0)) = 2, whatever the logits' shapes. A Python number, so that
-    it never waits for an accelerator.
+    Per sub-discriminator, least squares gives (1 - c)² + c², least at c = 0.5 with 0.5 (also the LSGAN
+    equilibrium, where D(x) = 0.5 everywhere), and hinge relu(1 - c) + relu(1 + c) = 2 for every c in [-1, 1],
+    whatever the logits' shapes. A discriminator that has learned only an output bias sits there; one that learns
+    more falls below. A Python number, so that it never waits for an accelerator.
     """
     _check_kind(kind)
     return float(len(real_outputs)) * CHANCE_PER_SUB_DISCRIMINATOR[kind]

@@ -74,3 +74,20 @@ def metric_discriminator_loss(
     squared = (estimate_prediction.float() - target).square()
     metric_term = (weight * squared).sum() / weight.sum().clamp_min(1.0)
     return (clean_prediction.float() - 1).square().mean() + metric_term
+
+
+def metric_discriminator_loss_at_chance(target: Tensor, weight: Tensor) -> Tensor:
+    """The lowest ``metric_discriminator_loss`` of a discriminator that outputs one constant c for every input, i.e.
+    cannot tell clips apart: a scalar tensor, for targets and weights ``[B]`` as that loss takes them.
+
+    The loss is ``(c - 1)**2 + sum_i w_i (c - t_i)**2 / W`` with ``W = max(sum_i w_i, 1)``, least at
+    ``c = (1 + sum_i w_i t_i / W) / (1 + sum_i w_i / W)``. With 0/1 weights and a clip scored, that is twice the
+    variance of the targets the loss pools (``D(clean, clean) -> 1`` weighing as much as the scored clips together):
+    ``var(t) + (1 - mean(t))**2 / 2``. With no clip scored it is 0 (c = 1 fits ``D(clean, clean)``).
+    """
+    weight = weight.float()
+    target = torch.where(weight > 0, target.float(), torch.zeros_like(weight))
+    scale = weight.sum().clamp_min(1.0)
+    constant = (1 + (weight * target).sum() / scale) / (1 + weight.sum() / scale)
+    prediction = constant.expand_as(weight)
+    return metric_discriminator_loss(prediction, prediction, target, weight)

@@ -50,6 +50,7 @@ class FakeTrainer(SimpleNamespace):
             training=True,
             state=SimpleNamespace(fn="fit"),
             callback_metrics={},
+            callbacks=[],
             should_stop=False,
             saved_checkpoints=[],
             log_dir=None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -28,9 +30,9 @@ def test_alarm_starts_once_with_warning_text_and_scalar(tmp_path: Path) -> None:
     finding = Finding("NEGATIVE_SNR", "warning", 7, 1, "val/snr_db was -2.44 dB.", "Try the waveform loss.")
     trainer.fit_loop.epoch_loop._batches_that_stepped = 7
     with pytest.warns(UserWarning, match="codecgan warning NEGATIVE_SNR: val/snr_db was -2.44 dB. To confirm: Try"):
-        assert book.raise_new(trainer, [finding, None]) == [finding]
-    assert book.raise_new(trainer, [finding]) == []  # already active: no second announcement
-    assert book.raise_new(trainer, [Finding("PESQ_NONE_HIGH", "info", 1, 0, "Rare.", "Nothing.")]) == []
+        assert book.update(trainer, [finding, None]) == [finding]
+    assert book.update(trainer, [finding]) == []  # already active: no second announcement
+    assert book.update(trainer, [Finding("PESQ_NONE_HIGH", "info", 1, 0, "Rare.", "Nothing.")]) == []
     book.log_active(module)
     assert module.logged == [
         ("diag/alarm/NEGATIVE_SNR", 1.0, {"on_step": True, "on_epoch": False, "sync_dist": False, "batch_size": 1})
@@ -38,6 +40,43 @@ def test_alarm_starts_once_with_warning_text_and_scalar(tmp_path: Path) -> None:
     events = read(logger)
     assert [(e.step, e.value) for e in events.Scalars("diag/alarm/NEGATIVE_SNR")] == [(7, 1.0)]
     assert "diag/alarms/text_summary" in events.Tags()["tensors"]
+
+
+def test_an_alarm_clears_when_its_finding_settles_and_can_start_again(tmp_path: Path, caplog) -> None:
+    logger = TensorBoardLogger(str(tmp_path), name="run", version=0)
+    trainer, module, book = FakeTrainer(loggers=[logger]), FakeModule(), AlarmBook()
+    warning = Finding("NEGATIVE_SNR", "warning", 7, 1, "val/snr_db was -2.44 dB.", "Try the waveform loss.")
+    settled = Finding("NEGATIVE_SNR", "info", 7, 1, "val/snr_db was -2.44 dB. It has cleared since.", "Try it.")
+    steps_and_findings = [
+        (7, {"NEGATIVE_SNR": warning}),
+        (8, [None]),  # a plain list names no code for None: nothing clears
+        (9, {"NEGATIVE_SNR": settled}),
+        (11, {"NEGATIVE_SNR": None}),  # already cleared: nothing more is written
+        (13, [warning]),
+        (15, [dataclasses.replace(warning, severity="critical")]),
+    ]
+    started = []
+    with pytest.warns(UserWarning, match="NEGATIVE_SNR") as warned, caplog.at_level(logging.INFO):
+        for step, findings in steps_and_findings:
+            trainer.fit_loop.epoch_loop._batches_that_stepped = step
+            started += book.update(trainer, findings)
+            if step == 9:
+                assert book.active == {} and book.cleared["NEGATIVE_SNR"]["started_step"] == 7
+                book.log_active(module)
+    assert started == [warning, warning]  # started at 7 and again at 13
+    assert "now critical (was warning)" in str(warned[-1].message)
+    assert "codecgan NEGATIVE_SNR (warning, active since step 7) cleared at step 9 (epoch 0): val/snr_db" in caplog.text
+    assert book.active["NEGATIVE_SNR"]["severity"] == "critical" and book.active["NEGATIVE_SNR"]["step"] == 13
+    assert module.logged[0][:2] == ("diag/alarm/NEGATIVE_SNR", 0.0)  # a cleared alarm is logged as 0, not left out
+    events = read(logger)
+    assert [(e.step, e.value) for e in events.Scalars("diag/alarm/NEGATIVE_SNR")] == [(7, 1), (9, 0), (13, 1), (15, 1)]
+    texts = [e.tensor_proto.string_val[0].decode() for e in events.Tensors("diag/alarms/text_summary")]
+    assert texts[1].startswith("**NEGATIVE_SNR** (warning, active since step 7) cleared at step 9 (epoch 0): val/")
+    assert "It has cleared since." in texts[1] and len(texts) == 4
+    torch.save(book.state_dict(), tmp_path / "alarms.pt")
+    restored = AlarmBook()
+    restored.load_state_dict(torch.load(tmp_path / "alarms.pt", weights_only=True))
+    assert restored.state_dict() == book.state_dict() and restored.cleared == {}
 
 
 def test_audio_samples_write_fixed_items_with_spectrograms(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -78,3 +79,33 @@ def test_negligible_gan_term_raises_the_alarm_after_three_measurements() -> None
     with pytest.warns(UserWarning, match="GAN_TERM_NEGLIGIBLE.*loss_adv 0.1%"):
         train_steps(callback, trainer, module, [{"term_grad_norms": norms}] * 3)
     assert callback.alarms.active["GAN_TERM_NEGLIGIBLE"]["first_step"] == 2
+
+
+def test_a_discriminator_whose_weights_do_not_move_is_frozen_not_at_chance() -> None:
+    callback, trainer, module = DiscriminatorHealth(), FakeTrainer(log_every_n_steps=2), FakeModule()
+    frozen = [{**d_outputs(1.995, 1.0), "d_update_ratio": 0.0}] * 4  # the module's ratio, at logging steps
+    with pytest.warns(UserWarning, match="DISCRIMINATOR_FROZEN"):
+        run_epochs(callback, [frozen] * 3, trainer, module)
+    assert set(callback.alarms.active) == {"DISCRIMINATOR_FROZEN"}
+    assert callback.alarms.active["DISCRIMINATOR_FROZEN"]["first_step"] == 5  # the third logging step
+    assert "diag/d_update_ratio" not in module.names()  # the module logs it
+
+
+@pytest.mark.parametrize(("pesq", "raised"), [([2.0, 2.3, 2.5, 2.4, 2.3], True), ([2.0, 2.3, 2.5, 2.6, 2.7], False)])
+def test_a_winning_discriminator_is_overpowering_only_while_quality_falls(pesq: list[float], raised: bool) -> None:
+    callback, trainer, module = DiscriminatorHealth(), FakeTrainer(log_every_n_steps=2), FakeModule()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for value, adversarial in zip(pesq, [0.02, 0.02, 0.021, 0.025, 0.03]):
+            outputs = [{**d_outputs(0.01, 1.0, chance=0.4), "d_update_ratio": 1e-3} for _ in range(4)]
+            for output in outputs:
+                output["losses"]["loss_adv"] = torch.tensor(adversarial)
+            train_steps(callback, trainer, module, outputs)
+            trainer.callback_metrics = {"val/pesq": torch.tensor(value)}
+            callback.on_validation_end(trainer, module)
+    assert any("DISCRIMINATOR_OVERPOWERING" in str(warning.message) for warning in caught) == raised
+    if raised:
+        assert set(callback.alarms.active) == {"DISCRIMINATOR_OVERPOWERING"}
+        assert callback.alarms.active["DISCRIMINATOR_OVERPOWERING"]["first_step"] == 20  # the fifth validation
+    else:
+        assert callback.alarms.active == {}

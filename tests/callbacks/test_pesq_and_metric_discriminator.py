@@ -29,13 +29,14 @@ def test_pesq_none_rate_is_the_fraction_of_dropped_batches_per_interval_and_epoc
     assert callback.none_rate == 0.25
 
 
-def test_pesq_none_high_alarm_starts_once_and_stays_on() -> None:
+def test_pesq_none_high_alarm_starts_once_and_clears_when_the_rate_falls() -> None:
     callback, trainer, module = PesqHealth(), FakeTrainer(log_every_n_steps=2), FakeModule()
     with pytest.warns(UserWarning, match="PESQ_NONE_HIGH: diag/pesq_none_rate was 0.50"):
-        train_steps(callback, trainer, module, pesq_outputs([1, 0, 1, 0]))
-    train_steps(callback, trainer, module, pesq_outputs([0, 0, 0, 0]))
+        train_steps(callback, trainer, module, pesq_outputs([1, 0, 1, 0, 1, 0]))
     assert list(callback.alarms.active) == ["PESQ_NONE_HIGH"]
-    assert [v for n, v, _ in module.logged if n == "diag/alarm/PESQ_NONE_HIGH"] == [1.0, 1.0, 1.0]
+    train_steps(callback, trainer, module, pesq_outputs([0, 0, 0, 0]))  # the rate falls to 0: the finding settles
+    assert callback.alarms.active == {} and callback.alarms.cleared["PESQ_NONE_HIGH"]["step"] == 7
+    assert [v for n, v, _ in module.logged if n == "diag/alarm/PESQ_NONE_HIGH"] == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_codec_outputs_are_ignored() -> None:

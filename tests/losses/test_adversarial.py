@@ -45,12 +45,21 @@ def test_generator_adversarial_loss(kind, expected):
     assert generator_adversarial_loss(FAKE, kind).item() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("least_squares", 2.0), ("hinge", 4.0)])
-def test_loss_at_chance_is_the_loss_of_all_zero_outputs(kind, expected):
-    assert discriminator_loss_at_chance(REAL, kind) == pytest.approx(expected)
-    zeros = outputs([0.0, 0.0], [0.0])
-    assert discriminator_loss(zeros, zeros, kind).item() == pytest.approx(expected)
-    assert discriminator_loss_at_chance(REAL + REAL + REAL, kind) == pytest.approx(3 * expected)
+@pytest.mark.parametrize(("kind", "per_sub_discriminator"), [("least_squares", 0.5), ("hinge", 2.0)])
+def test_loss_at_chance_is_the_loss_of_the_best_constant_output(kind, per_sub_discriminator):
+    # Two sub-discriminators here, six below: least squares 0.5 and hinge 2 per sub-discriminator.
+    assert discriminator_loss_at_chance(REAL, kind) == pytest.approx(2 * per_sub_discriminator)
+    assert discriminator_loss_at_chance(REAL + REAL + REAL, kind) == pytest.approx(6 * per_sub_discriminator)
+    constants = torch.linspace(-2.0, 2.0, 401)  # step 0.01: holds 0.5 (least squares) and [-1, 1] (hinge)
+    losses = [discriminator_loss(constant_outputs(c), constant_outputs(c), kind).item() for c in constants]
+    assert min(losses) == pytest.approx(discriminator_loss_at_chance(REAL, kind), abs=1e-6)
+    if kind == "least_squares":  # all-zero logits (c = 0) score twice the best constant (c = 0.5)
+        assert losses[200] == pytest.approx(2 * min(losses))
+
+
+def constant_outputs(value: float) -> list[list[torch.Tensor]]:
+    """REAL's shapes with every logit equal to `value`."""
+    return outputs([value, value], [value])
 
 
 def test_feature_matching_excludes_logits_and_detaches_real():

@@ -8,6 +8,7 @@ import torch
 from codecgan.losses.enhancement import (
     magnitude_loss,
     metric_discriminator_loss,
+    metric_discriminator_loss_at_chance,
     metric_generator_loss,
     pesq_to_target,
     pesq_weights,
@@ -68,3 +69,22 @@ def test_a_dropped_metric_term_is_zero_but_still_in_the_graph():
     assert loss.item() == 0.0
     loss.backward()  # every rank can run the backward: DDP needs it
     assert estimate_prediction.grad.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("policy", ["mask", "drop_batch"])
+@pytest.mark.parametrize(
+    "target", [[0.5, NAN, 0.2, NAN], [0.3, 0.35, 0.1, 0.6], [NAN, NAN, NAN, NAN], [1.04, 1.04, 0.9, 1.0]]
+)
+def test_metric_discriminator_chance_is_the_best_constant_output(target, policy):
+    target = torch.tensor(target)
+    weight = pesq_weights(target, policy)
+    chance = metric_discriminator_loss_at_chance(target, weight).item()
+    constants = torch.linspace(0.0, 1.2, 1201)  # step 0.001
+    losses = [metric_discriminator_loss(c.expand(4), c.expand(4), target, weight).item() for c in constants]
+    assert chance == pytest.approx(min(losses), abs=1e-6)
+    scored = target[weight > 0]
+    if len(scored):  # twice the variance of the pooled targets: var(t) + (1 - mean(t))² / 2
+        expected = scored.var(unbiased=False).item() + (1 - scored.mean().item()) ** 2 / 2
+        assert chance == pytest.approx(expected, abs=1e-6)
+    else:  # no clip scored: a constant 1 fits D(clean, clean) -> 1 exactly
+        assert chance == 0.0

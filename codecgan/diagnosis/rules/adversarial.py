@@ -1,5 +1,5 @@
-"""Rules on the adversarial side: a discriminator at chance, vanished feature matching, a negligible GAN term,
-PESQ-None batches and a metric discriminator that does not learn."""
+"""Rules on the adversarial side: vanished feature matching, a negligible GAN term, PESQ-None batches and a metric
+discriminator that does not learn (the discriminator's balance with the generator: discriminator_balance.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,6 @@ from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory
 from codecgan.diagnosis.trends import first_sustained, median, percent, settle, where
-
-# A discriminator that learns anything drops its loss more than 3% below the all-zero-logit value within an epoch.
-AT_CHANCE_RATIO = 0.97
-AT_CHANCE_PATIENCE = 3  # epochs
-# A discriminator that separates real from generated audio gives them different mean outputs. Under 0.01 (1% of the
-# least-squares targets' gap) it outputs the same for both whatever its loss: an output bias alone takes a
-# least-squares loss below its all-zero value (to half of it at a constant 0.5), so the loss ratio misses a frozen or
-# bias-only discriminator.
-AT_CHANCE_MARGIN = 0.01
 
 # Feature matching below 10% of its early peak: the discriminator's features no longer separate real from generated.
 FM_PEAK_FRACTION = 0.1
@@ -46,52 +37,6 @@ METRIC_D_MIN_CORR = 0.3
 METRIC_D_MAX_MAE = 0.15
 METRIC_D_WARMUP_POINTS = 3
 METRIC_D_PATIENCE = 3
-
-
-def discriminator_at_chance(history: MetricHistory, patience: int = AT_CHANCE_PATIENCE) -> Finding | None:
-    """DISCRIMINATOR_AT_CHANCE: for `patience` epochs, the epoch-median D loss at or above 97% of its chance value, or
-    (when diag/d_margin is logged) a real-minus-generated output margin under 0.01."""
-    rounds = history.per_epoch(tags.TRAIN_LOSS_D)
-    chance = history.aligned(tags.D_LOSS_CHANCE, rounds)
-    ratios = [p.value / c if c and math.isfinite(p.value) else math.nan for p, c in zip(rounds, chance)]
-    if not any(math.isfinite(r) for r in ratios):  # no loss/chance pair: fall back on the logged ratio
-        rounds, chance = history.per_epoch(tags.D_LOSS_TO_CHANCE), []
-        ratios = [p.value for p in rounds]
-    margins = history.aligned(tags.D_MARGIN, rounds) if history.has(tags.D_MARGIN) else [None] * len(rounds)
-    by_loss = [r >= AT_CHANCE_RATIO for r in ratios]
-    by_margin = [m is not None and abs(m) < AT_CHANCE_MARGIN for m in margins]
-    flags = [a or b for a, b in zip(by_loss, by_margin)]
-    index = first_sustained(flags, patience)
-    if index is None:
-        return None
-    chance_text = f"its chance value {chance[index]:.2f}" if chance and chance[index] else "its chance value"
-    if any(by_loss[index - patience + 1 : index + 1]):
-        held = [r for r, flag in zip(ratios, by_loss) if flag]
-        what = (
-            f"{tags.TRAIN_LOSS_D} stayed at {min(held):.1%}–{max(held):.1%} of {chance_text} (the loss when every "
-            f"discriminator outputs 0) in {len(held)} of {len(ratios)} epochs"
-        )
-    else:
-        held = [abs(m) for m, flag in zip(margins, by_margin) if flag]
-        what = (
-            f"the discriminator's mean output on real audio exceeded that on generated audio by under "
-            f"{AT_CHANCE_MARGIN:g} ({tags.D_MARGIN} at most {max(held):.4f} in absolute value) in {len(held)} of "
-            f"{len(ratios)} epochs, so it outputs the same for both, while {tags.TRAIN_LOSS_D} was "
-            f"{ratios[index]:.1%} of {chance_text} (an output bias alone lowers it)"
-        )
-    evidence = (
-        f"{what}, first for {patience} consecutive epochs by {where(rounds[index])}, and the loss was "
-        f"{ratios[-1]:.1%} of chance at {where(rounds[-1])}; a discriminator that learns falls more than "
-        f"{1 - AT_CHANCE_RATIO:.0%} below chance and separates real from generated audio within an epoch."
-    )
-    suggestion = (
-        "Check that the discriminator steps at all (d_stepped, its optimizer and learning rate), then rerun with the "
-        f"discriminator learning rate ×10 or its gradient clipping removed: if {tags.TRAIN_LOSS_D} drops below chance, "
-        "D was starved; if not, check that real and generated audio reach it through the same preprocessing."
-    )
-    first = rounds[index]
-    finding = Finding("DISCRIMINATOR_AT_CHANCE", "warning", first.step, first.epoch, evidence, suggestion)
-    return settle(finding, rounds, flags, patience)
 
 
 def feature_matching_vanished(history: MetricHistory, patience: int = FM_PATIENCE) -> Finding | None:

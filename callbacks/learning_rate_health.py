@@ -1,0 +1,72 @@
+"""LearningRateHealth: a learning rate decayed to nothing while validation quality stands still."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+
+from callbacks.base import DiagnosticCallback
+from codecgan.cadence import is_logging_step
+from codecgan.diagnosis import tags
+from codecgan.diagnosis.history import MetricHistory
+from codecgan.diagnosis.rules import lr_vanished
+from codecgan.diagnosis.rules.schedule_and_data import QUALITY_METRICS
+
+LR_TAGS_BY_OPTIMIZER = (tags.TRAIN_LR_G, tags.TRAIN_LR_D)
+
+
+class LearningRateHealth(DiagnosticCallback):
+    """Keeps the generator's and discriminator's learning rates (the first parameter group of the first two
+    optimizers) at every logging step, the values the module logs as `train/lr_g` and `train/lr_d`, and the family's
+    quality metric at every validation round (val/pesq, else val/loss_mel, else val/snr_db, from
+    `trainer.callback_metrics`), and judges them at each round.
+
+    Logs nothing of its own. Why: an exponential decay that is harmless over the run it was tuned for reaches 1e-100
+    over a longer one (coqui-ai/TTS#1003: 7e-111 at step 244k, no progress for 240k steps) and nothing else in the
+    logs looks wrong. Catches LR_VANISHED, on the same points `codecgan diagnose` reads. The history is uncapped, so
+    the peak learning rate is never forgotten; a learning rate is kept only when it changed, so a constant one costs
+    one point.
+    """
+
+    codes = ("LR_VANISHED",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history = MetricHistory()  # uncapped: the peak learning rate must stay in it
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if not is_logging_step(trainer):
+            return
+        changed = {
+            tag: lr
+            for tag, lr in self._learning_rates(trainer).items()
+            if not (points := self.history.series(tag)) or points[-1].value != lr
+        }
+        self._record(trainer, None, changed, log=False)
+        self.alarms.log_active(pl_module)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        values = {}
+        for metric, _ in QUALITY_METRICS:
+            for name in (metric, metric + "_epoch"):
+                if name in trainer.callback_metrics:
+                    value = float(trainer.callback_metrics[name])
+                    if math.isfinite(value):
+                        values[metric] = value
+                    break
+        self._record(trainer, None, values, log=False)
+        self._raise(trainer, {"LR_VANISHED": lr_vanished(self.history)})
+
+    @staticmethod
+    def _learning_rates(trainer: Trainer) -> dict[str, float]:
+        """Host floats (an optimizer keeps its learning rate on the host): no device read."""
+        return {
+            tag: float(optimizer.param_groups[0]["lr"])
+            for tag, optimizer in zip(LR_TAGS_BY_OPTIMIZER, trainer.optimizers)
+        }

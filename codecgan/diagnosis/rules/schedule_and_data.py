@@ -1,0 +1,288 @@
+"""Rules on the schedule and the data: a learning rate decayed to nothing, evaluation files that are training files,
+and transient loss spikes."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from codecgan.diagnosis import tags
+from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.history import MetricHistory, Point
+from codecgan.diagnosis.trends import median, settle, where
+
+# A learning rate under 1e-3 of its peak moves the weights a thousandth as far per step as at the peak: a run needs
+# a thousand times more steps to make the same progress. StepLR halving every 30 epochs gets there after 300 epochs;
+# DAC's ExponentialLR(0.999996) after 1.7 M steps; ExponentialLR(0.999) after 6,900 steps (coqui-ai/TTS#1003: 7e-111
+# at step 244k). Below 1e-8 an Adam update is under 1e-8 per weight whatever the peak was.
+LR_VANISHED_FRACTION = 1e-3
+LR_FLOOR = 1e-8
+LR_TAGS = (tags.TRAIN_LR_G, tags.TRAIN_LR_D)
+# Validation rounds without improvement, after the round where the learning rate had vanished, before it is a
+# finding: a cosine schedule reaching 0 on the last round of a run that was still improving is not one.
+LR_STALL_ROUNDS = 3
+# The family's quality metric and its direction: PESQ for enhancement, the validation mel distance for a codec,
+# else SNR.
+QUALITY_METRICS = ((tags.VAL_PESQ, "max"), (tags.VAL_LOSS_MEL, "min"), (tags.VAL_SNR, "max"))
+# Smallest change that counts as an improvement: under half the round-to-round jitter of validation PESQ on fixed
+# crops (0.1 MOS is the divergence rule's fall), 0.1 dB of SNR; 0.5% of the best for other metrics (the mel distance).
+STALL_MIN_IMPROVEMENT = {tags.VAL_PESQ: 0.02, tags.VAL_SNR: 0.1}
+STALL_RELATIVE_IMPROVEMENT = 0.005
+
+# A loss spike: a logging point above the median of the trailing SPIKE_WINDOW points by more than SPIKE_K times their
+# median absolute deviation (about 6.7 standard deviations of Gaussian noise), back under that threshold within
+# SPIKE_RECOVERY logging points. A loss that stays up is a level shift (the divergence rules), not a spike.
+SPIKE_K = 10.0
+SPIKE_WINDOW = 50
+SPIKE_MIN_BASELINE = 10
+SPIKE_RECOVERY = 3
+# The spread never counts as less than 5% of the median, so a nearly constant loss needs a jump of half its value.
+SPIKE_SPREAD_FLOOR = 0.05
+# Spikes at this many distinct logging points make a warning: one is an outlier batch, repeated ones are a pattern.
+SPIKE_REPEATS = 3
+SPIKES_LISTED = 5
+
+
+def _key(point: Point, by_step: bool) -> float:
+    value = point.step if by_step else point.epoch
+    return -math.inf if value is None else value
+
+
+def _quality_metric(history: MetricHistory) -> tuple[str, str] | None:
+    return next(((tag, mode) for tag, mode in QUALITY_METRICS if history.has(tag)), None)
+
+
+def _min_improvement(metric: str, best: float) -> float:
+    base = metric.removesuffix("_epoch").removesuffix("_step")
+    return STALL_MIN_IMPROVEMENT.get(base, STALL_RELATIVE_IMPROVEMENT * abs(best))
+
+
+def lr_vanished(history: MetricHistory, stall_rounds: int = LR_STALL_ROUNDS) -> Finding | None:
+    """LR_VANISHED: a learning rate below 1e-3 of its peak (or below 1e-8) while validation quality stalls.
+
+    Holds at a validation round when the generator's or the discriminator's learning rate (`train/lr_g`,
+    `train/lr_d`, the latest value logged at or before each round) was vanished at that round and the `stall_rounds`
+    rounds before it, and none of the last `stall_rounds` rounds improved on the best up to the first of them. The
+    quality metric is the family's: val/pesq, else val/loss_mel (lower is better), else val/snr_db.
+    """
+    chosen = _quality_metric(history)
+    lr_tags = [tag for tag in LR_TAGS if history.has(tag)]
+    if chosen is None or not lr_tags:
+        return None
+    metric, mode = chosen
+    sign = 1.0 if mode == "max" else -1.0
+    rounds = [p for p in history.series(metric) if math.isfinite(p.value)]
+    lr_series = {tag: [p for p in history.series(tag) if math.isfinite(p.value)] for tag in lr_tags}
+    by_step = all(p.step is not None for p in rounds) and all(
+        p.step is not None for points in lr_series.values() for p in points
+    )
+    # For each round and LR tag: (the learning rate then, its peak so far); absent before the first logged value.
+    states: list[dict[str, tuple[float, float]]] = [{} for _ in rounds]
+    for tag, points in lr_series.items():
+        points = sorted(points, key=lambda p: _key(p, by_step))
+        keys = [_key(p, by_step) for p in points]
+        peaks = list(itertools.accumulate((p.value for p in points), max))
+        for state, round_point in zip(states, rounds):
+            count = bisect.bisect_right(keys, _key(round_point, by_step))
+            if count:
+                state[tag] = (points[count - 1].value, peaks[count - 1])
+
+    def vanished(index: int) -> list[str]:
+        return [
+            tag
+            for tag, (lr, peak) in states[index].items()
+            if lr < LR_FLOOR or lr < LR_VANISHED_FRACTION * peak
+        ]
+
+    def holds(index: int) -> bool:
+        start = index - stall_rounds
+        if start < 0 or not all(vanished(j) for j in range(start, index + 1)):
+            return False
+        best = max(sign * p.value for p in rounds[: start + 1])
+        since = max(sign * p.value for p in rounds[start + 1 : index + 1])
+        return since - best < _min_improvement(metric, sign * best)
+
+    flags = [holds(i) for i in range(len(rounds))]
+    if not any(flags):
+        return None
+    first = flags.index(True)
+    start = first - stall_rounds
+    best_index = max(range(start + 1), key=lambda j: (sign * rounds[j].value, -j))
+    tag = vanished(start)[0]
+    lr_start, peak = states[start][tag]
+    lr_last, _ = states[-1].get(tag, (lr_start, peak))
+    stalled = [p.value for p in rounds[start + 1 : first + 1]]
+    relative = f"{lr_start / peak:.2g} of its peak {peak:.2g}" if peak > 0 else "never higher"
+    evidence = (
+        f"{tag} was {lr_start:.2g} at {where(rounds[start])}, {relative} "
+        f"(vanished: under {LR_VANISHED_FRACTION:g} of the peak or under {LR_FLOOR:g}), and {metric} did not improve "
+        f"on its best {rounds[best_index].value:.4g} ({where(rounds[best_index])}) in the {stall_rounds} validation "
+        f"rounds after that ({', '.join(f'{v:.4g}' for v in stalled)}, the last at {where(rounds[first])}); the "
+        f"latest {tag} is {lr_last:.2g}."
+    )
+    others = [t for t in vanished(start) if t != tag]
+    if others:
+        evidence += f" {', '.join(others)} had vanished too."
+    suggestion = (
+        "Check the scheduler's decay per step (ExponentialLR's gamma, StepLR's step_size, a cosine T_max shorter than "
+        "the run) and whether it steps per batch or per epoch (model.init_args.scheduler_interval), then resume from "
+        f"the last checkpoint with the learning rate restored and check that {metric} improves again."
+    )
+    point = rounds[first]
+    finding = Finding("LR_VANISHED", "warning", point.step, point.epoch, evidence, suggestion)
+    return settle(finding, rounds, flags, 1)
+
+
+def data_leak(history: MetricHistory, examples: Sequence[str] = ()) -> Finding | None:
+    """DATA_LEAK: validation or test files that are training files, or validation files that are test files, as
+    counted at the start of fit (`diag/data_leak_files`, `diag/val_test_shared_files`; DataLeakCheck).
+
+    `examples` (file names, from the live check) are named in the evidence; offline the run's text entry
+    `diag/data_leak` lists them. A count that was non-zero at an earlier start and is 0 at the latest is info.
+    """
+    counted = {tag: history.series(tag) for tag in (tags.DATA_LEAK_FILES, tags.VAL_TEST_SHARED_FILES)}
+    counted = {tag: points for tag, points in counted.items() if points}
+    if not any(p.value > 0 for points in counted.values() for p in points):
+        return None
+    leaked = counted.get(tags.DATA_LEAK_FILES, [])
+    shared = counted.get(tags.VAL_TEST_SHARED_FILES, [])
+    latest_leaked = leaked[-1].value if leaked else 0.0
+    latest_shared = shared[-1].value if shared else 0.0
+    parts = []
+    if latest_leaked > 0:
+        parts.append(
+            f"{_files(latest_leaked, 'validation or test file')} also training data (the same file, or the same "
+            "content under another name), so their scores measure memorisation, not generalisation"
+        )
+    if latest_shared > 0:
+        parts.append(
+            f"{_files(latest_shared, 'validation file')} also test data (the validation folder is the test folder or "
+            "shares files with it), so a checkpoint chosen on validation is chosen on the test set"
+        )
+    first = min(
+        (p for points in counted.values() for p in points if p.value > 0),
+        key=lambda p: (_key(p, True), _key(p, False)),
+    )
+    named = f" Examples: {', '.join(examples)}." if examples else " The text entry diag/data_leak lists examples."
+    suggestion = (
+        "Make the validation and test folders hold only utterances (ideally speakers) that are not in the training "
+        "folder, e.g. hold out VoiceBank speakers p286 and p287 for validation, and keep the test folder for the final "
+        "score only; then check that diag/data_leak_files and diag/val_test_shared_files are 0."
+    )
+    if not parts:
+        evidence = (
+            f"An earlier start of this run counted {first.value:.0f} shared files at {where(first)}; the latest start "
+            "counted none, so it is reported as info."
+        )
+        return Finding("DATA_LEAK", "info", first.step, first.epoch, evidence, suggestion)
+    latest = max((points[-1] for points in counted.values()), key=lambda p: (_key(p, True), _key(p, False)))
+    evidence = f"When fit started at {where(latest)}, " + "; ".join(parts) + "." + named
+    return Finding("DATA_LEAK", "warning", latest.step, latest.epoch, evidence, suggestion)
+
+
+def _files(count: float, noun: str) -> str:
+    """'1 validation file is' / '3 validation files are'."""
+    return f"{count:.0f} {noun} is" if count == 1 else f"{count:.0f} {noun}s are"
+
+
+@dataclass(frozen=True)
+class Spike:
+    """One loss spike: the logging point where `tag` jumped above `threshold` (median + k·MAD of the trailing
+    window, whose median is `baseline`), the highest value before it came back, and where it came back."""
+
+    tag: str
+    point: Point
+    baseline: float
+    threshold: float
+    peak: float
+    back: Point
+
+
+def _threshold(values: Sequence[float], index: int, k: float, window: int) -> tuple[float, float]:
+    trailing = values[max(0, index - window) : index]
+    center = median(trailing)
+    spread = max(median([abs(v - center) for v in trailing]), SPIKE_SPREAD_FLOOR * abs(center), 1e-12)
+    return center, center + k * spread
+
+
+def find_spikes(
+    tag: str,
+    points: Sequence[Point],
+    start: int = 0,
+    k: float = SPIKE_K,
+    window: int = SPIKE_WINDOW,
+    recovery: int = SPIKE_RECOVERY,
+) -> list[Spike]:
+    """The spikes of one loss series (finite points in logging order) that begin at index `start` or later.
+
+    Index i begins a spike when its value exceeds median + k·MAD of the `window` points before it (at least
+    SPIKE_MIN_BASELINE of them), the point before it did not exceed its own threshold, and one of the next `recovery`
+    points is back under i's threshold. Each index is judged on its own neighbourhood, so a live callback that judges
+    only its newest points finds the same spikes as a pass over the whole history.
+    """
+    values = [p.value for p in points]
+    spikes = []
+    for index in range(max(start, SPIKE_MIN_BASELINE), len(values)):
+        baseline, threshold = _threshold(values, index, k, window)
+        if values[index] <= threshold:
+            continue
+        if index - 1 >= SPIKE_MIN_BASELINE and values[index - 1] > _threshold(values, index - 1, k, window)[1]:
+            continue  # inside a spike or a level shift that began earlier
+        after = range(index + 1, min(len(values), index + 1 + recovery))
+        back = next((j for j in after if values[j] <= threshold), None)
+        if back is not None:
+            peak = max(values[index:back])
+            spikes.append(Spike(tag, points[index], baseline, threshold, peak, points[back]))
+    return spikes
+
+
+def loss_series(history: MetricHistory) -> dict[str, list[Point]]:
+    """The finite points of every logged loss term (train/loss_g, train/loss_d, train/loss_*)."""
+    return {
+        tag: [p for p in history.series(tag) if math.isfinite(p.value)]
+        for tag in history.tags_with_prefix(tags.TRAIN_LOSS_PREFIX)
+    }
+
+
+def spike_finding(spikes: Sequence[Spike], repeats: int = SPIKE_REPEATS) -> Finding | None:
+    """LOSS_SPIKE from a set of spikes: info for fewer than `repeats` distinct logging points, a warning from then on
+    (first at the point where the `repeats`-th began)."""
+    if not spikes:
+        return None
+    ordered = sorted(spikes, key=lambda s: (_key(s.point, True), _key(s.point, False), s.tag))
+    events: list[Point] = []
+    for spike in ordered:
+        if not events or (spike.point.step, spike.point.epoch) != (events[-1].step, events[-1].epoch):
+            events.append(spike.point)
+    severity = "warning" if len(events) >= repeats else "info"
+    first = events[repeats - 1] if severity == "warning" else events[0]
+    listed = "; ".join(
+        f"{s.tag} {s.peak:.4g} at {where(s.point)} ({s.peak / s.baseline:.3g}× its trailing median {s.baseline:.4g})"
+        if s.baseline > 0
+        else f"{s.tag} {s.peak:.4g} at {where(s.point)} (trailing median {s.baseline:.4g})"
+        for s in ordered[:SPIKES_LISTED]
+    )
+    more = f" and {len(ordered) - SPIKES_LISTED} more" if len(ordered) > SPIKES_LISTED else ""
+    evidence = (
+        f"{len(events)} loss spike{'s' if len(events) != 1 else ''} (a logged value above the trailing median + "
+        f"{SPIKE_K:g}·MAD of its last {SPIKE_WINDOW} points, back under it within {SPIKE_RECOVERY} logging points): "
+        f"{listed}{more}."
+    )
+    if severity == "info":
+        evidence += f" Fewer than {repeats} spikes are reported as info: one bad batch is not a pattern."
+    suggestion = (
+        "Look at the batches of those steps (the training sampler is a pure function of seed, epoch and step) for "
+        "clipping, silence or a corrupt file; if the spikes are not tied to the data, clip the gradients "
+        "(model.init_args.grad_clip_g / grad_clip_d) or lower the learning rate and check that the spikes stop."
+    )
+    return Finding("LOSS_SPIKE", severity, first.step, first.epoch, evidence, suggestion)
+
+
+def loss_spike(history: MetricHistory, repeats: int = SPIKE_REPEATS) -> Finding | None:
+    """LOSS_SPIKE: a loss term that jumps above median + 10·MAD of its trailing window and comes back within a few
+    logging points; info unless spikes occur at `repeats` (3) or more logging points."""
+    spikes = [s for tag, points in loss_series(history).items() for s in find_spikes(tag, points)]
+    return spike_finding(spikes, repeats)
