@@ -57,6 +57,7 @@ class ZooEntry:
     fault_step: the batch at which the fault begins (0: from the start); latency counts from here.
     processes: `codecgan fit` processes the run takes (DDP ranks), one slot each.
     extra_args: command-line overrides appended after the overlay (the smoke test shortens budgets).
+    confirm_steps: the length of each `codecgan confirm` arm (its measurement must fall inside it).
     """
 
     name: str
@@ -65,6 +66,7 @@ class ZooEntry:
     fault_step: int = 0
     processes: int = 1
     extra_args: tuple[str, ...] = ()
+    confirm_steps: int = 60
 
     @property
     def overlay(self) -> Path:
@@ -108,7 +110,8 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("grouped_conv_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_loss_to_chance"),
     ZooEntry("gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
     ZooEntry("istft_length_mismatch", "LENGTH_MISMATCH", "diag/length_mismatch"),
-    ZooEntry("rank_desync", "RANK_DIVERGENCE", "diag/rank_param_spread/discriminator", fault_step=20, processes=2),
+    ZooEntry("rank_desync", "RANK_DIVERGENCE", "diag/rank_param_spread/discriminator", fault_step=20, processes=2,
+             confirm_steps=120),  # RankConsistency measures every 100 steps
     ZooEntry("nonfinite_loss", "NONFINITE_LOSS", "diag/nonfinite_loss_steps", fault_step=30),
     ZooEntry("lr_too_high", "NEGATIVE_SNR", "val/snr_db"),
     # The learning rates fall under 1e-3 of their initial values at step 20 (0.7**20 = 8e-4).
@@ -135,6 +138,15 @@ class ZooResult:
     error: str | None = None  # the last error line of a failed run
     d_loss_to_chance: float | None = None  # median of diag/d_loss_to_chance over the last epoch
     live_alarms: list[str] = field(default_factory=list)  # the alarms at 1 when the run's logs end
+    confirm: list[dict] = field(default_factory=list)  # `codecgan confirm --json` of the run (expected code only)
+    confirm_wall_s: float | None = None
+
+    def confirm_verdict(self) -> str:
+        """The expected code's verdict (the last experiment run); for a control, `no finding` or what confirm said."""
+        if self.is_control:
+            return ", ".join(f"{v['code']}: {v['verdict']}" for v in self.confirm) or "no finding"
+        verdicts = [v for v in self.confirm if v["code"] == self.expected]
+        return verdicts[-1]["verdict"] if verdicts else "not run"
 
     @property
     def codes_above_info(self) -> list[str]:
@@ -263,6 +275,28 @@ def read_history(log_dir: Path) -> MetricHistory | None:
     return histories[0][1] if histories else None
 
 
+def confirm_all(entries: list[ZooEntry], results: dict[str, ZooResult], slots: int, echo: bool = True) -> None:
+    """`codecgan confirm` on each run, one after another with `slots` arms at once: a fault for its expected code,
+    a control for every finding above info (none expected)."""
+    for entry in entries:
+        result = results[entry.name]
+        codes = ["--code", entry.expected] if entry.expected else []
+        start = time.monotonic()
+        completed = subprocess.run(
+            [sys.executable, "-m", "codecgan", "confirm", result.log_dir, *codes, "--steps", str(entry.confirm_steps),
+             "--seeds", "2", "--devices", str(slots), "--json"],
+            cwd=ROOT, env=single_thread_env(), capture_output=True, text=True,
+        )  # fmt: skip
+        result.confirm_wall_s = time.monotonic() - start
+        if completed.returncode == 0:
+            result.confirm = json.loads(completed.stdout)
+        else:
+            lines = [line for line in completed.stderr.splitlines() if line.strip()]
+            result.confirm = [{"code": entry.expected or "-", "verdict": f"failed: {(lines or ['?'])[-1]}"}]
+        if echo:
+            print(f"  confirmed {entry.name} in {result.confirm_wall_s:.0f} s: {result.confirm_verdict()}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="overlays to run (default: all)")
@@ -270,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=Path, default=RUNS, help="where the run directories go (default runs/zoo)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where zoo.md, zoo.json and zoo/*.png go")
     parser.add_argument("--no-plots", action="store_true", help="skip the pictures")
+    parser.add_argument("--no-confirm", action="store_true", help="skip `codecgan confirm` on each run")
     args = parser.parse_args(argv)
     by_name = {entry.name: entry for entry in ZOO}
     unknown = [name for name in args.names if name not in by_name]
@@ -279,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"failure zoo: {len(entries)} runs, {args.slots} processes at a time, logs in {args.runs}", flush=True)
     start = time.monotonic()
     results = run_all(entries, args.runs, args.slots)
+    if not args.no_confirm:
+        confirm_all(entries, results, args.slots)
     total = time.monotonic() - start
 
     from zoo_report import write_report  # noqa: PLC0415 (imports this module back)

@@ -15,7 +15,7 @@ from zoo import ZooEntry, ZooResult
 COLUMNS = (
     ("overlay", "overlay"), ("steps", "steps"), ("expected", "expected"), ("found", "codes found (above info)"),
     ("detected", "detected"), ("latency", "latency (steps)"), ("false_alarms", "false alarms"),
-    ("d_loss_to_chance", "D loss / chance"), ("wall_s", "wall (s)"),
+    ("d_loss_to_chance", "D loss / chance"), ("confirm", "confirm"), ("wall_s", "wall (s)"),
 )  # fmt: skip
 
 
@@ -53,7 +53,8 @@ def table_row(entry: ZooEntry, result: ZooResult) -> dict[str, str]:
         "latency": "—" if latency is None else str(latency),
         "false_alarms": "—" if not result.is_control else (", ".join(result.false_alarms) or "none"),
         "d_loss_to_chance": "—" if ratio is None else f"{ratio:.3f}",
-        "wall_s": f"{result.wall_s:.0f}",
+        "confirm": result.confirm_verdict() if result.confirm_wall_s is not None else "—",
+        "wall_s": f"{result.wall_s:.0f}" + ("" if result.confirm_wall_s is None else f" + {result.confirm_wall_s:.0f}"),
     }
 
 
@@ -104,6 +105,9 @@ def write_report(entries: list[ZooEntry], results: dict[str, ZooResult], total_s
             "Latency: steps from the batch where the fault begins to the `first_step` of the expected finding. "
             "False alarms: the controls' findings above `info`. D loss / chance: the discriminator loss over that of the "
             "best constant output, median of the last epoch (a discriminator that learns is below 0.97). "
+            "Confirm: the verdict of `codecgan confirm RUN --code <expected>` (2 seeds × control and treatment of the "
+            "entry's confirm_steps, from the last checkpoint before the finding or fresh); for a control, what confirm "
+            "finds to run. Wall: the fault run + its confirmation. "
             "Each run's findings, with their evidence, are in `zoo.json`; its key curve is in `zoo/<overlay>.png`.",
             "",
             *(["Notes:", "", *notes(entries, results), ""] if notes(entries, results) else []),

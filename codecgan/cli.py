@@ -3,6 +3,7 @@
     codecgan fit --config experiments/codec_tiny.yaml
     codecgan fit --config experiments/codec_tiny.yaml --ckpt_path last     # resume
     codecgan diagnose runs/codec_tiny [--json]
+    codecgan confirm runs/codec_tiny [--code CODE] [--steps N] [--seeds K] [--json]   # each finding's experiment
     codecgan scan data/train [data/val ...]                               # decode every audio file
     codecgan enhance --ckpt CKPT INPUT... --out DIR [--keep-rate]         # a trained enhancer on files
     codecgan encode --ckpt CKPT INPUT... --out DIR [--n-codebooks N]      # a trained codec's codes
@@ -33,6 +34,10 @@ def main(args: list[str] | None = None) -> None:
         from codecgan.diagnosis.cli import diagnose_main
 
         raise SystemExit(diagnose_main(argv[1:]))
+    if argv and argv[0] == "confirm":
+        from codecgan.confirm.cli import confirm_main
+
+        raise SystemExit(confirm_main(argv[1:]))
     if argv and argv[0] == "scan":
         from codecgan.data.scan_command import scan_main
 

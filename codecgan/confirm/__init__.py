@@ -1,0 +1,1 @@
+"""`codecgan confirm`: each finding's experiment, run as ordinary training runs, with a verdict."""

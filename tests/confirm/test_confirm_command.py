@@ -1,0 +1,89 @@
+"""`codecgan confirm` end to end on a tiny fault run: random validation crops (EVAL_NONDETERMINISTIC) are confirmed
+by the fixed-crop experiment, a code the run does not show has no finding, and a second call re-uses the arms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from codecgan.cli import main
+from codecgan.confirm.arms import read_run_config
+from codecgan.confirm.experiments import EXPERIMENTS
+from codecgan.confirm.arms import apply_change
+from tests.conftest import EXPERIMENTS as CONFIGS
+from tests.conftest import write_overlay
+
+CONFIRM_STEPS = 16
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory) -> Path:
+    """codec_tiny with random validation crops: 24 steps, validation every 6 (four rounds)."""
+    folder = tmp_path_factory.mktemp("confirm")
+    overlay = {
+        "trainer": {
+            "max_steps": 24, "val_check_interval": 6, "log_every_n_steps": 3, "enable_progress_bar": False,
+            "enable_model_summary": False, "default_root_dir": str(folder / "run"),
+            "logger": {"init_args": {"save_dir": str(folder), "name": "run"}},
+        },
+        "data": {"init_args": {"synthetic_items": [16, 4, 4], "crop_seconds": 0.2, "batch_size": 4, "val_crop": "random"}},
+    }
+    main(["fit", "--config", str(CONFIGS / "codec_tiny.yaml"), "--config", str(write_overlay(folder, "fault.yaml", overlay))])
+    return folder / "run"
+
+
+def confirm_json(run: Path, capsys, *args: str) -> list[dict]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["confirm", str(run), "--json", *args])
+    assert exit_info.value.code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_confirm_confirms_random_validation_crops_and_reuses_its_arms(fault_run: Path, capsys) -> None:
+    verdicts = confirm_json(fault_run, capsys, "--code", "EVAL_NONDETERMINISTIC", "--steps", str(CONFIRM_STEPS))
+    assert len(verdicts) == 1
+    verdict = verdicts[0]
+    assert set(verdict) >= {"code", "experiment", "verdict", "metric", "control", "treatment", "effect", "noise", "runs"}
+    assert (verdict["code"], verdict["experiment"], verdict["verdict"]) == (
+        "EVAL_NONDETERMINISTIC", "fixed validation crops", "confirmed")
+    assert verdict["metric"] == "diag/eval_input_changed_fraction" and verdict["direction"] == "min"
+    assert verdict["control"] > 0.5 and verdict["treatment"] == 0.0 and verdict["effect"] > verdict["noise"]
+    runs = [Path(run) for run in verdict["runs"]]
+    assert [run.name for run in runs] == ["control-fresh-seed0", "control-fresh-seed1",
+                                          "fixed-validation-crops-seed0", "fixed-validation-crops-seed1"]
+    assert all(run.parent == fault_run / "confirm" / "EVAL_NONDETERMINISTIC" for run in runs)
+    treatment = yaml.safe_load((runs[2] / "arm.yaml").read_text())
+    assert treatment["data"]["init_args"]["val_crop"] == "center" and treatment["seed_everything"] == 0
+    assert yaml.safe_load((runs[0] / "arm.yaml").read_text())["data"]["init_args"]["val_crop"] == "random"
+    # A second call with the same settings trains nothing: it reads the finished arms.
+    events = sorted(runs[0].glob("events.out.tfevents.*"))
+    again = confirm_json(fault_run, capsys, "--code", "EVAL_NONDETERMINISTIC", "--steps", str(CONFIRM_STEPS))
+    assert again == verdicts and sorted(runs[0].glob("events.out.tfevents.*")) == events
+    # The arms are runs of their own: `codecgan diagnose RUN` still reads the one run.
+    with pytest.raises(SystemExit):
+        main(["diagnose", str(fault_run), "--json"])
+    assert "In run" not in capsys.readouterr().out
+
+
+def test_a_code_the_run_does_not_show_has_no_finding_and_nothing_runs(fault_run: Path, capsys) -> None:
+    verdicts = confirm_json(fault_run, capsys, "--code", "LENGTH_MISMATCH")
+    assert [(v["code"], v["verdict"]) for v in verdicts] == [("LENGTH_MISMATCH", "no finding")]
+    assert not (fault_run / "confirm" / "LENGTH_MISMATCH").exists()
+
+
+def test_every_codec_experiment_applies_to_a_real_run_config(fault_run: Path) -> None:
+    config = read_run_config(fault_run)
+    for code, experiments in EXPERIMENTS.items():
+        for experiment in experiments:
+            for path, change in experiment.changes_for("codec").items():
+                apply_change(config, path, change)  # raises ConfirmError when a path does not fit
+
+
+def test_a_folder_that_is_not_a_run_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["confirm", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("codecgan confirm: error:")
