@@ -225,24 +225,6 @@ class GANModule(L.LightningModule):
                     f"(a different architecture in the config?): {str(error).splitlines()[0]}"
                 ) from None
 
-    def load_weights(self, checkpoint: str) -> None:
-        """Load the generator's and discriminator's weights (``state_dict`` entries ``generator.*`` and
-        ``discriminator.*``) of a ``codecgan fit`` checkpoint; a ``ConfigError`` names what is missing."""
-        if not os.path.isfile(checkpoint):
-            raise ConfigError(f"model.init_args.init_from: no checkpoint file {checkpoint}.")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True).get("state_dict", {})
-        for name in ("generator", "discriminator"):
-            weights = {key[len(name) + 1 :]: value for key, value in state.items() if key.startswith(name + ".")}
-            if not weights:
-                raise ConfigError(f"model.init_args.init_from: {checkpoint} holds no {name}.* weights.")
-            try:
-                getattr(self, name).load_state_dict(weights)
-            except RuntimeError as error:
-                raise ConfigError(
-                    f"model.init_args.init_from: the {name} weights in {checkpoint} do not fit this run's {name} "
-                    f"(a different architecture in the config?): {str(error).splitlines()[0]}"
-                ) from None
-
     def check_crop_length(self, crop: int) -> None:
         """Fail at start, naming the key, when ``crop``-sample crops are too short for the discriminator."""
         try:
