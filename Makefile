@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-slow demo tensorboard diagnose zoo bench clean
+.PHONY: help venv test test-slow format demo tensorboard diagnose zoo bench clean
 
 help:  ## Show this help.
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## Create .venv and install codecgan with its dev extras (about 2 minutes the first time).
 
-test: $(STAMP)  ## Run the fast test suite (about 9 minutes on 2 CPU cores).
+test: $(STAMP)  ## Lint (ruff check, ruff format --check), then the fast test suite (about 9 minutes on 2 CPU cores).
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q
+
+format: $(STAMP)  ## Format the code and apply ruff's safe fixes (what `make test` checks).
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 test-slow: $(STAMP)  ## Run only the slow tests.
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -m slow

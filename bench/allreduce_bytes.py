@@ -62,17 +62,39 @@ def measure_ratio(config: Path, strategy: str, scratch: Path, batches: int = 3, 
     scratch.mkdir(parents=True, exist_ok=True)
     overlay = {
         "trainer": {
-            "accelerator": "cpu", "devices": 2, "strategy": strategy, "precision": "32-true", "max_steps": batches,
-            "max_epochs": -1, "limit_val_batches": 0, "num_sanity_val_steps": 0, "logger": False,
-            "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+            "accelerator": "cpu",
+            "devices": 2,
+            "strategy": strategy,
+            "precision": "32-true",
+            "max_steps": batches,
+            "max_epochs": -1,
+            "limit_val_batches": 0,
+            "num_sanity_val_steps": 0,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
             "default_root_dir": str(scratch),
-            "callbacks": [{"class_path": "bench.allreduce_bytes.AllReduceBytes",
-                           "init_args": {"directory": str(scratch / "bytes")}}],
+            "callbacks": [
+                {
+                    "class_path": "bench.allreduce_bytes.AllReduceBytes",
+                    "init_args": {"directory": str(scratch / "bytes")},
+                }
+            ],
         },
         # Half-second crops: the gradient bytes do not depend on the crop, and a CMGAN-size step on 2 s crops
         # needs about 10 GB per CPU process.
-        "data": {"init_args": {"train_dir": None, "val_dir": None, "test_dir": None, "batch_size": 1,
-                               "num_workers": 0, "synthetic_items": [8, 2, 2], "crop_seconds": 0.5}},
+        "data": {
+            "init_args": {
+                "train_dir": None,
+                "val_dir": None,
+                "test_dir": None,
+                "batch_size": 1,
+                "num_workers": 0,
+                "synthetic_items": [8, 2, 2],
+                "crop_seconds": 0.5,
+            }
+        },
     }
     for section, values in (overrides or {}).items():
         overlay.setdefault(section, {}).update(values)

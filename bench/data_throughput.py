@@ -115,15 +115,27 @@ def main() -> None:
         codec = lambda: CodecDataModule(  # noqa: E731
             sample_rate=44100, train_dir=str(root / "codec"), crop_seconds=0.38, batch_size=12, num_workers=0
         )
-        report(f"codec ({args.codec_file_rate} Hz 16-bit stereo files, 44.1 kHz, 0.38 s crops, batch 12)",
-               args.files, *measure(codec, args.files, args.batches))
+        report(
+            f"codec ({args.codec_file_rate} Hz 16-bit stereo files, 44.1 kHz, 0.38 s crops, batch 12)",
+            args.files,
+            *measure(codec, args.files, args.batches),
+        )
         if "loudness_db" in inspect.signature(CodecDataModule.__init__).parameters:
             dac_recipe = lambda: CodecDataModule(  # noqa: E731
-                sample_rate=44100, train_dir=str(root / "codec"), crop_seconds=0.38, batch_size=12, num_workers=0,
-                loudness_db=-16.0, salient_cutoff_db=-40.0, phase_shift=True,
+                sample_rate=44100,
+                train_dir=str(root / "codec"),
+                crop_seconds=0.38,
+                batch_size=12,
+                num_workers=0,
+                loudness_db=-16.0,
+                salient_cutoff_db=-40.0,
+                phase_shift=True,
             )
-            report("codec with codec_dac.yaml's recipe (loudness -16 LUFS, salient -40 LUFS, phase shift)",
-                   args.files, *measure(dac_recipe, args.files, args.batches))
+            report(
+                "codec with codec_dac.yaml's recipe (loudness -16 LUFS, salient -40 LUFS, phase shift)",
+                args.files,
+                *measure(dac_recipe, args.files, args.batches),
+            )
         if args.no_enhancement:
             return
         for tree in ("noisy", "clean"):
@@ -131,8 +143,11 @@ def main() -> None:
         enhancement = lambda: EnhancementDataModule(  # noqa: E731
             sample_rate=16000, train_dir=str(root / "enhancement"), crop_seconds=2.0, batch_size=4, num_workers=0
         )
-        report("enhancement (16 kHz 16-bit mono noisy/clean pairs, 2 s crops, batch 4)",
-               2 * args.files, *measure(enhancement, 2 * args.files, args.batches))
+        report(
+            "enhancement (16 kHz 16-bit mono noisy/clean pairs, 2 s crops, batch 4)",
+            2 * args.files,
+            *measure(enhancement, 2 * args.files, args.batches),
+        )
 
 
 if __name__ == "__main__":

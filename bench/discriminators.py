@@ -77,21 +77,28 @@ def run_variant(variant: Variant, real: torch.Tensor, fake: torch.Tensor, warmup
     discriminator = DACDiscriminator().to(real.device)
     if variant.compile:
         discriminator.compile(mode=variant.compile)
-    autocast = (torch.autocast(real.device.type, dtype=torch.bfloat16) if variant.precision.startswith("bf16")
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(real.device.type, dtype=torch.bfloat16)
+        if variant.precision.startswith("bf16")
+        else contextlib.nullcontext()
+    )
     losses = {}
     result = {"variant": variant.name}
     for name, function in (("D step", d_step), ("G side", g_side)):
+
         def call() -> None:
             with autocast:
                 losses[name] = function(discriminator, real, fake)
+
         compile_start = time.perf_counter()
         timed_ms(call, warmup)
         result[f"{name} warm-up s"] = time.perf_counter() - compile_start
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         result[name] = statistics.median(timed_ms(call, steps))
-        result[f"{name} peak GiB"] = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+        result[f"{name} peak GiB"] = (
+            torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+        )
         result[f"{name} loss"] = float(losses[name])
     result["dynamo"] = dynamo_counts()
     return result
@@ -100,7 +107,9 @@ def run_variant(variant: Variant, real: torch.Tensor, fake: torch.Tensor, warmup
 def report(results: list[dict], args: argparse.Namespace) -> str:
     base = results[0]
     lines = [
-        "### discriminators: DAC's MPD + multi-band STFT set (42.5 M parameters)", "", environment_line() + ".",
+        "### discriminators: DAC's MPD + multi-band STFT set (42.5 M parameters)",
+        "",
+        environment_line() + ".",
         f"Real and fake audio {args.batch} × {args.seconds} s at {args.sample_rate} Hz; medians of {args.steps} passes "
         f"after {args.warmup} warm-up (ms). Loss error: |loss − fp32 loss| / fp32 loss on the same weights and audio.",
         "",
@@ -113,11 +122,14 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         lines.append(
             f"| {r['variant']} | {r['D step']:.1f} | {base['D step'] / r['D step']:.2f} | {r['G side']:.1f} | "
             f"{base['G side'] / r['G side']:.2f} | {max(r['D step peak GiB'], r['G side peak GiB']):.2f} | "
-            f"{errors[0]:.1e} | {errors[1]:.1e} | {r['D step warm-up s'] + r['G side warm-up s']:.0f} |")
+            f"{errors[0]:.1e} | {errors[1]:.1e} | {r['D step warm-up s'] + r['G side warm-up s']:.0f} |"
+        )
     for r in results:
         if "compile" in r["variant"]:
-            lines.append(f"\n`{r['variant']}`: {r['dynamo']['graph_breaks']} graph breaks, "
-                         f"{r['dynamo']['unique_graphs']} compiled graphs.")
+            lines.append(
+                f"\n`{r['variant']}`: {r['dynamo']['graph_breaks']} graph breaks, "
+                f"{r['dynamo']['unique_graphs']} compiled graphs."
+            )
     return "\n".join(lines)
 
 
@@ -128,9 +140,12 @@ def main() -> None:
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--variants", default=None, help="comma-separated names (default: all on a GPU, eager ones on a CPU)")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds; variants not started by then are skipped")
+    parser.add_argument(
+        "--variants", default=None, help="comma-separated names (default: all on a GPU, eager ones on a CPU)"
+    )
+    parser.add_argument(
+        "--time-budget", type=float, default=None, help="seconds; variants not started by then are skipped"
+    )
     parser.add_argument("--results-dir", default=None)
     args = parser.parse_args()
     began = time.perf_counter()
@@ -157,7 +172,9 @@ def main() -> None:
             continue
         print(results[-1], flush=True)
         text = report(results, args)
-        path = write_section("discriminators", text, args.results_dir)  # after every variant: a cut run keeps its numbers
+        path = write_section(
+            "discriminators", text, args.results_dir
+        )  # after every variant: a cut run keeps its numbers
     print("\n" + text + f"\n\nwrote {path}")
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
-import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 

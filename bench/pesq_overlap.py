@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codecgan.lightning_cli import build_cli  # noqa: E402
 from codecgan.data import SyntheticNoisySpeech  # noqa: E402
+from codecgan.lightning_cli import build_cli  # noqa: E402
 from codecgan.metrics import PesqHandle, PesqResult  # noqa: E402
 
 VARIANTS = {
@@ -74,9 +74,24 @@ def build_module(config: str, variant: dict, batch_size: int | None = None):
     """The config's module with the variant's PESQ settings, and its data module's crop and batch size."""
     model_args = [f"--model.init_args.{key}={'null' if value is None else value}" for key, value in variant.items()]
     # The config's own trainer (4 GPUs for cmgan) is replaced by a one-device trainer in time_variant.
-    cli = build_cli(["--config", str(ROOT / "experiments" / f"enhance_{config}.yaml"), "--trainer.logger", "false",
-                     "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
-                     "--data.init_args.train_dir", "null", *model_args], run=False)
+    cli = build_cli(
+        [
+            "--config",
+            str(ROOT / "experiments" / f"enhance_{config}.yaml"),
+            "--trainer.logger",
+            "false",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.devices",
+            "1",
+            "--trainer.strategy",
+            "auto",
+            "--data.init_args.train_dir",
+            "null",
+            *model_args,
+        ],
+        run=False,
+    )
     return cli.model, cli.datamodule.crop_samples, batch_size or cli.datamodule.batch_size
 
 
@@ -93,17 +108,28 @@ def time_variant(name: str, config: str, loader: DataLoader, steps: int, warmup:
     if name.startswith("(d)"):  # constant targets, no PESQ computed
         module.score_estimates = types.MethodType(
             lambda self, clean, estimate, length: PesqHandle(
-                result=PesqResult(np.full(clean.shape[0], 3.0), (None,) * clean.shape[0])), module)
+                result=PesqResult(np.full(clean.shape[0], 3.0), (None,) * clean.shape[0])
+            ),
+            module,
+        )
     elif name.startswith("(a')"):
         submit = module.score_estimates
         module.score_estimates = lambda clean, estimate, length: PesqHandle(
-            result=submit(clean, estimate, length).result())
+            result=submit(clean, estimate, length).result()
+        )
     timer = StepTimer()
     cuda = torch.cuda.is_available()
     trainer = L.Trainer(
-        accelerator="gpu" if cuda else "cpu", devices=1, precision="bf16-mixed" if cuda else "32-true",
-        max_steps=warmup + steps, limit_val_batches=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+        accelerator="gpu" if cuda else "cpu",
+        devices=1,
+        precision="bf16-mixed" if cuda else "32-true",
+        max_steps=warmup + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
     )
     trainer.fit(module, train_dataloaders=loader)
     return statistics.median(timer.seconds[warmup:])
@@ -133,8 +159,10 @@ def main() -> None:
             crop = round(16000 * (args.cmgan_seconds or (0.5 if small else crop / 16000)))
         params = sum(p.numel() for p in module.generator.parameters())
         loader = cached_batches(crop, batch, warmup + steps)
-        print(f"\n{config}: generator {params / 1e6:.3f} M parameters, batch {batch} x {crop / 16000:.2f} s, "
-              f"{steps} timed steps after {warmup} warm-up")
+        print(
+            f"\n{config}: generator {params / 1e6:.3f} M parameters, batch {batch} x {crop / 16000:.2f} s, "
+            f"{steps} timed steps after {warmup} warm-up"
+        )
         results = {name: time_variant(name, config, loader, steps, warmup) for name in VARIANTS}
         baseline = results["(d) no PESQ"]
         for name, seconds in results.items():

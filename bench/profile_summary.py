@@ -54,10 +54,13 @@ def profile_table(run_fit: Callable[[list], object], start: int, steps: int, top
     probe = ProfiledSteps(start)
     run_fit([probe])
     kernels = [
-        event for event in probe.profiler.key_averages()
-        if event.device_type == torch.autograd.DeviceType.CUDA and event.self_device_time_total > 0
+        event
+        for event in probe.profiler.key_averages()
+        if event.device_type == torch.autograd.DeviceType.CUDA
+        and event.self_device_time_total > 0
         # record_function ranges (e.g. "Optimizer.step#AdamW.step") also show on the GPU row; they are spans, not kernels
-        and not getattr(event, "is_user_annotation", False) and "#" not in event.key
+        and not getattr(event, "is_user_annotation", False)
+        and "#" not in event.key
     ]
     total_us = sum(event.self_device_time_total for event in kernels)
     wall_ms = 1000 * probe.wall_seconds / steps

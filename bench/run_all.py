@@ -22,8 +22,15 @@ from bench.results_markdown import environment_line, write_section  # noqa: E402
 
 # name -> (arguments after the interpreter, whether the script writes its own section)
 BENCHMARKS = {
-    "train_step_codec": (["bench/train_step.py", "--config", "experiments/codec_dac.yaml",
-                          "--override=--data.init_args.synthetic_seconds=0.5"], True),
+    "train_step_codec": (
+        [
+            "bench/train_step.py",
+            "--config",
+            "experiments/codec_dac.yaml",
+            "--override=--data.init_args.synthetic_seconds=0.5",
+        ],
+        True,
+    ),
     "train_step_enhance": (["bench/train_step.py", "--config", "experiments/enhance_cmgan.yaml"], True),
     "discriminators": (["bench/discriminators.py"], True),
     "pesq_overlap": (["bench/pesq_overlap.py", "--configs", "cmgan"], False),
@@ -47,7 +54,9 @@ def main() -> None:
         if not (ROOT / script[0]).exists():
             print(f"{name}: {script[0]} is missing, skipped", flush=True)
             continue
-        command = [sys.executable, *script] + (["--results-dir", args.results_dir] if args.results_dir and writes_section else [])
+        command = [sys.executable, *script] + (
+            ["--results-dir", args.results_dir] if args.results_dir and writes_section else []
+        )
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
         began = time.perf_counter()
         completed = subprocess.run(command, cwd=ROOT, capture_output=not writes_section, text=True)
@@ -59,8 +68,11 @@ def main() -> None:
             output = (completed.stdout or "") + (completed.stderr or "" if completed.returncode else "")
             print(output, flush=True)
             lines = [line for line in output.splitlines() if line.strip()]
-            write_section(name, f"### {name}\n\n{environment_line()}.\n\n```\n" + "\n".join(lines[-40:]) + "\n```",
-                          args.results_dir)
+            write_section(
+                name,
+                f"### {name}\n\n{environment_line()}.\n\n```\n" + "\n".join(lines[-40:]) + "\n```",
+                args.results_dir,
+            )
         print(f"{name}: {minutes:.1f} min", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}")

@@ -80,8 +80,11 @@ class StepClock(L.Callback):
         durations = [{name: start.ms_until(end) for name, (start, end) in step.items()} for step in self.steps]
         for step in durations:
             step["other"] = step["step"] - sum(step.get(name, 0.0) for name in PHASES.values())
-        return {name: statistics.median(step[name] for step in durations if name in step)
-                for name in ["step", *PHASES.values(), "other"] if any(name in step for step in durations)}
+        return {
+            name: statistics.median(step[name] for step in durations if name in step)
+            for name in ["step", *PHASES.values(), "other"]
+            if any(name in step for step in durations)
+        }
 
 
 def _wrap_phase(module: L.LightningModule, method: str) -> None:

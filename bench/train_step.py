@@ -47,8 +47,8 @@ from bench.precision_variants import (  # noqa: E402
     reset_compiler,
 )
 from bench.profile_summary import profile_table  # noqa: E402
-from bench.step_clock import StepClock  # noqa: E402
 from bench.results_markdown import environment_line, write_section  # noqa: E402
+from bench.step_clock import StepClock  # noqa: E402
 from codecgan.lightning_cli import build_cli  # noqa: E402
 
 
@@ -69,9 +69,23 @@ class Measurement:
 
 def build(config: str, variant: Variant, overrides: list[str]) -> tuple[L.LightningModule, Any, list[L.Callback]]:
     """The config's module (fresh, seeded), its data module and its diagnostic callbacks."""
-    args = ["--config", config, "--trainer.logger", "false", "--trainer.strategy", "auto", "--trainer.devices", "1",
-            "--data.init_args.train_dir", "null", "--data.init_args.val_dir", "null", "--data.init_args.test_dir", "null",
-            *overrides]
+    args = [
+        "--config",
+        config,
+        "--trainer.logger",
+        "false",
+        "--trainer.strategy",
+        "auto",
+        "--trainer.devices",
+        "1",
+        "--data.init_args.train_dir",
+        "null",
+        "--data.init_args.val_dir",
+        "null",
+        "--data.init_args.test_dir",
+        "null",
+        *overrides,
+    ]
     L.seed_everything(0, verbose=False)
     cli = build_cli(args, run=False)
     module = cli.model
@@ -89,13 +103,23 @@ def cached_batches(datamodule: Any, count: int, distinct: int = 4) -> list[dict[
     return [batches[i % distinct] for i in range(count)]
 
 
-def fit(module: L.LightningModule, variant: Variant, batches: list, warmup: int, callbacks: list, scratch: Path) -> StepClock:
+def fit(
+    module: L.LightningModule, variant: Variant, batches: list, warmup: int, callbacks: list, scratch: Path
+) -> StepClock:
     clock = StepClock(module, warmup)
     trainer = L.Trainer(
-        accelerator="auto", devices=1, precision=variant.precision, max_steps=len(batches), limit_val_batches=0,
+        accelerator="auto",
+        devices=1,
+        precision=variant.precision,
+        max_steps=len(batches),
+        limit_val_batches=0,
         logger=L.pytorch.loggers.TensorBoardLogger(str(scratch), name="tb", default_hp_metric=False),
-        log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[clock, *callbacks], num_sanity_val_steps=0,
+        log_every_n_steps=50,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock, *callbacks],
+        num_sanity_val_steps=0,
     )
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None, shuffle=False))
     return clock
@@ -115,7 +139,9 @@ def measure(module, datamodule, variant: Variant, batches, warmup: int, scratch:
     return Measurement(variant, audio_seconds, clock.window_seconds / steps, clock.phase_ms(), peak, dynamo)
 
 
-def callbacks_overhead(module, variant, batches, build_callbacks, repeats: int, scratch: Path) -> list[tuple[float, float]]:
+def callbacks_overhead(
+    module, variant, batches, build_callbacks, repeats: int, scratch: Path
+) -> list[tuple[float, float]]:
     """(seconds per step without, with the diagnostic callbacks), alternating fits of the same compiled module."""
     pairs = []
     for repeat in range(repeats):
@@ -126,8 +152,11 @@ def callbacks_overhead(module, variant, batches, build_callbacks, repeats: int, 
             clock = fit(module, variant, batches, 2, callbacks, scratch / f"overhead{repeat}{with_callbacks}")
             times.append(clock.window_seconds / (len(batches) - 2))
         pairs.append((times[0], times[1]))
-        print(f"  callbacks overhead, repeat {repeat + 1}: {1000 * times[0]:.1f} ms without, "
-              f"{1000 * times[1]:.1f} ms with ({times[1] / times[0]:.3f} x)", flush=True)
+        print(
+            f"  callbacks overhead, repeat {repeat + 1}: {1000 * times[0]:.1f} ms without, "
+            f"{1000 * times[1]:.1f} ms with ({times[1] / times[0]:.3f} x)",
+            flush=True,
+        )
     return pairs
 
 
@@ -135,7 +164,11 @@ def results_table(results: list[Measurement]) -> str:
     baseline = results[0]
     phase_names = ["G forward", "D step", "G step", "other"]
     lines = [
-        "| variant | audio-s/s | × " + baseline.variant.name + " | ms/step | " + " | ".join(phase_names) + " | peak GiB |",
+        "| variant | audio-s/s | × "
+        + baseline.variant.name
+        + " | ms/step | "
+        + " | ".join(phase_names)
+        + " | peak GiB |",
         "|---|---:|---:|---:|" + "---:|" * len(phase_names) + "---:|",
     ]
     for result in results:
@@ -148,17 +181,25 @@ def results_table(results: list[Measurement]) -> str:
     return "\n".join(lines)
 
 
-def report(config: str, args: argparse.Namespace, results: list[Measurement], batch: int, overhead: list, profile: str) -> str:
-    markdown = [f"### train_step: `{config}`", "", environment_line() + ".",
-                f"Batch of {batch} clips; {args.steps} timed steps after {args.warmup} warm-up. audio-s/s and ms/step "
-                "from the wall time of the timed steps; the phases are medians on the GPU timeline (ms).",
-                "", results_table(results)]
+def report(
+    config: str, args: argparse.Namespace, results: list[Measurement], batch: int, overhead: list, profile: str
+) -> str:
+    markdown = [
+        f"### train_step: `{config}`",
+        "",
+        environment_line() + ".",
+        f"Batch of {batch} clips; {args.steps} timed steps after {args.warmup} warm-up. audio-s/s and ms/step "
+        "from the wall time of the timed steps; the phases are medians on the GPU timeline (ms).",
+        "",
+        results_table(results),
+    ]
     for result in (r for r in results if r.variant.compile):
         markdown.append(
             f"\n`{result.variant.name}`: {result.dynamo.get('total_graph_breaks', 0)} graph breaks and "
             f"{result.dynamo.get('total_unique_graphs', 0)} compiled graphs in the whole fit; "
             f"{result.dynamo.get('unique_graphs', 0)} compilations and {result.dynamo.get('graph_breaks', 0)} graph breaks "
-            "during the timed steps." + "".join(f"\n- {reason}" for reason in result.dynamo_reasons))
+            "during the timed steps." + "".join(f"\n- {reason}" for reason in result.dynamo_reasons)
+        )
     if overhead:
         without = statistics.median(p[0] for p in overhead)
         with_callbacks = statistics.median(p[1] for p in overhead)
@@ -167,7 +208,9 @@ def report(config: str, args: argparse.Namespace, results: list[Measurement], ba
             f"{1000 * without:.1f} ms/step without, {1000 * with_callbacks:.1f} ms/step with, "
             f"**{100 * (with_callbacks / without - 1):+.1f}%** (median of {len(overhead)} alternating fits of "
             f"{args.overhead_steps} steps each, without/with: "
-            + ", ".join(f"{1000 * a:.1f}/{1000 * b:.1f}" for a, b in overhead) + " ms).")
+            + ", ".join(f"{1000 * a:.1f}/{1000 * b:.1f}" for a, b in overhead)
+            + " ms)."
+        )
     if profile:
         markdown += ["", f"`{args.best}`: " + profile]
     return "\n".join(markdown)
@@ -176,17 +219,24 @@ def report(config: str, args: argparse.Namespace, results: list[Measurement], ba
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/codec_dac.yaml")
-    parser.add_argument("--variants", default=None, help="comma-separated names (default: all on a GPU, eager ones on a CPU)")
+    parser.add_argument(
+        "--variants", default=None, help="comma-separated names (default: all on a GPU, eager ones on a CPU)"
+    )
     parser.add_argument("--warmup", type=int, default=6, help="untimed batches first (compilation happens here)")
     parser.add_argument("--steps", type=int, default=20, help="timed batches per variant")
     parser.add_argument("--best", default="bf16 compile + TF32", help="variant for the callback and profiler runs")
     parser.add_argument("--overhead-steps", type=int, default=60, help="timed batches per callbacks-overhead fit")
     parser.add_argument("--overhead-repeats", type=int, default=2, help="0 skips the callbacks-overhead fits")
     parser.add_argument("--profile-steps", type=int, default=3, help="0 skips the profile")
-    parser.add_argument("--override", action="append", default=[],
-                        help="extra CLI arguments, e.g. --override=--data.init_args.batch_size=4")
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds; variants not started by then are skipped (and listed)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="extra CLI arguments, e.g. --override=--data.init_args.batch_size=4",
+    )
+    parser.add_argument(
+        "--time-budget", type=float, default=None, help="seconds; variants not started by then are skipped (and listed)"
+    )
     parser.add_argument("--results-dir", default=None)
     args = parser.parse_args()
     began = time.perf_counter()
@@ -224,31 +274,46 @@ def main() -> None:
             except Exception as error:  # noqa: BLE001 -- report it and go on with the other variants
                 failures.append(f"`{variant.name}` failed: {type(error).__name__}: {str(error)[:300]}")
                 print(failures[-1], flush=True)
-                del module
+                module = None  # free its memory before the next variant
                 continue
             result.dynamo_reasons = graph_break_reasons() if variant.compile else []
             results.append(result)
-            print(f"{variant.name}: {result.audio_per_second:.2f} audio-s/s, {1000 * result.seconds_per_step:.1f} ms/step, "
-                  f"phases {({k: round(v, 1) for k, v in result.phases.items()})}, peak {result.peak_gib:.2f} GiB, "
-                  f"dynamo {result.dynamo} {result.dynamo_reasons}", flush=True)
+            print(
+                f"{variant.name}: {result.audio_per_second:.2f} audio-s/s, {1000 * result.seconds_per_step:.1f} ms/step, "
+                f"phases { ({k: round(v, 1) for k, v in result.phases.items()}) }, peak {result.peak_gib:.2f} GiB, "
+                f"dynamo {result.dynamo} {result.dynamo_reasons}",
+                flush=True,
+            )
             save()
             if variant.name == args.best:
                 try:
                     if args.profile_steps and cuda:
-                        profile = profile_table(lambda callbacks: fit(module, variant, batches[: 2 + args.profile_steps], 2,
-                                                                      callbacks, scratch / "profile"), 2, args.profile_steps)
+                        profile = profile_table(
+                            lambda callbacks: fit(
+                                module, variant, batches[: 2 + args.profile_steps], 2, callbacks, scratch / "profile"
+                            ),
+                            2,
+                            args.profile_steps,
+                        )
                         save()
                     if args.overhead_repeats:
                         overhead_batches = batches[:2] + [batches[2 + i % 4] for i in range(args.overhead_steps)]
-                        overhead = callbacks_overhead(module, variant, overhead_batches,
-                                                      lambda: build(config, variant, args.override)[2],
-                                                      args.overhead_repeats, scratch)
+                        overhead = callbacks_overhead(
+                            module,
+                            variant,
+                            overhead_batches,
+                            lambda: build(config, variant, args.override)[2],
+                            args.overhead_repeats,
+                            scratch,
+                        )
                         save()
                 except Exception as error:  # noqa: BLE001
-                    failures.append(f"callbacks/profile runs of `{variant.name}` failed: {type(error).__name__}: {str(error)[:300]}")
+                    failures.append(
+                        f"callbacks/profile runs of `{variant.name}` failed: {type(error).__name__}: {str(error)[:300]}"
+                    )
                     print(failures[-1], flush=True)
                     save()
-            del module
+            module = None
             if cuda:
                 torch.cuda.empty_cache()
     print("\n" + report(config, args, results, len(next(iter(batches[0].values()))), overhead, profile), flush=True)

@@ -110,8 +110,14 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("grouped_conv_discriminator", "DISCRIMINATOR_AT_CHANCE", "diag/d_loss_to_chance"),
     ZooEntry("gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
     ZooEntry("istft_length_mismatch", "LENGTH_MISMATCH", "diag/length_mismatch"),
-    ZooEntry("rank_desync", "RANK_DIVERGENCE", "diag/rank_param_spread/discriminator", fault_step=20, processes=2,
-             confirm_steps=120),  # RankConsistency measures every 100 steps
+    ZooEntry(
+        "rank_desync",
+        "RANK_DIVERGENCE",
+        "diag/rank_param_spread/discriminator",
+        fault_step=20,
+        processes=2,
+        confirm_steps=120,
+    ),  # RankConsistency measures every 100 steps
     ZooEntry("nonfinite_loss", "NONFINITE_LOSS", "diag/nonfinite_loss_steps", fault_step=30),
     ZooEntry("lr_too_high", "NEGATIVE_SNR", "val/snr_db"),
     # The learning rates fall under 1e-3 of their initial values at step 20 (0.7**20 = 8e-4).

@@ -59,7 +59,8 @@ def table_row(entry: ZooEntry, result: ZooResult) -> dict[str, str]:
 
 
 def notes(entries: list[ZooEntry], results: dict[str, ZooResult]) -> list[str]:
-    """What the table cannot say in a cell: faults not detected (with the discriminator's measured loss) and the evidence of every false alarm."""
+    """What the table cannot say in a cell: faults not detected (with the discriminator's measured loss) and the
+    evidence of every false alarm."""
     controls = {results[e.name].base: results[e.name] for e in entries if e.expected is None}
     lines = []
     for entry in entries:
@@ -68,8 +69,10 @@ def notes(entries: list[ZooEntry], results: dict[str, ZooResult]) -> list[str]:
         if detected is False:
             control = controls.get(result.base)
             ratio = "n/a" if result.d_loss_to_chance is None else f"{result.d_loss_to_chance:.3f}"
-            healthy = "" if control is None or control.d_loss_to_chance is None else (
-                f" (the control's: {control.d_loss_to_chance:.3f})"
+            healthy = (
+                ""
+                if control is None or control.d_loss_to_chance is None
+                else (f" (the control's: {control.d_loss_to_chance:.3f})")
             )
             found = ", ".join(result.codes_above_info) or "nothing above info"
             lines.append(

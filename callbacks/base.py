@@ -9,8 +9,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 from callbacks.alarms import AlarmBook
 from callbacks.run_config import write_run_config
-from codecgan.cadence import logged_step
 from callbacks.running_sums import RunningSums
+from codecgan.cadence import logged_step
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory
 

@@ -10,8 +10,8 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
 from callbacks.distributed import reduce_sum
-from codecgan.cadence import is_logging_step
 from callbacks.running_sums import RunningSums
+from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import (
     discriminator_at_chance,

@@ -11,8 +11,8 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.base import DiagnosticCallback, require
-from codecgan.cadence import is_logging_step, logged_step
 from callbacks.running_sums import RunningSums
+from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import loss_metric_divergence, nonfinite_loss
 from codecgan.diagnosis.rules.quality import DIVERGENCE_PATIENCE, METRIC_MODES
@@ -54,7 +54,8 @@ class DivergenceMonitor(DiagnosticCallback):
     ) -> None:
         super().__init__()
         require(
-            mode is None or mode in MODES, f"DivergenceMonitor mode must be one of {', '.join(MODES)} or null, got {mode!r}."
+            mode is None or mode in MODES,
+            f"DivergenceMonitor mode must be one of {', '.join(MODES)} or null, got {mode!r}.",
         )
         mode = mode or METRIC_MODES.get(metric, "max")
         require(action in ACTIONS, f"DivergenceMonitor action must be one of {', '.join(ACTIONS)}, got {action!r}.")

@@ -8,8 +8,8 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
-from codecgan.cadence import is_logging_step
 from callbacks.distributed import reduce_sum
+from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import gan_term_negligible
 

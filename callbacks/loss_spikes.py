@@ -9,6 +9,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
 from codecgan.cadence import is_logging_step
+from codecgan.diagnosis.history import MetricHistory, Point
 from codecgan.diagnosis.rules.schedule_and_data import (
     SPIKE_RECOVERY,
     SPIKE_REPEATS,
@@ -17,7 +18,6 @@ from codecgan.diagnosis.rules.schedule_and_data import (
     loss_series,
     spike_finding,
 )
-from codecgan.diagnosis.history import MetricHistory, Point
 
 # Points kept per loss term: a spike's trailing window and recovery, with room. The spikes found are kept in the state,
 # so dropping older points does not change LOSS_SPIKE's answer.

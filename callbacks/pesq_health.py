@@ -7,8 +7,8 @@ from typing import Any, Mapping
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
-from codecgan.cadence import is_logging_step
 from callbacks.running_sums import RunningSums
+from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import pesq_none_high
 

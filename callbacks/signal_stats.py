@@ -132,7 +132,11 @@ class SignalStats(DiagnosticCallback):
         if trainer.sanity_checking or not isinstance(outputs, Mapping) or "estimate" not in outputs:
             return
         statistics = clip_statistics(
-            outputs["estimate"], outputs["reference"], outputs["length"], self.clip_level, outputs.get("estimate_length")
+            outputs["estimate"],
+            outputs["reference"],
+            outputs["length"],
+            self.clip_level,
+            outputs.get("estimate_length"),
         )
         for name, value in statistics.items():
             self._sums.add(name, value)

@@ -45,11 +45,12 @@ def main(args: list[str] | None = None) -> None:
     if argv and argv[0] in INFERENCE_COMMANDS:
         module_name, function_name = INFERENCE_COMMANDS[argv[0]]
         raise SystemExit(getattr(importlib.import_module(module_name), function_name)(argv[1:]))
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from codecgan.config_error import ConfigError
     from codecgan.data.folder_scan import BadAudioError
     from codecgan.gan_module import NonFiniteTrainingError
     from codecgan.lightning_cli import CRASH_NOTE, EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_PREEMPTED, build_cli
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     try:
         build_cli(args)

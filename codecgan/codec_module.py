@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchmetrics import MeanMetric
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from codecgan.evaluation.codec_scores import CODEC_MEASURES, CodecScores, bitrate_kbps
 from codecgan.gan_module import Batch, Forward, GANModule
@@ -73,7 +73,9 @@ class CodecGAN(GANModule):
         self.val_mel = MeanMetric()  # sum and count states: exact under DDP with uneven val shards
         counts = tuple(test_codebook_counts or (generator.n_codebooks,))
         if not all(1 <= count <= generator.n_codebooks for count in counts):
-            raise ValueError(f"test_codebook_counts must lie in 1..{generator.n_codebooks} (the generator's codebooks), got {list(counts)}.")
+            raise ValueError(
+                f"test_codebook_counts must lie in 1..{generator.n_codebooks} (the generator's codebooks), got {list(counts)}."
+            )
         self.test_codebook_counts = counts
         self.codec_scores = CodecScores(sample_rate)
         self.test_means = nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in CODEC_MEASURES[1:]})

@@ -25,10 +25,14 @@ def main() -> int:
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     cli = build_cli(
         [
-            "--config", str(CONFIG),
-            "--trainer.default_root_dir", str(RUN_DIR),
-            "--trainer.logger.init_args.save_dir", "runs",
-            "--trainer.logger.init_args.name", "demo",
+            "--config",
+            str(CONFIG),
+            "--trainer.default_root_dir",
+            str(RUN_DIR),
+            "--trainer.logger.init_args.save_dir",
+            "runs",
+            "--trainer.logger.init_args.name",
+            "demo",
         ],
         run=False,
     )

@@ -38,13 +38,13 @@ from codecgan.losses.enhancement import (
 )
 from codecgan.metrics import (
     PendingPesq,
-    pad_to_batch,
     PesqHandle,
     PesqPool,
     cut_to_common_length,
     default_worker_count,
-    to_device_without_waiting,
+    pad_to_batch,
     stoi_scores,
+    to_device_without_waiting,
 )
 
 CMGAN_LOSS_WEIGHTS = {"ri": 0.1, "magnitude": 0.9, "time": 0.2, "gan": 0.05}
@@ -156,10 +156,17 @@ class MetricGANEnhancer(GANModule):
         with torch.no_grad():
             target = self.generator.compressed_spectrum(clean * output.normalization)
         forward = {
-            "estimate": output.audio, "reference": clean, "input": noisy, "length": batch["length"],
-            "real": output.real, "imag": output.imag, "magnitude": output.magnitude,
+            "estimate": output.audio,
+            "reference": clean,
+            "input": noisy,
+            "length": batch["length"],
+            "real": output.real,
+            "imag": output.imag,
+            "magnitude": output.magnitude,
             "normalization": output.normalization,
-            "clean_real": target.real, "clean_imag": target.imag, "clean_magnitude": target.magnitude,
+            "clean_real": target.real,
+            "clean_imag": target.imag,
+            "clean_magnitude": target.magnitude,
         }
         if self.training:
             forward["pending_pesq"] = self._queue_pesq(forward)
@@ -240,7 +247,9 @@ class MetricGANEnhancer(GANModule):
         Logs ``test/pesq`` (wide-band) and ``test/stoi`` of the enhanced output with their failed-clip counts,
         reduced across ranks."""
         estimate, estimate_length, _ = self.enhance_utterances(batch)
-        scored, clean, length = cut_to_common_length(estimate, batch["clean"], torch.minimum(batch["length"], estimate_length))
+        scored, clean, length = cut_to_common_length(
+            estimate, batch["clean"], torch.minimum(batch["length"], estimate_length)
+        )
         noisy = batch["noisy"][..., : scored.shape[-1]]
         rows = self.test_scores(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
         enhanced = [row for row in rows if row["system"] == "enhanced"]
@@ -277,7 +286,9 @@ class MetricGANEnhancer(GANModule):
         report. Logs ``<split>/pesq``, ``<split>/stoi`` and their failed-clip counts, reduced across ranks."""
         estimate, estimate_length, predictions = self.enhance_utterances(batch)
         # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
-        scored, clean, length = cut_to_common_length(estimate, batch["clean"], torch.minimum(batch["length"], estimate_length))
+        scored, clean, length = cut_to_common_length(
+            estimate, batch["clean"], torch.minimum(batch["length"], estimate_length)
+        )
         handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
         stoi = stoi_scores(clean, scored, length, self.sample_rate)
         pesq = torch.from_numpy(handle.result().scores).float()
@@ -287,9 +298,14 @@ class MetricGANEnhancer(GANModule):
             failed.update(torch.isnan(scores).sum())
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
         return {
-            "estimate": estimate.detach(), "estimate_length": estimate_length, "reference": batch["clean"],
-            "input": batch["noisy"], "length": batch["length"], "index": batch["index"],
-            "metric_d_prediction": predictions.detach(), "pesq": pesq.to(self.device),
+            "estimate": estimate.detach(),
+            "estimate_length": estimate_length,
+            "reference": batch["clean"],
+            "input": batch["noisy"],
+            "length": batch["length"],
+            "index": batch["index"],
+            "metric_d_prediction": predictions.detach(),
+            "pesq": pesq.to(self.device),
         }
 
     # ------------------------------------------------------------------------ checkpoint state

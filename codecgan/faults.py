@@ -88,7 +88,9 @@ class SignalAtStep(L.Callback):
         self.step = step
         self.signal_number = int(getattr(signal, signal_name))
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if trainer.global_step == self.step and trainer.is_global_zero:
             os.kill(os.getpid(), self.signal_number)
 

@@ -47,8 +47,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from codecgan import ddp_strategy  # noqa: F401  (registers strategy: gan_ddp)
-from codecgan import optimizer_steps
+from codecgan import (
+    ddp_strategy,  # noqa: F401  (registers strategy: gan_ddp)
+    optimizer_steps,
+)
 from codecgan.cadence import is_logging_step
 from codecgan.config_error import ConfigError
 
@@ -57,6 +59,7 @@ Batch = dict[str, Tensor]
 
 class NonFiniteTrainingError(RuntimeError):
     """Training produced non-finite gradients for too many batches in a row."""
+
 
 Forward = dict[str, Any]
 
@@ -275,7 +278,11 @@ class GANModule(L.LightningModule):
     def on_fit_start(self) -> None:
         opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
         optimizer_steps.require_device_skipping(self.trainer, {"optimizer_g": opt_g, "optimizer_d": opt_d})
-        slow = [name for name, opt in (("optimizer_g", opt_g), ("optimizer_d", opt_d)) if not optimizer_steps.skips_on_device(opt)]
+        slow = [
+            name
+            for name, opt in (("optimizer_g", opt_g), ("optimizer_d", opt_d))
+            if not optimizer_steps.skips_on_device(opt)
+        ]
         if slow:
             rank_zero_warn(
                 f"{' and '.join(slow)} cannot skip a non-finite step on the device, so each of its steps waits for the "
@@ -378,8 +385,14 @@ class GANModule(L.LightningModule):
         if not train_d:
             nan = torch.full((), math.nan, device=self.device)
             skipped = torch.zeros((), dtype=torch.bool, device=self.device)
-            return {"d_real": nan, "d_fake": nan, "grad_norm_d": nan, "losses_d": {}, "skipped_d": skipped,
-                    "not_stepped_d": skipped}
+            return {
+                "d_real": nan,
+                "d_fake": nan,
+                "grad_norm_d": nan,
+                "losses_d": {},
+                "skipped_d": skipped,
+                "not_stepped_d": skipped,
+            }
         with self.toggled_optimizer(opt_d), parametrize.cached():
             loss_d, extra = self.discriminator_loss(batch, forward)
             opt_d.zero_grad(set_to_none=True)

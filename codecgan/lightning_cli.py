@@ -10,13 +10,11 @@ import warnings
 
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
-from codecgan.data.folder_scan import BadAudioError
 from codecgan.evaluation.report import EvaluationReport
-from codecgan.gan_module import GANModule, NonFiniteTrainingError
+from codecgan.gan_module import GANModule
 from codecgan.inference.prediction_writer import AudioPredictionWriter
 from codecgan.progress_bar import LoggingStepProgressBar
 
@@ -37,7 +35,8 @@ class CodecGANCLI(LightningCLI):
         back from the device on logging steps only (a progress bar given in the config is kept)."""
         trainer = super().instantiate_trainer(**kwargs)
         trainer.callbacks = [
-            LoggingStepProgressBar() if type(callback) is TQDMProgressBar else callback for callback in trainer.callbacks
+            LoggingStepProgressBar() if type(callback) is TQDMProgressBar else callback
+            for callback in trainer.callbacks
         ]
         return trainer
 

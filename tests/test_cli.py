@@ -34,7 +34,10 @@ def test_dac_config_has_dacs_discriminator_optimizer_and_precision() -> None:
 def test_print_config_and_python_dash_m() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "codecgan", "fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--print_config"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "class_path: codecgan.CodecGAN" in result.stdout and "sample_rate: 16000" in result.stdout
@@ -46,8 +49,19 @@ def test_bad_data_folder_names_every_bad_file_before_training(tmp_path: Path, ca
     soundfile.write(tmp_path / "zero.wav", np.zeros(0), 16000)
     soundfile.write(tmp_path / "good.wav", 0.1 * np.random.default_rng(0).standard_normal(16000), 16000)
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false",
-              "--trainer.default_root_dir", str(tmp_path / "run"), "--data.init_args.train_dir", str(tmp_path)])
+        main(
+            [
+                "fit",
+                "--config",
+                str(EXPERIMENTS / "codec_tiny.yaml"),
+                "--trainer.logger",
+                "false",
+                "--trainer.default_root_dir",
+                str(tmp_path / "run"),
+                "--data.init_args.train_dir",
+                str(tmp_path),
+            ]
+        )
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     for name in ("empty.wav", "notes.wav", "zero.wav"):
@@ -63,11 +77,29 @@ def test_skip_bad_files_trains_on_the_valid_ones(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     for i in range(8):
         soundfile.write(data / f"good{i}.wav", 0.1 * rng.standard_normal(8000), 16000)
-    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false",
-                     "--trainer.callbacks", "[]", "--trainer.max_steps", "2", "--trainer.enable_checkpointing", "false",
-                     "--trainer.default_root_dir", str(tmp_path / "run"),
-                     "--data.init_args.train_dir", str(data), "--data.init_args.skip_bad_files", "true",
-                     "--data.init_args.crop_seconds", "0.2"], run=False)
+    cli = build_cli(
+        [
+            "--config",
+            str(EXPERIMENTS / "codec_tiny.yaml"),
+            "--trainer.logger",
+            "false",
+            "--trainer.callbacks",
+            "[]",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.enable_checkpointing",
+            "false",
+            "--trainer.default_root_dir",
+            str(tmp_path / "run"),
+            "--data.init_args.train_dir",
+            str(data),
+            "--data.init_args.skip_bad_files",
+            "true",
+            "--data.init_args.crop_seconds",
+            "0.2",
+        ],
+        run=False,
+    )
     cli.trainer.fit(cli.model, cli.datamodule)
     train = cli.datamodule.datasets["train"].base
     assert len(train) == 8 and [bad.path for bad in train.skipped] == [str(data / "empty.wav")]
@@ -76,7 +108,18 @@ def test_skip_bad_files_trains_on_the_valid_ones(tmp_path: Path) -> None:
 
 def test_crops_shorter_than_the_discriminator_fail_at_start_naming_the_key(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false",
-              "--trainer.callbacks", "[]", "--data.init_args.crop_seconds", "0.005"])
+        main(
+            [
+                "fit",
+                "--config",
+                str(EXPERIMENTS / "codec_tiny.yaml"),
+                "--trainer.logger",
+                "false",
+                "--trainer.callbacks",
+                "[]",
+                "--data.init_args.crop_seconds",
+                "0.005",
+            ]
+        )
     assert exit_info.value.code == 2
     assert "data.crop_seconds gives 80-sample crops" in capsys.readouterr().err

@@ -25,8 +25,21 @@ def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_onc
     config = write_overlay(tmp_path, "ddp.yaml", overlay)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "codecgan", "fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "codecgan",
+            "fit",
+            "--config",
+            str(EXPERIMENTS / "codec_tiny.yaml"),
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0 = torch.load(tmp_path / "weights" / "rank0.pt")
@@ -55,14 +68,30 @@ def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path
         overlay["trainer"].update(devices=devices, strategy="gan_ddp", logger=False)
         overlay["trainer"]["callbacks"] = [
             {"class_path": "callbacks.SignalStats"},
-            {"class_path": "tests.ddp_helpers.DumpValidationMetrics", "init_args": {"path": str(tmp_path / f"{devices}.json")}},
+            {
+                "class_path": "tests.ddp_helpers.DumpValidationMetrics",
+                "init_args": {"path": str(tmp_path / f"{devices}.json")},
+            },
         ]
         overlay["data"]["init_args"].update(synthetic_items=[32, 10, 10], val_batch_size=3)
         config = write_overlay(tmp_path, f"validate{devices}.yaml", overlay)
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         result = subprocess.run(
-            [sys.executable, "-m", "codecgan", "validate", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "codecgan",
+                "validate",
+                "--config",
+                str(EXPERIMENTS / "codec_tiny.yaml"),
+                "--config",
+                str(config),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         results[devices] = json.loads((tmp_path / f"{devices}.json").read_text())

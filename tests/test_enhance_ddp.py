@@ -15,14 +15,27 @@ import torch
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
 from tests.test_ddp import assert_each_gradient_reduced_once
 
+
 def run_codecgan(command: str, tmp_path: Path, name: str, overlay: dict) -> None:
     config = write_overlay(tmp_path, f"{name}.yaml", overlay)
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "codecgan", command, "--config", str(EXPERIMENTS / "enhance_tiny.yaml"),
-         "--config", str(config)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "codecgan",
+            command,
+            "--config",
+            str(EXPERIMENTS / "enhance_tiny.yaml"),
+            "--config",
+            str(config),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -30,8 +43,15 @@ def run_codecgan(command: str, tmp_path: Path, name: str, overlay: dict) -> None
 def enhance_overlay(run_dir: Path, devices: int, **trainer) -> dict:
     overlay = tiny_trainer_overlay(run_dir, max_steps=4, val_every=2, checkpoint_every=2)
     overlay["trainer"].update(devices=devices, strategy="gan_ddp", **trainer)
-    overlay["data"] = {"init_args": {"crop_seconds": 0.3, "val_crop_seconds": 1.0, "batch_size": 2,
-                                     "synthetic_items": [16, 5, 5], "silent_item_fraction": 0.25}}
+    overlay["data"] = {
+        "init_args": {
+            "crop_seconds": 0.3,
+            "val_crop_seconds": 1.0,
+            "batch_size": 2,
+            "synthetic_items": [16, 5, 5],
+            "silent_item_fraction": 0.25,
+        }
+    }
     overlay["model"] = {"init_args": {"pesq_workers": 1, "pesq_lag": 1}}
     return overlay
 
@@ -57,7 +77,10 @@ def test_drop_batch_skips_the_discriminator_update_on_every_rank_when_one_rank_l
     overlay["model"]["init_args"].update(pesq_failure_policy="drop_batch", pesq_lag=0)
     overlay["trainer"]["callbacks"] += [
         {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
-        {"class_path": "tests.ddp_helpers.RecordDiscriminatorSkips", "init_args": {"directory": str(tmp_path / "skips")}},
+        {
+            "class_path": "tests.ddp_helpers.RecordDiscriminatorSkips",
+            "init_args": {"directory": str(tmp_path / "skips")},
+        },
     ]
     run_codecgan("fit", tmp_path, "drop_batch", overlay)
     rank0, rank1 = (json.loads((tmp_path / "skips" / f"rank{rank}.json").read_text()) for rank in (0, 1))

@@ -12,10 +12,10 @@ import torch
 
 from codecgan import MetricGANEnhancer
 from codecgan.config_error import ConfigError
+from codecgan.data import EnhancementDataModule, SyntheticNoisySpeech
 from codecgan.evaluation.enhancement_scores import ENHANCEMENT_MEASURES
 from codecgan.evaluation.report import EvaluationReport
 from codecgan.lightning_cli import build_cli
-from codecgan.data import EnhancementDataModule, SyntheticNoisySpeech
 from codecgan.losses.enhancement import pesq_to_target
 from codecgan.metrics import PesqPool, cut_to_common_length
 from codecgan.models import CMGANGenerator, MetricDiscriminator
@@ -106,6 +106,7 @@ def test_pesq_lag_1_pairs_each_target_with_the_estimate_it_scored():
     assert (outputs[0]["pesq_dropped_batch"], outputs[0]["pesq_clips"]) == (1, 0)  # no earlier batch yet
     assert torch.isnan(outputs[0]["pesq_target"]).all()
     with PesqPool(0) as inline:
+
         def targets(step: int) -> torch.Tensor:
             batch = batches[step]
             result = inline.score(batch["clean"], forwards[step]["estimate"].detach(), batch["length"])
@@ -161,8 +162,15 @@ def test_bad_arguments_are_rejected_with_the_allowed_values(kwargs, message):
 def tiny_fit_args(tmp_path: Path, max_steps: int, val_every: int, **model_args) -> list[str]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps, val_every, checkpoint_every=val_every)
-    overlay["data"] = {"init_args": {"crop_seconds": 0.3, "val_crop_seconds": 1.0, "batch_size": 2,
-                                     "synthetic_items": [16, 4, 4], "silent_item_fraction": 0.25}}
+    overlay["data"] = {
+        "init_args": {
+            "crop_seconds": 0.3,
+            "val_crop_seconds": 1.0,
+            "batch_size": 2,
+            "synthetic_items": [16, 4, 4],
+            "silent_item_fraction": 0.25,
+        }
+    }
     overlay["model"] = {"init_args": {"pesq_workers": 1, **model_args}}
     overlay_path = write_overlay(tmp_path, "overlay.yaml", overlay)
     return ["--config", str(EXPERIMENTS / "enhance_tiny.yaml"), "--config", str(overlay_path)]
@@ -187,9 +195,11 @@ def test_a_short_istft_output_is_scored_on_the_common_length_and_counted_as_a_mi
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     args = tiny_fit_args(tmp_path, max_steps=2, val_every=2)
-    overlay = {"model": {"init_args": {"generator": {"init_args": {"match_length": False}}}},
-               "data": {"init_args": {"synthetic_seconds": 1.003, "val_crop_seconds": 1.003}},
-               "trainer": {"callbacks+": [{"class_path": "callbacks.SignalStats"}]}}
+    overlay = {
+        "model": {"init_args": {"generator": {"init_args": {"match_length": False}}}},
+        "data": {"init_args": {"synthetic_seconds": 1.003, "val_crop_seconds": 1.003}},
+        "trainer": {"callbacks+": [{"class_path": "callbacks.SignalStats"}]},
+    }
     with pytest.warns(UserWarning, match="LENGTH_MISMATCH: diag/length_mismatch counted 4 validation clips"):
         build_cli(["fit", *args, "--config", str(write_overlay(tmp_path, "mismatch.yaml", overlay))])
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
@@ -215,8 +225,15 @@ class FailAtBatch(L.Callback):
 def test_no_worker_outlives_a_fit_that_fails(tmp_path):
     module = make_module()
     data = EnhancementDataModule(crop_seconds=0.3, batch_size=2, synthetic_items=(8, 2, 2))
-    trainer = L.Trainer(max_steps=4, callbacks=[FailAtBatch()], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=4,
+        callbacks=[FailAtBatch()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(RuntimeError, match="planted failure"):
         trainer.fit(module, data)
     assert module._pesq_pool.closed and pesq_worker_children() == []
@@ -224,8 +241,14 @@ def test_no_worker_outlives_a_fit_that_fails(tmp_path):
 
 def test_crops_too_short_for_pesq_fail_at_start_naming_the_key(tmp_path):
     data = EnhancementDataModule(crop_seconds=0.2, batch_size=2, synthetic_items=(4, 2, 2))
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     with pytest.raises(ConfigError, match="data.crop_seconds gives 3200-sample crops"):
         trainer.fit(make_module(), data)
     assert pesq_worker_children() == []
@@ -240,8 +263,9 @@ def test_a_resumed_lag_1_run_continues_exactly(tmp_path):
     build_cli(["fit", *tiny_fit_args(tmp_path / "b", max_steps=2, val_every=2, pesq_lag=1)])
     checkpoint = tmp_path / "b" / "run" / "checkpoints" / "last.ckpt"
     assert "pesq_lag_buffer" in torch.load(checkpoint, weights_only=True)
-    resumed = build_cli(["fit", *tiny_fit_args(tmp_path / "b", max_steps=4, val_every=2, pesq_lag=1),
-                         "--ckpt_path", str(checkpoint)])
+    resumed = build_cli(
+        ["fit", *tiny_fit_args(tmp_path / "b", max_steps=4, val_every=2, pesq_lag=1), "--ckpt_path", str(checkpoint)]
+    )
     expected, actual = final_weights(straight), final_weights(resumed)
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
@@ -301,7 +325,9 @@ def test_validation_scores_each_utterance_at_its_full_length_whatever_the_batch(
         alone = []
         for row, samples in enumerate(lengths):
             item = {key: full[key][row : row + 1, :, :samples] for key in ("noisy", "clean")}
-            alone.append(module.validation_step({**item, "length": torch.tensor([samples]), "index": torch.tensor([row])}, 0))
+            alone.append(
+                module.validation_step({**item, "length": torch.tensor([samples]), "index": torch.tensor([row])}, 0)
+            )
         pesq_alone, stoi_alone = module.val_pesq.compute(), module.val_stoi.compute()
     assert together["estimate_length"].tolist() == lengths
     for row, (samples, single) in enumerate(zip(lengths, alone)):
@@ -327,7 +353,10 @@ def test_codecgan_test_scores_every_test_utterance_whole_with_every_measure_and_
     """`codecgan test` scores every test utterance once, at its length, enhanced and unprocessed, with the papers'
     measures; the report writes them per utterance."""
     args = tiny_fit_args(tmp_path, max_steps=2, val_every=2)
-    overlay = {"data": {"init_args": {"synthetic_items": [16, 4, 5], "val_batch_size": 3}}, "trainer": {"logger": False}}
+    overlay = {
+        "data": {"init_args": {"synthetic_items": [16, 4, 5], "val_batch_size": 3}},
+        "trainer": {"logger": False},
+    }
     cli = build_cli([*args, "--config", str(write_overlay(tmp_path, "test.yaml", overlay))], run=False)
     tested = UtterancesSeenInTest()
     report = EvaluationReport()
@@ -337,7 +366,8 @@ def test_codecgan_test_scores_every_test_utterance_whole_with_every_measure_and_
     assert 1.0 < float(metrics["test/pesq"]) < 4.7 and 0.0 < float(metrics["test/stoi"]) <= 1.0
     assert sorted(tested.indices) == [0, 1, 2, 3, 4] and all(tested.whole)
     assert sorted((row["utterance"], row["system"]) for row in report.rows) == [
-        (index, system) for index in range(5) for system in ("enhanced", "noisy input")]
+        (index, system) for index in range(5) for system in ("enhanced", "noisy input")
+    ]
     # The synthetic test set has silent utterances (silent_item_fraction): no measure is defined for them.
     silent = {row["utterance"] for row in report.rows if math.isnan(row["pesq_wb"])}
     assert 1 <= len(silent) < 5
@@ -349,7 +379,9 @@ def test_codecgan_test_scores_every_test_utterance_whole_with_every_measure_and_
         assert 1.0 <= row["pesq_wb"] <= 4.65 and 1.0 <= row["pesq_nb"] <= 4.55
         assert all(1.0 <= row[name] <= 5.0 for name in ("csig", "cbak", "covl"))
         assert -10.0 <= row["ssnr_db"] <= 35.0 and 0.0 < row["stoi"] <= 1.0 and math.isfinite(row["si_sdr_db"])
-    enhanced_pesq = [row["pesq_wb"] for row in report.rows if row["system"] == "enhanced" and row["utterance"] not in silent]
+    enhanced_pesq = [
+        row["pesq_wb"] for row in report.rows if row["system"] == "enhanced" and row["utterance"] not in silent
+    ]
     assert float(metrics["test/pesq"]) == pytest.approx(sum(enhanced_pesq) / len(enhanced_pesq), rel=1e-5)
     assert int(metrics["test/pesq_failed_clips"]) == len(silent)
     summary = json.loads(Path(cli.trainer.default_root_dir, "metrics.json").read_text())

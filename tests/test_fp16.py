@@ -38,16 +38,35 @@ class ScaleAndNorms(L.Callback):
 
 def fp16_fit(*overrides: str, faults: list[L.Callback] = (), max_steps: int = 6):
     cli = build_cli(
-        ["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false", "--trainer.callbacks", "[]",
-         "--data.init_args.synthetic_items", "[32, 2, 2]", "--data.init_args.crop_seconds", "0.2", *overrides],
+        [
+            "--config",
+            str(EXPERIMENTS / "codec_tiny.yaml"),
+            "--trainer.logger",
+            "false",
+            "--trainer.callbacks",
+            "[]",
+            "--data.init_args.synthetic_items",
+            "[32, 2, 2]",
+            "--data.init_args.crop_seconds",
+            "0.2",
+            *overrides,
+        ],
         run=False,
     )
     scaler = torch.amp.GradScaler("cpu", init_scale=INITIAL_SCALE)
     watch = ScaleAndNorms(scaler)
     trainer = L.Trainer(
-        accelerator="cpu", devices=1, plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)], max_steps=max_steps,
-        logger=False, enable_checkpointing=False, limit_val_batches=0, enable_progress_bar=False,
-        enable_model_summary=False, log_every_n_steps=2, callbacks=[*faults, watch],
+        accelerator="cpu",
+        devices=1,
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=2,
+        callbacks=[*faults, watch],
     )
     trainer.fit(cli.model, cli.datamodule)
     return trainer, cli.model, watch

@@ -56,8 +56,22 @@ def test_tiny_fit_lowers_reconstruction_loss(tmp_path: Path) -> None:
 def test_outputs_follow_the_documented_interface(tmp_path: Path) -> None:
     _, recorder = tiny_fit(tmp_path, 2)
     out = recorder.outputs[-1]
-    for key in ("loss", "losses", "estimate", "reference", "input", "length", "d_stepped", "d_real", "d_fake",
-                "d_loss_chance", "grad_norm_g", "grad_norm_d", "codes", "codebook_size"):
+    for key in (
+        "loss",
+        "losses",
+        "estimate",
+        "reference",
+        "input",
+        "length",
+        "d_stepped",
+        "d_real",
+        "d_fake",
+        "d_loss_chance",
+        "grad_norm_g",
+        "grad_norm_d",
+        "codes",
+        "codebook_size",
+    ):
         assert key in out, key
     assert {"loss_g", "loss_d", "loss_adv", "loss_fm", "loss_mel", "loss_vq"} <= set(out["losses"])
     assert out["estimate"].shape == out["reference"].shape and not out["estimate"].requires_grad
@@ -74,7 +88,12 @@ def test_generator_backward_leaves_discriminator_gradients_untouched(tmp_path: P
 
 def test_discriminator_schedule_is_a_function_of_the_step(tmp_path: Path) -> None:
     cli, recorder = tiny_fit(
-        tmp_path, 8, "--model.init_args.discriminator_start_step", "3", "--model.init_args.discriminator_update_period", "2"
+        tmp_path,
+        8,
+        "--model.init_args.discriminator_start_step",
+        "3",
+        "--model.init_args.discriminator_update_period",
+        "2",
     )
     assert [out["d_stepped"] for out in recorder.outputs] == [False, False, False, False, True, False, True, False]
     assert "loss_adv" not in recorder.outputs[0]["losses"] and "loss_adv" in recorder.outputs[3]["losses"]
@@ -103,8 +122,17 @@ def test_d_update_ratio_is_the_update_norm_over_the_weight_norm(tmp_path: Path) 
     # Every batch logs, so each logged ratio covers exactly one discriminator step.
     snapshots = DiscriminatorSnapshots()
     overlay = write_overlay(tmp_path, "overlay.yaml", tiny_trainer_overlay(tmp_path / "run", max_steps=3))
-    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(overlay),
-                     "--trainer.log_every_n_steps", "1"], run=False)
+    cli = build_cli(
+        [
+            "--config",
+            str(EXPERIMENTS / "codec_tiny.yaml"),
+            "--config",
+            str(overlay),
+            "--trainer.log_every_n_steps",
+            "1",
+        ],
+        run=False,
+    )
     recorder = StepRecorder()
     cli.trainer.callbacks += [snapshots, recorder]
     cli.trainer.fit(cli.model, cli.datamodule)
@@ -115,6 +143,7 @@ def test_d_update_ratio_is_the_update_norm_over_the_weight_norm(tmp_path: Path) 
 
 
 def test_a_discriminator_with_learning_rate_zero_has_update_ratio_zero(tmp_path: Path) -> None:
-    _, recorder = tiny_fit(tmp_path, 2, "--trainer.log_every_n_steps", "1",
-                           "--model.init_args.optimizer_d.init_args.lr", "0.0")
+    _, recorder = tiny_fit(
+        tmp_path, 2, "--trainer.log_every_n_steps", "1", "--model.init_args.optimizer_d.init_args.lr", "0.0"
+    )
     assert [out["d_update_ratio"] for out in recorder.outputs] == [0.0, 0.0]

@@ -56,8 +56,16 @@ def run_failing_fit(tmp_path: Path, base_config: str, overlay: dict) -> subproce
     config = write_overlay(tmp_path, "one_rank_failure.yaml", overlay)
     marker = f"{MARKER}={tmp_path}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", MARKER: str(tmp_path)}
-    command = [sys.executable, "-m", "codecgan", "fit",
-               "--config", str(EXPERIMENTS / base_config), "--config", str(config)]
+    command = [
+        sys.executable,
+        "-m",
+        "codecgan",
+        "fit",
+        "--config",
+        str(EXPERIMENTS / base_config),
+        "--config",
+        str(config),
+    ]
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -77,8 +85,10 @@ def failing_overlay(run_dir: Path, failing_rank: int, weights_dir: Path) -> dict
     overlay["trainer"].update(devices=2, strategy="gan_ddp")
     overlay["trainer"]["callbacks"] += [
         {"class_path": "codecgan.crash_checkpoint.CrashCheckpoint"},
-        {"class_path": "tests.test_one_rank_failure.SaveWeightsAtStep",
-         "init_args": {"directory": str(weights_dir), "step": FAILING_STEP}},
+        {
+            "class_path": "tests.test_one_rank_failure.SaveWeightsAtStep",
+            "init_args": {"directory": str(weights_dir), "step": FAILING_STEP},
+        },
         {"class_path": "codecgan.faults.RaiseOnRank", "init_args": {"rank": failing_rank, "step": FAILING_STEP}},
     ]
     return overlay
@@ -104,8 +114,9 @@ def test_enhancer_crash_checkpoint_under_ddp_holds_no_pesq_lag_buffer(tmp_path: 
     """The enhancer all-gathers its PESQ-lag buffer when it saves; a crash checkpoint under DDP must not, since
     rank 0 waits in another collective. The buffer is left out, and the PESQ workers end with their rank."""
     overlay = failing_overlay(tmp_path / "run", 1, tmp_path / "weights")
-    overlay["data"] = {"init_args": {"crop_seconds": 0.3, "val_crop_seconds": 1.0, "batch_size": 2,
-                                     "synthetic_items": [16, 5, 5]}}
+    overlay["data"] = {
+        "init_args": {"crop_seconds": 0.3, "val_crop_seconds": 1.0, "batch_size": 2, "synthetic_items": [16, 5, 5]}
+    }
     overlay["model"] = {"init_args": {"pesq_workers": 1, "pesq_lag": 1}}
     result = run_failing_fit(tmp_path, "enhance_tiny.yaml", overlay)
     assert result.returncode != 0, result.stderr[-3000:]

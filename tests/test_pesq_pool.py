@@ -69,7 +69,11 @@ def check_known(result: PesqResult, kinds: list[str | None]) -> None:
     assert [math.isnan(s) for s in result.scores] == [kind is not None for kind in kinds]
     assert result.failed_clips == 4
     assert result.failure_counts() == {
-        "no_utterances": 1, "too_short": 1, "nonfinite_or_silent_estimate": 2, "other": 0, "worker_died": 0
+        "no_utterances": 1,
+        "too_short": 1,
+        "nonfinite_or_silent_estimate": 2,
+        "other": 0,
+        "worker_died": 0,
     }
 
 

@@ -25,9 +25,20 @@ TOLERANCE = {"loss_d": 0.01, "loss_adv": 0.01, "loss_fm": 0.02, "loss_mel": 0.02
 @pytest.fixture(scope="module")
 def codec_and_batch():
     cli = build_cli(
-        ["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--trainer.logger", "false", "--trainer.callbacks", "[]",
-         "--data.init_args.synthetic_items", "[4, 1, 1]", "--data.init_args.synthetic_seconds", "0.4",
-         "--data.init_args.crop_seconds", "0.3"],
+        [
+            "--config",
+            str(EXPERIMENTS / "codec_tiny.yaml"),
+            "--trainer.logger",
+            "false",
+            "--trainer.callbacks",
+            "[]",
+            "--data.init_args.synthetic_items",
+            "[4, 1, 1]",
+            "--data.init_args.synthetic_seconds",
+            "0.4",
+            "--data.init_args.crop_seconds",
+            "0.3",
+        ],
         run=False,
     )
     datamodule = cli.datamodule
@@ -55,7 +66,9 @@ def test_bf16_mixed_losses_match_fp32(codec_and_batch):
     for name, tolerance in TOLERANCE.items():
         assert mixed[name].dtype == torch.float32, f"{name} is {mixed[name].dtype} under bf16 autocast"
         error = abs(float(mixed[name]) - float(reference[name])) / abs(float(reference[name]))
-        assert error < tolerance, f"{name}: bf16 {float(mixed[name]):.5f} vs fp32 {float(reference[name]):.5f} ({error:.2%})"
+        assert error < tolerance, (
+            f"{name}: bf16 {float(mixed[name]):.5f} vs fp32 {float(reference[name]):.5f} ({error:.2%})"
+        )
     assert estimate.dtype == torch.float32  # docs/interfaces.md: waveforms are float32
 
 

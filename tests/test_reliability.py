@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
-from codecgan.lightning_cli import EXIT_PREEMPTED, build_cli
 from codecgan.faults import NonFiniteFault, RaiseAtStep
 from codecgan.gan_module import NonFiniteTrainingError
+from codecgan.lightning_cli import EXIT_PREEMPTED, build_cli
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
 
 
@@ -102,7 +102,16 @@ def test_sigterm_saves_exits_nonzero_and_resumes_to_the_straight_result(tmp_path
         {"class_path": "codecgan.faults.SignalAtStep", "init_args": {"step": 3}},
     ]
     config = write_overlay(tmp_path, "sigterm.yaml", overlay)
-    command = [sys.executable, "-m", "codecgan", "fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config)]
+    command = [
+        sys.executable,
+        "-m",
+        "codecgan",
+        "fit",
+        "--config",
+        str(EXPERIMENTS / "codec_tiny.yaml"),
+        "--config",
+        str(config),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     killed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == EXIT_PREEMPTED, killed.stderr[-2000:]

@@ -14,7 +14,13 @@ from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 def fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None, num_workers: int = 0):
     overlay = tiny_trainer_overlay(tmp_path / run, max_steps=max_steps, val_every=4, checkpoint_every=5)
     overlay["data"]["init_args"]["num_workers"] = num_workers
-    args = ["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(write_overlay(tmp_path, f"{run}.yaml", overlay))]
+    args = [
+        "fit",
+        "--config",
+        str(EXPERIMENTS / "codec_tiny.yaml"),
+        "--config",
+        str(write_overlay(tmp_path, f"{run}.yaml", overlay)),
+    ]
     if ckpt_path:
         args += ["--ckpt_path", ckpt_path]
     return build_cli(args)

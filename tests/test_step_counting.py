@@ -53,9 +53,13 @@ def test_a_changed_step_count_stops_the_run_with_a_clear_error(tmp_path: Path, m
 
 def test_a_scheduler_steps_only_when_its_optimizer_stepped(tmp_path: Path) -> None:
     cli = tiny_cli(
-        tmp_path, 8, "codec_tiny.yaml",
-        "--model.init_args.scheduler_g", "torch.optim.lr_scheduler.ExponentialLR",
-        "--model.init_args.scheduler_g.gamma", "0.5",
+        tmp_path,
+        8,
+        "codec_tiny.yaml",
+        "--model.init_args.scheduler_g",
+        "torch.optim.lr_scheduler.ExponentialLR",
+        "--model.init_args.scheduler_g.gamma",
+        "0.5",
     )
     cli.trainer.callbacks.append(NonFiniteFault([2], target="loss_g"))
     cli.trainer.fit(cli.model, cli.datamodule)
@@ -69,12 +73,23 @@ def test_a_scheduler_steps_only_when_its_optimizer_stepped(tmp_path: Path) -> No
 def test_epoch_schedulers_step_once_per_training_epoch(tmp_path: Path) -> None:
     """32 items at batch 4: 8 batches per epoch, 16 steps = 2 epochs = 2 scheduler steps for each network."""
     cli = tiny_cli(
-        tmp_path, 16, "codec_tiny.yaml",
-        "--model.init_args.scheduler_interval", "epoch",
-        "--model.init_args.scheduler_g", "torch.optim.lr_scheduler.StepLR",
-        "--model.init_args.scheduler_g.step_size", "1", "--model.init_args.scheduler_g.gamma", "0.5",
-        "--model.init_args.scheduler_d", "torch.optim.lr_scheduler.StepLR",
-        "--model.init_args.scheduler_d.step_size", "1", "--model.init_args.scheduler_d.gamma", "0.5",
+        tmp_path,
+        16,
+        "codec_tiny.yaml",
+        "--model.init_args.scheduler_interval",
+        "epoch",
+        "--model.init_args.scheduler_g",
+        "torch.optim.lr_scheduler.StepLR",
+        "--model.init_args.scheduler_g.step_size",
+        "1",
+        "--model.init_args.scheduler_g.gamma",
+        "0.5",
+        "--model.init_args.scheduler_d",
+        "torch.optim.lr_scheduler.StepLR",
+        "--model.init_args.scheduler_d.step_size",
+        "1",
+        "--model.init_args.scheduler_d.gamma",
+        "0.5",
     )
     cli.trainer.fit(cli.model, cli.datamodule)
     assert cli.trainer.current_epoch == 2

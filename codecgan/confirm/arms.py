@@ -60,7 +60,9 @@ def family_of(config: dict[str, Any]) -> str:
     for name, family in FAMILY_OF_MODULE.items():
         if class_path.endswith(name):
             return family
-    raise ConfirmError(f"The run's model {class_path or '(none)'} is not a codecgan family (CodecGAN, MetricGANEnhancer).")
+    raise ConfirmError(
+        f"The run's model {class_path or '(none)'} is not a codecgan family (CodecGAN, MetricGANEnhancer)."
+    )
 
 
 def checkpoint_steps(run: Path, config: dict[str, Any]) -> list[tuple[int, Path]]:
@@ -113,7 +115,9 @@ def _child(node: Any, part: str, create: bool) -> Any:
         matches = [entry for entry in entries if str((entry or {}).get("class_path", "")).split(".")[-1] == name]
         if not matches:
             if create:
-                raise ConfirmError(f"The run's config has no {key} entry of class {name}, which the experiment changes.")
+                raise ConfirmError(
+                    f"The run's config has no {key} entry of class {name}, which the experiment changes."
+                )
             return None
         return matches[0]
     if not isinstance(node, dict):
@@ -174,14 +178,21 @@ def arm_config(
         enable_progress_bar=False,
         logger={
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-            "init_args": {"save_dir": str(folder.parent), "name": folder.name, "version": "", "default_hp_metric": False},
+            "init_args": {
+                "save_dir": str(folder.parent),
+                "name": folder.name,
+                "version": "",
+                "default_hp_metric": False,
+            },
         },
     )
     for callback in trainer.get("callbacks") or []:
         class_name = str(callback.get("class_path", "")).split(".")[-1]
         init_args = callback.setdefault("init_args", {}) if isinstance(callback, dict) else {}
         if class_name == "ModelCheckpoint":
-            init_args.update(dirpath=str(folder / "checkpoints"), every_n_train_steps=max(1, steps // 2), save_last=True)
+            init_args.update(
+                dirpath=str(folder / "checkpoints"), every_n_train_steps=max(1, steps // 2), save_last=True
+            )
             init_args.pop("every_n_epochs", None)
         elif "dirpath" in init_args:
             init_args["dirpath"] = None

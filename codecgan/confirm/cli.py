@@ -67,9 +67,7 @@ def progress(message: str) -> None:
     print(f"codecgan confirm: {message}", file=sys.stderr, flush=True)
 
 
-def confirm(
-    run: Path, codes: list[str], steps: int | None, seeds: int, devices: int, report=progress
-) -> list[Verdict]:
+def confirm(run: Path, codes: list[str], steps: int | None, seeds: int, devices: int, report=progress) -> list[Verdict]:
     """The verdicts for `run`'s findings above info, or for the findings of `codes`."""
     config = read_run_config(run)
     if not any(run.glob(f"{TENSORBOARD_EVENT_PREFIX}*")):
@@ -92,16 +90,18 @@ def confirm(
             verdicts.append(Verdict(finding.code, "—", "no experiment", note=reason))
             continue
         for experiment in runnable:
-            verdict = run_experiment(run, finding, experiment, history, config, family, checkpoints, steps, seeds,
-                                     devices, report)
+            verdict = run_experiment(
+                run, finding, experiment, history, config, family, checkpoints, steps, seeds, devices, report
+            )
             verdicts.append(verdict)
             if verdict.verdict == "confirmed":
                 break
     return verdicts
 
 
-def run_experiment(run, finding: Finding, experiment: Experiment, history, config, family, checkpoints, steps,
-                   seeds, devices, report) -> Verdict:
+def run_experiment(
+    run, finding: Finding, experiment: Experiment, history, config, family, checkpoints, steps, seeds, devices, report
+) -> Verdict:
     candidates = experiment.metrics_for(family)
     tag, direction = next(((t, d) for t, d in candidates if _logged(history, t)), candidates[0])
     start = start_checkpoint(checkpoints, _start_step(experiment, finding, history, tag, direction))
@@ -116,19 +116,35 @@ def run_experiment(run, finding: Finding, experiment: Experiment, history, confi
             # Controls are shared by a code's experiments when they start from the same checkpoint.
             name = f"control-{start_name.removesuffix('.ckpt')}" if label == "control" else experiment.slug
             arm_folder = folder / f"{name}-seed{seed}"
-            arms[label].append(Arm(finding.code, label, seed, arm_folder,
-                                   arm_config(config, changes, arm_folder, seed, length, start), devices_of(config)))
+            arms[label].append(
+                Arm(
+                    finding.code,
+                    label,
+                    seed,
+                    arm_folder,
+                    arm_config(config, changes, arm_folder, seed, length, start),
+                    devices_of(config),
+                )
+            )
     report(f"{finding.code}: {experiment.name}, {seeds} seed(s) × 2 arms of {length} steps from {start_name}")
     run_arms(arms["control"] + arms["treatment"], devices, report)
     controls = [metric_value(arm.folder, tag, experiment.transform) for arm in arms["control"]]
     treatments = [metric_value(arm.folder, tag, experiment.transform) for arm in arms["treatment"]]
     verdict, effect, noise, note = decide(controls, treatments, direction)
     return Verdict(
-        code=finding.code, experiment=experiment.name, verdict=verdict,
-        metric=tag + (" (|dB|)" if experiment.transform == "abs_db" else ""), direction=direction,
-        control=_mean(controls), treatment=_mean(treatments), effect=effect, noise=noise, steps=length,
+        code=finding.code,
+        experiment=experiment.name,
+        verdict=verdict,
+        metric=tag + (" (|dB|)" if experiment.transform == "abs_db" else ""),
+        direction=direction,
+        control=_mean(controls),
+        treatment=_mean(treatments),
+        effect=effect,
+        noise=noise,
+        steps=length,
         start=str(start[1]) if start else "fresh (no checkpoint at or before the finding)",
-        runs=[str(arm.folder) for arm in arms["control"] + arms["treatment"]], note=note,
+        runs=[str(arm.folder) for arm in arms["control"] + arms["treatment"]],
+        note=note,
     )
 
 
@@ -136,7 +152,9 @@ def _logged(history: MetricHistory, tag: str) -> bool:
     return bool(history.tags_with_prefix(tag[:-1])) if tag.endswith("*") else history.has(tag)
 
 
-def _start_step(experiment: Experiment, finding: Finding, history: MetricHistory, tag: str, direction: str) -> int | None:
+def _start_step(
+    experiment: Experiment, finding: Finding, history: MetricHistory, tag: str, direction: str
+) -> int | None:
     if experiment.start == "before_finding":
         return finding.first_step
     points = [p for p in history.series(tag) if math.isfinite(p.value)] if not tag.endswith("*") else []
@@ -156,11 +174,25 @@ def render_table(verdicts: list[Verdict]) -> str:
         return "codecgan confirm: nothing to confirm (no finding above info)."
     header = ["code", "experiment", "verdict", "metric", "control", "treatment", "effect", "noise", "steps"]
     rows = [header]
+
+    def number(x: float | None) -> str:
+        return "—" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
     for v in verdicts:
-        number = (lambda x: "—" if x is None or not math.isfinite(x) else f"{x:.4g}")
         metric = f"{v.metric} ({'higher' if v.direction == 'max' else 'lower'} is better)" if v.metric else "—"
-        rows.append([v.code, v.experiment, v.verdict, metric, number(v.control), number(v.treatment),
-                     number(v.effect), number(v.noise), str(v.steps or "—")])
+        rows.append(
+            [
+                v.code,
+                v.experiment,
+                v.verdict,
+                metric,
+                number(v.control),
+                number(v.treatment),
+                number(v.effect),
+                number(v.noise),
+                str(v.steps or "—"),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))

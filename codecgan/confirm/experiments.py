@@ -97,7 +97,10 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
     "EVAL_NONDETERMINISTIC": (
         Experiment(
             "fixed validation crops",
-            {"codec": {"data.init_args.val_crop": Set("center")}, "enhancement": {"data.init_args.val_crop": Set("full")}},
+            {
+                "codec": {"data.init_args.val_crop": Set("center")},
+                "enhancement": {"data.init_args.val_crop": Set("full")},
+            },
             both(("diag/eval_input_changed_fraction", "min")),
             steps=200,
         ),
@@ -113,7 +116,10 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
     "LOSS_METRIC_DIVERGENCE": (
         Experiment(
             "adversarial weight ×0.5",
-            {"codec": {WEIGHTS + "adversarial": Scale(0.5, default=1.0)}, "enhancement": {WEIGHTS + "gan": Scale(0.5, default=0.05)}},
+            {
+                "codec": {WEIGHTS + "adversarial": Scale(0.5, default=1.0)},
+                "enhancement": {WEIGHTS + "gan": Scale(0.5, default=0.05)},
+            },
             QUALITY,
             start="best",
         ),
@@ -162,7 +168,10 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
         Experiment("generator learning rate ×0.25", {"*": {G_LR: Scale(0.25)}}, both(("val/snr_db", "max")), steps=500),
         Experiment(
             "mel weight ×2",
-            {"codec": {WEIGHTS + "mel": Scale(2.0, default=15.0)}, "enhancement": {WEIGHTS + "magnitude": Scale(2.0, default=0.9)}},
+            {
+                "codec": {WEIGHTS + "mel": Scale(2.0, default=15.0)},
+                "enhancement": {WEIGHTS + "magnitude": Scale(2.0, default=0.9)},
+            },
             both(("val/snr_db", "max")),
             steps=500,
         ),

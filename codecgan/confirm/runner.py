@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import yaml
@@ -58,8 +57,10 @@ def run_arms(arms: list[Arm], slots: int, report: Callable[[str], None]) -> None
         if arm not in pending:
             report(f"re-using {arm.folder} (finished earlier with the same settings)")
     if any(arm.devices > slots for arm in pending):
-        raise ConfirmError(f"An arm needs {max(a.devices for a in pending)} devices (the run's trainer.devices); "
-                           f"give --devices at least that.")
+        raise ConfirmError(
+            f"An arm needs {max(a.devices for a in pending)} devices (the run's trainer.devices); "
+            f"give --devices at least that."
+        )
     free = list(range(slots))
     running: list[tuple[Arm, subprocess.Popen, list[int], float]] = []
     threads = max(1, (os.cpu_count() or 1) // slots)

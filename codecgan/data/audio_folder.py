@@ -163,14 +163,10 @@ class PairedAudioFolder(_SubstitutingAudioDataset):
         self.names = [
             name
             for name in (path.relative_to(self.noisy_root).as_posix() for path in noisy_files)
-            if name in clean_names
-            and str(self.noisy_root / name) in headers
-            and str(self.clean_root / name) in headers
+            if name in clean_names and str(self.noisy_root / name) in headers and str(self.clean_root / name) in headers
         ]
         if not self.names:
-            raise ValueError(
-                f"No usable noisy/clean pair under {str(noisy_root)!r} and {str(clean_root)!r}."
-            )
+            raise ValueError(f"No usable noisy/clean pair under {str(noisy_root)!r} and {str(clean_root)!r}.")
         self.headers = [
             (headers[str(self.noisy_root / name)], headers[str(self.clean_root / name)]) for name in self.names
         ]

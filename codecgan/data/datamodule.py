@@ -133,8 +133,12 @@ class AudioDataModule(L.LightningDataModule):
             elif directory:
                 world, _ = self._world()
                 dataset = ExcerptDataset(
-                    base, self.crop_samples, seed, min_excerpts=world * self.batch_size,
-                    short_items=self.short_items, recipe=self.recipe(split),
+                    base,
+                    self.crop_samples,
+                    seed,
+                    min_excerpts=world * self.batch_size,
+                    short_items=self.short_items,
+                    recipe=self.recipe(split),
                 )
             else:
                 dataset = CroppedDataset(
@@ -190,7 +194,12 @@ class AudioDataModule(L.LightningDataModule):
         return self._loader(dataset, sampler, self.val_batch_size, drop_last=False, collate_fn=collate_padded)
 
     def _loader(
-        self, dataset: Dataset, sampler, batch_size: int, drop_last: bool, loader_class: type = DataLoader,
+        self,
+        dataset: Dataset,
+        sampler,
+        batch_size: int,
+        drop_last: bool,
+        loader_class: type = DataLoader,
         collate_fn=None,
     ) -> DataLoader:
         return loader_class(
@@ -233,7 +242,9 @@ class CodecDataModule(AudioDataModule):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.training_recipe = ExcerptRecipe(
-            loudness_db=loudness_db, salient_cutoff_db=salient_cutoff_db, salient_tries=salient_tries,
+            loudness_db=loudness_db,
+            salient_cutoff_db=salient_cutoff_db,
+            salient_tries=salient_tries,
             phase_shift=phase_shift,
         )
         self.evaluation_recipe = ExcerptRecipe(loudness_db=loudness_db)

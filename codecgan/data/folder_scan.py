@@ -64,11 +64,7 @@ def list_audio_files(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Audio root {str(root)!r} does not exist or is not a directory.")
-    files = [
-        path
-        for path in root.rglob("*")
-        if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()
-    ]
+    files = [path for path in root.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()]
     if not files:
         raise ValueError(f"Audio root {str(root)!r} holds no {'/'.join(AUDIO_SUFFIXES)} files.")
     return sorted(files, key=lambda path: path.relative_to(root).as_posix())
@@ -140,9 +136,7 @@ def check_audio_file(path: str | Path, expect_channels: int | None = None) -> st
     return None
 
 
-def scan_audio_files(
-    paths: Iterable[str | Path], expect_channels: int | None = None
-) -> list[BadAudioFile]:
+def scan_audio_files(paths: Iterable[str | Path], expect_channels: int | None = None) -> list[BadAudioFile]:
     """Check every file in ``paths`` (see :func:`check_audio_file`); returns the broken ones,
     in the order given, and an empty list when all are usable."""
     bad_files = []
@@ -153,9 +147,7 @@ def scan_audio_files(
     return bad_files
 
 
-def unpaired_files(
-    noisy_root: str | Path, clean_root: str | Path
-) -> tuple[list[Path], list[Path], list[BadAudioFile]]:
+def unpaired_files(noisy_root: str | Path, clean_root: str | Path) -> tuple[list[Path], list[Path], list[BadAudioFile]]:
     """Both trees' audio files (sorted) and one ``BadAudioFile`` per file without a twin under the
     other root (VoiceBank-DEMAND layout: ``noisy/p232_001.wav`` pairs with ``clean/p232_001.wav``)."""
     noisy_root, clean_root = Path(noisy_root), Path(clean_root)

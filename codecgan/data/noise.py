@@ -131,9 +131,7 @@ class SyntheticNoisySpeech(Dataset):
             raise ValueError(f"snr_db_range must be (low, high), low <= high; got {snr_db_range}.")
         unknown = [kind for kind in noise_kinds if kind not in NOISE_KINDS]
         if not noise_kinds or unknown:
-            raise ValueError(
-                f"noise_kinds must be a non-empty subset of {NOISE_KINDS}, got {noise_kinds}."
-            )
+            raise ValueError(f"noise_kinds must be a non-empty subset of {NOISE_KINDS}, got {noise_kinds}.")
         if not 0.0 <= silent_item_fraction <= 1.0:
             raise ValueError(f"silent_item_fraction must be in [0, 1], got {silent_item_fraction}.")
         self.num_items = num_items

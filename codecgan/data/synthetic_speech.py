@@ -108,9 +108,7 @@ def _pitch_contour(num_samples: int, sample_rate: int, rng: np.random.Generator)
     return np.clip(base_hz * (1.0 + drift + vibrato + jitter), 90.0, 220.0)
 
 
-def _syllable_plan(
-    num_samples: int, sample_rate: int, rng: np.random.Generator
-) -> list[tuple[int, int]]:
+def _syllable_plan(num_samples: int, sample_rate: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     """Syllables as ``(start, end)`` sample spans, grouped in phrases separated by pauses.
 
     Phrases last 0.4-1.5 s, pauses 0.1-0.6 s, syllables 1/6-1/3 s; the first phrase starts
@@ -220,9 +218,7 @@ class SyntheticSpeech(Dataset):
     ``derive_seed(seed, i)``, so it is the same in every epoch, worker and process.
     """
 
-    def __init__(
-        self, num_items: int, duration_seconds: float, sample_rate: int, seed: int = 0
-    ) -> None:
+    def __init__(self, num_items: int, duration_seconds: float, sample_rate: int, seed: int = 0) -> None:
         if num_items < 0:
             raise ValueError(f"num_items must be non-negative, got {num_items}.")
         if duration_seconds <= 0:

@@ -43,7 +43,9 @@ def diagnostics_layout() -> dict[str, dict[str, list]]:
         ],
         "SNR and SI-SDR (dB)": [_exact(tags.VAL_SNR), _exact(tags.VAL_SI_SDR)],
         "amplitude and peak ratio, DC offset": [
-            _exact(tags.VAL_AMPLITUDE_RATIO), _exact(tags.VAL_PEAK_RATIO), _exact(tags.VAL_DC_OFFSET)
+            _exact(tags.VAL_AMPLITUDE_RATIO),
+            _exact(tags.VAL_PEAK_RATIO),
+            _exact(tags.VAL_DC_OFFSET),
         ],
         "gradient share per generator loss term": ["^" + tags.GRAD_SHARE_PREFIX],
         "codebook entropy, fraction of log2 K": ["^" + tags.CODEBOOK_ENTROPY_FRACTION_PREFIX],

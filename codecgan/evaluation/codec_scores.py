@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_noise_ratio
 
-from codecgan.inference.codes_file import bitrate_kbps
 from codecgan.losses.mel import MultiScaleMelLoss
 from codecgan.metrics.stft_distance import multiscale_stft_distance
 
@@ -43,7 +42,8 @@ class CodecScores:
             "bitrate_kbps": bitrate,
             "mel_distance": float(self.mel_distance(estimate[None, None], reference[None, None])),
             "stft_distance": float(multiscale_stft_distance(estimate, reference)),
-            "si_sdr_db": math.nan if silent else float(
-                scale_invariant_signal_distortion_ratio(estimate.double(), reference.double(), zero_mean=True)),
+            "si_sdr_db": math.nan
+            if silent
+            else float(scale_invariant_signal_distortion_ratio(estimate.double(), reference.double(), zero_mean=True)),
             "snr_db": math.nan if silent else float(signal_noise_ratio(estimate.double(), reference.double())),
         }

@@ -43,7 +43,9 @@ class EnhancementScores:
     def __init__(self, pesq_wb: PesqPool, pesq_nb: PesqPool) -> None:
         for pool, mode in ((pesq_wb, "wb"), (pesq_nb, "nb")):
             if (pool.sample_rate, pool.mode) != (SAMPLE_RATE, mode):
-                raise ValueError(f"pesq_{mode} must score mode {mode!r} at 16000 Hz, got {pool.mode!r} at {pool.sample_rate}.")
+                raise ValueError(
+                    f"pesq_{mode} must score mode {mode!r} at 16000 Hz, got {pool.mode!r} at {pool.sample_rate}."
+                )
         self.pools = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb}
 
     @torch.no_grad()
@@ -75,16 +77,18 @@ class EnhancementScores:
                 composite = composite_measures(reference, estimate, pesq_wb)
                 # Every frame of a digitally silent reference scores the -10 dB floor whatever the estimate.
                 ssnr_db = math.nan if silent_reference else composite.ssnr_db
-                rows.append({
-                    "utterance": int(utterance[row]),
-                    "system": name,
-                    "pesq_wb": pesq_wb,
-                    "pesq_nb": float(pesq[name, "pesq_nb"][row]),
-                    "csig": composite.csig,
-                    "cbak": composite.cbak,
-                    "covl": composite.covl,
-                    "ssnr_db": ssnr_db,
-                    "stoi": float(stoi[name][row]),
-                    "si_sdr_db": si_sdr_db(reference, estimate),
-                })
+                rows.append(
+                    {
+                        "utterance": int(utterance[row]),
+                        "system": name,
+                        "pesq_wb": pesq_wb,
+                        "pesq_nb": float(pesq[name, "pesq_nb"][row]),
+                        "csig": composite.csig,
+                        "cbak": composite.cbak,
+                        "covl": composite.covl,
+                        "ssnr_db": ssnr_db,
+                        "stoi": float(stoi[name][row]),
+                        "si_sdr_db": si_sdr_db(reference, estimate),
+                    }
+                )
         return rows

@@ -14,9 +14,18 @@ from lightning.pytorch.utilities import rank_zero_info
 
 # How each measure is headed in the table; others are headed by their names.
 HEADINGS = {
-    "pesq_wb": "PESQ wb", "pesq_nb": "PESQ nb", "csig": "CSIG", "cbak": "CBAK", "covl": "COVL", "ssnr_db": "SSNR",
-    "stoi": "STOI", "si_sdr_db": "SI-SDR", "bitrate_kbps": "kbps", "mel_distance": "mel dist.",
-    "stft_distance": "STFT dist.", "snr_db": "SNR",
+    "pesq_wb": "PESQ wb",
+    "pesq_nb": "PESQ nb",
+    "csig": "CSIG",
+    "cbak": "CBAK",
+    "covl": "COVL",
+    "ssnr_db": "SSNR",
+    "stoi": "STOI",
+    "si_sdr_db": "SI-SDR",
+    "bitrate_kbps": "kbps",
+    "mel_distance": "mel dist.",
+    "stft_distance": "STFT dist.",
+    "snr_db": "SNR",
 }
 
 
@@ -60,8 +69,10 @@ class EvaluationReport(L.Callback):
         summary = summarise(rows)
         write_csv(rows, folder / "metrics.csv")
         (folder / "metrics.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
-        rank_zero_info(format_table(summary) + f"\nPer-utterance scores: {folder / 'metrics.csv'}; means: "
-                       f"{folder / 'metrics.json'}")
+        rank_zero_info(
+            format_table(summary) + f"\nPer-utterance scores: {folder / 'metrics.csv'}; means: "
+            f"{folder / 'metrics.json'}"
+        )
 
 
 def measures_of(rows: list[dict[str, Any]]) -> list[str]:
@@ -111,8 +122,14 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.writer(file)
         writer.writerow(["utterance", "file", "system", *measures])
         for row in rows:
-            writer.writerow([row["utterance"], row["file"], row["system"],
-                             *("" if not math.isfinite(row[m]) else f"{row[m]:.6g}" for m in measures)])
+            writer.writerow(
+                [
+                    row["utterance"],
+                    row["file"],
+                    row["system"],
+                    *("" if not math.isfinite(row[m]) else f"{row[m]:.6g}" for m in measures),
+                ]
+            )
 
 
 def utterance_names(trainer: L.Trainer) -> dict[int, str]:
@@ -125,5 +142,7 @@ def utterance_names(trainer: L.Trainer) -> dict[int, str]:
         return {}
     if hasattr(dataset, "names"):
         return dict(enumerate(dataset.names))
-    return {index: Path(path).name if not hasattr(dataset, "root") else str(Path(path).relative_to(dataset.root))
-            for index, path in enumerate(dataset.files)}
+    return {
+        index: Path(path).name if not hasattr(dataset, "root") else str(Path(path).relative_to(dataset.root))
+        for index, path in enumerate(dataset.files)
+    }

@@ -62,7 +62,9 @@ def read_generator_spec(config_path: str | PathLike) -> GeneratorSpec:
     model = (config.get("model") or {}).get("init_args") or {}
     generator = model.get("generator")
     if not isinstance(generator, dict) or "class_path" not in generator:
-        raise ValueError(f"{config_path} has no model.init_args.generator with a class_path; is it a codecgan run's config?")
+        raise ValueError(
+            f"{config_path} has no model.init_args.generator with a class_path; is it a codecgan run's config?"
+        )
     # The CLI links data.sample_rate to the model's, so the saved config holds it under data.
     data = (config.get("data") or {}).get("init_args") or {}
     sample_rate = data.get("sample_rate", model.get("sample_rate"))

@@ -46,7 +46,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     add_model_arguments(parser)
     if command == "encode":
         parser.add_argument(
-            "--n-codebooks", type=int, default=None,
+            "--n-codebooks",
+            type=int,
+            default=None,
             help="codebooks to keep, from the first (default: all): sets the bitrate",
         )
     else:
@@ -55,7 +57,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         )
     defaults = CodecChunking()
     parser.add_argument(
-        "--chunk-seconds", type=float, default=defaults.chunk_seconds,
+        "--chunk-seconds",
+        type=float,
+        default=defaults.chunk_seconds,
         help=f"audio each window produces; it reads {defaults.context_seconds:g} s more on each side "
         f"(default {defaults.chunk_seconds:g})",
     )
@@ -132,7 +136,7 @@ def check_fits(codes_file: CodesFile, generator: nn.Module, path: str | Path) ->
             path,
             f"written by a codec at {written[0]} Hz, hop {written[1]}, {codes_file.n_codebooks} codebooks of "
             f"{written[2]} codes; this checkpoint's is at {here[0]} Hz, hop {here[1]}, {generator.n_codebooks} "
-            f"codebooks of {here[2]} codes."
+            f"codebooks of {here[2]} codes.",
         )
     codes, frames = codes_file.codes, codes_file.codes.shape[-1]
     if codes.numel() and not 0 <= int(codes.min()) <= int(codes.max()) < codes_file.codebook_size:

@@ -36,11 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     defaults = EnhanceSettings()
     parser.add_argument(
-        "--chunk-seconds", type=float, default=defaults.chunk_seconds,
+        "--chunk-seconds",
+        type=float,
+        default=defaults.chunk_seconds,
         help=f"window length; memory grows with its square (default {defaults.chunk_seconds:g})",
     )
     parser.add_argument(
-        "--overlap-seconds", type=float, default=defaults.overlap_seconds,
+        "--overlap-seconds",
+        type=float,
+        default=defaults.overlap_seconds,
         help=f"cross-fade between windows, under half a window (default {defaults.overlap_seconds:g})",
     )
     return parser

@@ -45,6 +45,8 @@ class PredictionFiles(Dataset):
         except AudioReadError as error:
             return {**described, "error": error.problem}
         return {
-            **described, "audio": loaded.audio, "file_sample_rate": loaded.file_sample_rate,
+            **described,
+            "audio": loaded.audio,
+            "file_sample_rate": loaded.file_sample_rate,
             "file_frames": loaded.file_frames,
         }

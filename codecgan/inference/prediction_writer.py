@@ -48,8 +48,14 @@ class AudioPredictionWriter(BasePredictionWriter):
         trainer.predict_loop.return_predictions = False
 
     def write_on_batch_end(
-        self, trainer: Any, pl_module: Any, prediction: dict[str, Any], batch_indices: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int,
+        self,
+        trainer: Any,
+        pl_module: Any,
+        prediction: dict[str, Any],
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
     ) -> None:
         if "error" in prediction:
             self.failed.append(BadAudioFile(prediction["path"], prediction["error"]))

@@ -27,8 +27,13 @@ def codec_prediction(generator: nn.Module, item: dict[str, Any], sample_rate: in
     codes = encode_in_chunks(generator, audio, sample_rate)
     decoded = decode_in_chunks(generator, codes, audio.shape[-1], sample_rate)
     codes_file = CodesFile(
-        codes, generator.codebook_size, generator.hop_length, sample_rate, audio.shape[-1],
-        item["file_sample_rate"], item["file_frames"],
+        codes,
+        generator.codebook_size,
+        generator.hop_length,
+        sample_rate,
+        audio.shape[-1],
+        item["file_sample_rate"],
+        item["file_frames"],
     )
     return {**_described(item), "audio": decoded[:, 0], "sample_rate": sample_rate, "codes": codes_file}
 

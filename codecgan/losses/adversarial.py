@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 LOSS_KINDS = ("least_squares", "hinge")
@@ -30,10 +29,7 @@ def _check_kind(kind: str) -> None:
 def _check_counts(*outputs: DiscriminatorOutputs) -> None:
     counts = [len(output) for output in outputs]
     if min(counts) == 0 or len(set(counts)) > 1:
-        raise ValueError(
-            "real and fake outputs need the same, non-zero number of sub-discriminators; "
-            f"got {counts}."
-        )
+        raise ValueError(f"real and fake outputs need the same, non-zero number of sub-discriminators; got {counts}.")
 
 
 def _logits(outputs: DiscriminatorOutputs) -> list[Tensor]:
@@ -59,9 +55,7 @@ def discriminator_loss(
     return sum_of_means(reals, "relu", -1.0, 1.0) + sum_of_means(fakes, "relu", 1.0, 1.0)
 
 
-def generator_adversarial_loss(
-    fake_outputs: DiscriminatorOutputs, kind: str = "least_squares"
-) -> Tensor:
+def generator_adversarial_loss(fake_outputs: DiscriminatorOutputs, kind: str = "least_squares") -> Tensor:
     """The generator's adversarial loss, a scalar summed over sub-discriminators k.
 
     least_squares: Σ_k mean((1 - D_k(fake))²).  hinge: Σ_k mean(relu(1 - D_k(fake))).
@@ -124,9 +118,7 @@ def _affine(tensors: Sequence[Tensor], scale: float, shift: float) -> list[Tenso
     return values
 
 
-def feature_matching_loss(
-    real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs
-) -> Tensor:
+def feature_matching_loss(real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs) -> Tensor:
     """Σ_k Σ_{j < last} L1(fake_kj, real_kj): distance between the discriminators' feature maps.
 
     The logits are excluded, as in DAC (HiFi-GAN includes them). Real features are treated as
@@ -179,9 +171,7 @@ def _as_float(tensors: Sequence[Tensor]) -> list[Tensor]:
     return [tensor.float() for tensor in tensors]
 
 
-def discriminator_loss_at_chance(
-    real_outputs: DiscriminatorOutputs, kind: str = "least_squares"
-) -> float:
+def discriminator_loss_at_chance(real_outputs: DiscriminatorOutputs, kind: str = "least_squares") -> float:
     """The lowest `discriminator_loss` of a discriminator that cannot tell real from generated audio: one whose
     every sub-discriminator outputs the best constant, whatever its input.
 
@@ -207,9 +197,7 @@ def split_real_fake(outputs: DiscriminatorOutputs) -> tuple[list[list[Tensor]], 
     return real, fake
 
 
-def real_fake_means(
-    real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs
-) -> tuple[Tensor, Tensor]:
+def real_fake_means(real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs) -> tuple[Tensor, Tensor]:
     """Mean logit on real and on fake audio, each averaged per sub-discriminator then over them.
 
     Detached fp32 scalars. A gap that grows without bound means the discriminator has won.

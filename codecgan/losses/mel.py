@@ -114,8 +114,7 @@ class MultiScaleMelLoss(nn.Module):
     def forward(self, estimate: Tensor, reference: Tensor) -> Tensor:
         if estimate.shape != reference.shape:
             raise ValueError(
-                f"estimate {tuple(estimate.shape)} and reference {tuple(reference.shape)} "
-                "must have the same shape."
+                f"estimate {tuple(estimate.shape)} and reference {tuple(reference.shape)} must have the same shape."
             )
         batch = estimate.shape[0]
         with torch.autocast(device_type=estimate.device.type, enabled=False):

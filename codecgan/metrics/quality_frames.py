@@ -52,13 +52,19 @@ def frame_length(sample_rate: int) -> int:
     return round(30 * sample_rate / 1000)
 
 
-def signal_pair(clean: np.ndarray | torch.Tensor, processed: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def signal_pair(
+    clean: np.ndarray | torch.Tensor, processed: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
     """``clean`` and ``processed`` (1-D, ``[T]``, numpy or torch, any float dtype) as float64 numpy arrays with
     machine epsilon added, as ``composite.m`` prepares them. Raises when either is not 1-D, the lengths differ
     (cut both to the common length first, e.g. with ``cut_to_common_length``) or a sample is NaN or infinite."""
     arrays = []
     for name, signal in (("clean", clean), ("processed", processed)):
-        array = signal.detach().cpu().double().numpy() if isinstance(signal, torch.Tensor) else np.asarray(signal, np.float64)
+        array = (
+            signal.detach().cpu().double().numpy()
+            if isinstance(signal, torch.Tensor)
+            else np.asarray(signal, np.float64)
+        )
         if array.ndim != 1:
             raise ValueError(f"{name} must be a 1-D signal [T], got shape {tuple(array.shape)}.")
         if not np.all(np.isfinite(array)):

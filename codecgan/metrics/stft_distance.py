@@ -30,8 +30,13 @@ def multiscale_stft_distance(
         # scipy's periodic Hann window, as DAC's: computed in float64 and rounded once.
         window = torch.hann_window(window_length, dtype=torch.float64).float().to(estimate.device)
         spectrum = torch.stft(
-            both.reshape(-1, both.shape[-1]), n_fft=window_length, hop_length=window_length // 4,
-            window=window, center=True, pad_mode="reflect", return_complex=True,
+            both.reshape(-1, both.shape[-1]),
+            n_fft=window_length,
+            hop_length=window_length // 4,
+            window=window,
+            center=True,
+            pad_mode="reflect",
+            return_complex=True,
         ).abs()
         magnitude = spectrum.reshape(2, -1, *spectrum.shape[-2:])
         log_power = magnitude.clamp(min=clamp_eps).pow(power).log10()

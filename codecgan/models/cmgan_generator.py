@@ -284,9 +284,7 @@ class CMGANGenerator(nn.Module):
     def forward(self, noisy: Tensor) -> EnhancementOutput:
         length = noisy.shape[-1]
         if length <= self.n_fft // 2:
-            raise ValueError(
-                f"The input has {length} samples; the STFT needs more than n_fft / 2 = {self.n_fft // 2}."
-            )
+            raise ValueError(f"The input has {length} samples; the STFT needs more than n_fft / 2 = {self.n_fft // 2}.")
         # Unit-RMS input (CMGAN's normalisation): the compressed spectra then sit in one range
         # whatever the recording level, so the network need not learn level invariance and the
         # spectral losses weigh quiet and loud utterances alike. The floor keeps silence finite.

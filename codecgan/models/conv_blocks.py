@@ -14,9 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 
-def weight_norm_conv1d(
-    in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any
-) -> nn.Conv1d:
+def weight_norm_conv1d(in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any) -> nn.Conv1d:
     """A weight-normed `nn.Conv1d`; `conv_kwargs` go to the convolution (stride, padding, ...)."""
     return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, **conv_kwargs))
 

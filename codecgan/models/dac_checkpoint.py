@@ -176,9 +176,7 @@ def load_dac_generator_weights(generator: CodecGenerator, dac_state_dict: Mappin
     load_dac_weights(generator, dac_state_dict, generator_key)
 
 
-def load_dac_discriminator_weights(
-    discriminator: DACDiscriminator, dac_state_dict: Mapping[str, Tensor]
-) -> None:
+def load_dac_discriminator_weights(discriminator: DACDiscriminator, dac_state_dict: Mapping[str, Tensor]) -> None:
     """Copy a DAC discriminator's weights (`Discriminator.state_dict()`) into `discriminator`."""
     n_periods = len(discriminator.mpd.discriminators)
     load_dac_weights(discriminator, dac_state_dict, lambda key: discriminator_key(key, n_periods))
@@ -197,9 +195,7 @@ def codec_generator_kwargs(dac_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def generator_from_dac_checkpoint(
-    source: str | PathLike | Mapping[str, Any], **overrides: Any
-) -> CodecGenerator:
+def generator_from_dac_checkpoint(source: str | PathLike | Mapping[str, Any], **overrides: Any) -> CodecGenerator:
     """A `CodecGenerator` built with the checkpoint's `DAC(...)` arguments (then `overrides`), holding its weights.
 
     A checkpoint without metadata builds with `CodecGenerator`'s defaults, which are DAC's 44.1 kHz model. DAC
@@ -212,9 +208,7 @@ def generator_from_dac_checkpoint(
     return generator
 
 
-def discriminator_from_dac_checkpoint(
-    source: str | PathLike | Mapping[str, Any], **overrides: Any
-) -> DACDiscriminator:
+def discriminator_from_dac_checkpoint(source: str | PathLike | Mapping[str, Any], **overrides: Any) -> DACDiscriminator:
     """A `DACDiscriminator` holding a DAC discriminator's weights, built with `overrides` over the metadata.
 
     DAC's `Discriminator` keeps no attributes for its arguments, so the metadata audiotools saves always holds

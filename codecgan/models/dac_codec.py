@@ -57,9 +57,7 @@ class EncoderBlock(nn.Sequential):
         super().__init__(
             *(ResidualUnit(channels, dilation) for dilation in RESIDUAL_DILATIONS),
             Snake1d(channels),
-            weight_norm_conv1d(
-                channels, 2 * channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)
-            ),
+            weight_norm_conv1d(channels, 2 * channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
         )
 
 
@@ -74,9 +72,7 @@ class Encoder(nn.Sequential):
     Shapes: `[B, 1, T] -> [B, D, T / hop]` (T a multiple of the hop).
     """
 
-    def __init__(
-        self, dim: int = 64, strides: Sequence[int] = (2, 4, 8, 8), latent_dim: int | None = None
-    ) -> None:
+    def __init__(self, dim: int = 64, strides: Sequence[int] = (2, 4, 8, 8), latent_dim: int | None = None) -> None:
         _check_strides(strides, "encoder_strides")
         layers: list[nn.Module] = [weight_norm_conv1d(1, dim, 7, padding=3)]
         for stride in strides:
@@ -122,9 +118,7 @@ class Decoder(nn.Sequential):
     Shapes: `[B, D, N] -> [B, 1, N * hop]`.
     """
 
-    def __init__(
-        self, latent_dim: int, dim: int = 1536, strides: Sequence[int] = (8, 8, 4, 2)
-    ) -> None:
+    def __init__(self, latent_dim: int, dim: int = 1536, strides: Sequence[int] = (8, 8, 4, 2)) -> None:
         _check_strides(strides, "decoder_strides")
         if dim % 2 ** len(strides) != 0:
             raise ValueError(
@@ -224,9 +218,7 @@ class CodecGenerator(nn.Module):
         padded = F.pad(audio, (0, -length % self.hop_length))
         quantized = self.quantizer(self.encoder(padded), n_quantizers)
         reconstruction = self.decoder(quantized.z_q)[..., :length]
-        return CodecOutput(
-            reconstruction, quantized.codes, quantized.commitment_loss, quantized.codebook_loss
-        )
+        return CodecOutput(reconstruction, quantized.codes, quantized.commitment_loss, quantized.codebook_loss)
 
     def encode(self, audio: Tensor, n_codebooks: int | None = None) -> Tensor:
         """The codes `forward` quantizes `audio: [B, 1, T]` to, with the first `n_codebooks` codebooks (default

@@ -22,6 +22,4 @@ class DiscriminatorSet(nn.Module):
 
     def forward(self, audio: Tensor) -> list[list[Tensor]]:
         """`audio: [B, 1, T]` -> the sub-discriminators' feature lists, in the given order."""
-        return [
-            features for discriminator in self.discriminators for features in discriminator(audio)
-        ]
+        return [features for discriminator in self.discriminators for features in discriminator(audio)]

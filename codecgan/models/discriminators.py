@@ -102,10 +102,7 @@ class STFTBandDiscriminator(nn.Module):
         return nn.ModuleList(
             [
                 weight_norm_conv2d(2, channels, (3, 9), padding=(1, 4)),
-                *(
-                    weight_norm_conv2d(channels, channels, (3, 9), stride=(1, 2), padding=(1, 4))
-                    for _ in range(3)
-                ),
+                *(weight_norm_conv2d(channels, channels, (3, 9), stride=(1, 2), padding=(1, 4)) for _ in range(3)),
                 weight_norm_conv2d(channels, channels, (3, 3), padding=(1, 1)),
             ]
         )
@@ -116,9 +113,7 @@ class STFTBandDiscriminator(nn.Module):
         frames = -(-length // self.hop_length)
         side = (self.window_length - self.hop_length) // 2
         with torch.autocast(device_type=audio.device.type, enabled=False):
-            padded = F.pad(
-                audio.float(), (side, side + frames * self.hop_length - length), mode="reflect"
-            )
+            padded = F.pad(audio.float(), (side, side + frames * self.hop_length - length), mode="reflect")
             spectrum = torch.stft(
                 padded.squeeze(1),
                 n_fft=self.window_length,
@@ -137,7 +132,9 @@ class STFTBandDiscriminator(nn.Module):
         concatenation; separate slices would each build a full-size gradient and add them up."""
         edges = [low for low, _ in self.band_bins] + [self.band_bins[-1][1]]
         if all(high == low for (_, high), (low, _) in zip(self.band_bins, self.band_bins[1:])):
-            covered = spectrum if (edges[0], edges[-1]) == (0, spectrum.shape[-1]) else spectrum[..., edges[0] : edges[-1]]
+            covered = (
+                spectrum if (edges[0], edges[-1]) == (0, spectrum.shape[-1]) else spectrum[..., edges[0] : edges[-1]]
+            )
             return list(covered.split([high - low for low, high in self.band_bins], dim=-1))
         return [spectrum[..., low:high] for low, high in self.band_bins]
 
@@ -236,9 +233,7 @@ class DACDiscriminator(nn.Module):
         super().__init__()
         self.sample_rate = sample_rate
         self.mpd = MultiPeriodDiscriminator(periods, mpd_channels, normalize_input=False)
-        self.mrd = MultiResolutionSTFTDiscriminator(
-            window_lengths, mrd_channels, bands, normalize_input=False
-        )
+        self.mrd = MultiResolutionSTFTDiscriminator(window_lengths, mrd_channels, bands, normalize_input=False)
 
     def forward(self, audio: Tensor) -> list[list[Tensor]]:
         """`audio: [B, 1, T]` -> `len(periods) + len(window_lengths)` feature lists."""

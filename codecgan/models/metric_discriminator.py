@@ -60,4 +60,3 @@ class MetricDiscriminator(nn.Module):
             clean_magnitude, estimate_magnitude = clean_magnitude.squeeze(1), estimate_magnitude.squeeze(1)
         pair = torch.stack((clean_magnitude, estimate_magnitude), dim=1)  # [B, 2, F, T']
         return self.head(self.features(pair)).squeeze(1)
-

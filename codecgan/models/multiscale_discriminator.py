@@ -35,9 +35,7 @@ class ScaleDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         if len(channels) != len(groups) + 1:
-            raise ValueError(
-                f"channels needs len(groups) + 1 = {len(groups) + 1} entries, got {list(channels)}."
-            )
+            raise ValueError(f"channels needs len(groups) + 1 = {len(groups) + 1} entries, got {list(channels)}.")
         for c_in, c_out, group in zip(channels[:-1], channels[1:], groups):
             if c_in % group or c_out % group:
                 raise ValueError(
@@ -87,9 +85,7 @@ class MultiScaleDiscriminator(nn.Module):
         if scales < 1:
             raise ValueError(f"scales must be at least 1, got {scales}.")
         self.normalize_input = normalize_input
-        self.discriminators = nn.ModuleList(
-            ScaleDiscriminator(channels, groups) for _ in range(scales)
-        )
+        self.discriminators = nn.ModuleList(ScaleDiscriminator(channels, groups) for _ in range(scales))
         self.downsample = nn.AvgPool1d(4, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, audio: Tensor) -> list[list[Tensor]]:

@@ -132,9 +132,7 @@ class ResidualVectorQuantizer(nn.Module):
         """Quantize `latents: [B, D, N]` with the first `n_quantizers` codebooks (default all)."""
         n_quantizers = self.n_codebooks if n_quantizers is None else n_quantizers
         if not 1 <= n_quantizers <= self.n_codebooks:
-            raise ValueError(
-                f"n_quantizers must lie in [1, {self.n_codebooks}], got {n_quantizers}."
-            )
+            raise ValueError(f"n_quantizers must lie in [1, {self.n_codebooks}], got {n_quantizers}.")
         active = self.active_quantizers(latents.shape[0], n_quantizers, latents.device)
         residual = latents.float()
         steps = []
@@ -153,10 +151,7 @@ class ResidualVectorQuantizer(nn.Module):
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Latent of given codes, the sum over the codebooks present; [B, n_q, N] -> [B, D, N]."""
         if codes.shape[1] > self.n_codebooks:
-            raise ValueError(
-                f"codes hold {codes.shape[1]} codebooks but the quantizer has {self.n_codebooks}."
-            )
+            raise ValueError(f"codes hold {codes.shape[1]} codebooks but the quantizer has {self.n_codebooks}.")
         return sum(
-            quantizer.decode_codes(codes[:, index])
-            for index, quantizer in enumerate(self.quantizers[: codes.shape[1]])
+            quantizer.decode_codes(codes[:, index]) for index, quantizer in enumerate(self.quantizers[: codes.shape[1]])
         )

@@ -26,20 +26,34 @@ def cuda_outputs(step: int) -> dict:
     return {
         "loss": torch.tensor(1.0, device=device),
         "losses": {name: torch.rand((), device=device) for name in ("loss_g", "loss_d", "loss_fm", "loss_adv")},
-        "d_stepped": True, "d_real": torch.rand((), device=device), "d_fake": torch.rand((), device=device),
-        "d_loss_chance": 2.0, "grad_norm_d": torch.rand((), device=device),
-        "pesq_dropped_batch": step % 2, "pesq_clips": 8, "pesq_failed_clips": step % 2,
-        "metric_d_prediction": torch.rand(8, device=device), "pesq_target": target,
-        "codes": torch.randint(0, 1024, (8, 4, 50), device=device), "codebook_size": 1024,
-        "length": torch.full((8,), 16000, device=device), "estimate": torch.rand(8, 1, 16000, device=device),
-        "reference": torch.rand(8, 1, 16000, device=device), "input": torch.rand(8, 1, 16000, device=device),
+        "d_stepped": True,
+        "d_real": torch.rand((), device=device),
+        "d_fake": torch.rand((), device=device),
+        "d_loss_chance": 2.0,
+        "grad_norm_d": torch.rand((), device=device),
+        "pesq_dropped_batch": step % 2,
+        "pesq_clips": 8,
+        "pesq_failed_clips": step % 2,
+        "metric_d_prediction": torch.rand(8, device=device),
+        "pesq_target": target,
+        "codes": torch.randint(0, 1024, (8, 4, 50), device=device),
+        "codebook_size": 1024,
+        "length": torch.full((8,), 16000, device=device),
+        "estimate": torch.rand(8, 1, 16000, device=device),
+        "reference": torch.rand(8, 1, 16000, device=device),
+        "input": torch.rand(8, 1, 16000, device=device),
         "index": torch.arange(8, device=device),
     }
 
 
 def test_no_host_sync_between_logging_steps() -> None:
-    callbacks = [PesqHealth(), MetricDiscriminatorMonitor(), DiscriminatorHealth(), DivergenceMonitor(),
-                 CodebookUsage(window_steps=10)]
+    callbacks = [
+        PesqHealth(),
+        MetricDiscriminatorMonitor(),
+        DiscriminatorHealth(),
+        DivergenceMonitor(),
+        CodebookUsage(window_steps=10),
+    ]
     validation_callbacks = [SignalStats(), EvalDeterminism()]
     trainer, module = FakeTrainer(log_every_n_steps=10), FakeModule()
     trainer.strategy.root_device = torch.device("cuda")

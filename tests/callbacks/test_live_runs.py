@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from callbacks import EvalDeterminism, PesqHealth, SignalStats
-from codecgan.lightning_cli import build_cli
 from codecgan.diagnosis.cli import diagnose_main
 from codecgan.diagnosis.history import load_histories
+from codecgan.lightning_cli import build_cli
 from tests.callbacks.callback_fakes import same
 from tests.callbacks.ddp_counts_script import run as run_scripted_counts
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay

@@ -15,9 +15,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from callbacks import DataLeakCheck, LearningRateHealth, LossSpikes
 from callbacks.loss_spikes import HISTORY_POINTS
+from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import MetricHistory
 from codecgan.diagnosis.cli import diagnose_main
-from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis.rules import loss_spike, lr_vanished
 from codecgan.diagnosis.rules.schedule_and_data import (
     SPIKE_RECOVERY,
@@ -55,9 +55,10 @@ def test_data_leak_check_raises_an_alarm_with_the_count_and_the_file(tmp_path: P
     message = r"DATA_LEAK: When fit started at epoch 0 \(step 0\), 1 validation or test file is also training data"
     with pytest.warns(UserWarning, match=message):
         callback.on_fit_start(trainer, FakeModule())
-    assert "val file p287_001.wav is training file utt3.wav (same content)" in callback.alarms.active["DATA_LEAK"][
-        "evidence"
-    ]
+    assert (
+        "val file p287_001.wav is training file utt3.wav (same content)"
+        in callback.alarms.active["DATA_LEAK"]["evidence"]
+    )
     assert [p.value for p in callback.history.series("diag/data_leak_files")] == [1.0]
 
 

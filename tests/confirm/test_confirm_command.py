@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from codecgan.cli import main
-from codecgan.confirm.arms import read_run_config
+from codecgan.confirm.arms import apply_change, read_run_config
 from codecgan.confirm.experiments import EXPERIMENTS
-from codecgan.confirm.arms import apply_change
 from tests.conftest import EXPERIMENTS as CONFIGS
 from tests.conftest import write_overlay
 
@@ -25,13 +24,27 @@ def fault_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("confirm")
     overlay = {
         "trainer": {
-            "max_steps": 24, "val_check_interval": 6, "log_every_n_steps": 3, "enable_progress_bar": False,
-            "enable_model_summary": False, "default_root_dir": str(folder / "run"),
+            "max_steps": 24,
+            "val_check_interval": 6,
+            "log_every_n_steps": 3,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(folder / "run"),
             "logger": {"init_args": {"save_dir": str(folder), "name": "run"}},
         },
-        "data": {"init_args": {"synthetic_items": [16, 4, 4], "crop_seconds": 0.2, "batch_size": 4, "val_crop": "random"}},
+        "data": {
+            "init_args": {"synthetic_items": [16, 4, 4], "crop_seconds": 0.2, "batch_size": 4, "val_crop": "random"}
+        },
     }
-    main(["fit", "--config", str(CONFIGS / "codec_tiny.yaml"), "--config", str(write_overlay(folder, "fault.yaml", overlay))])
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "codec_tiny.yaml"),
+            "--config",
+            str(write_overlay(folder, "fault.yaml", overlay)),
+        ]
+    )
     return folder / "run"
 
 
@@ -46,14 +59,31 @@ def test_confirm_confirms_random_validation_crops_and_reuses_its_arms(fault_run:
     verdicts = confirm_json(fault_run, capsys, "--code", "EVAL_NONDETERMINISTIC", "--steps", str(CONFIRM_STEPS))
     assert len(verdicts) == 1
     verdict = verdicts[0]
-    assert set(verdict) >= {"code", "experiment", "verdict", "metric", "control", "treatment", "effect", "noise", "runs"}
+    assert set(verdict) >= {
+        "code",
+        "experiment",
+        "verdict",
+        "metric",
+        "control",
+        "treatment",
+        "effect",
+        "noise",
+        "runs",
+    }
     assert (verdict["code"], verdict["experiment"], verdict["verdict"]) == (
-        "EVAL_NONDETERMINISTIC", "fixed validation crops", "confirmed")
+        "EVAL_NONDETERMINISTIC",
+        "fixed validation crops",
+        "confirmed",
+    )
     assert verdict["metric"] == "diag/eval_input_changed_fraction" and verdict["direction"] == "min"
     assert verdict["control"] > 0.5 and verdict["treatment"] == 0.0 and verdict["effect"] > verdict["noise"]
     runs = [Path(run) for run in verdict["runs"]]
-    assert [run.name for run in runs] == ["control-fresh-seed0", "control-fresh-seed1",
-                                          "fixed-validation-crops-seed0", "fixed-validation-crops-seed1"]
+    assert [run.name for run in runs] == [
+        "control-fresh-seed0",
+        "control-fresh-seed1",
+        "fixed-validation-crops-seed0",
+        "fixed-validation-crops-seed1",
+    ]
     assert all(run.parent == fault_run / "confirm" / "EVAL_NONDETERMINISTIC" for run in runs)
     treatment = yaml.safe_load((runs[2] / "arm.yaml").read_text())
     assert treatment["data"]["init_args"]["val_crop"] == "center" and treatment["seed_everything"] == 0

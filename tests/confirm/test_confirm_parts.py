@@ -42,17 +42,30 @@ def run_config() -> dict:
 def test_every_rule_code_has_an_experiment_or_says_why_not() -> None:
     assert set(RULES) <= set(EXPERIMENTS) | set(WITHOUT_EXPERIMENT)
     assert set(EXPERIMENTS) | set(WITHOUT_EXPERIMENT) <= set(RULES)
-    for code in ("EVAL_NONDETERMINISTIC", "PESQ_NONE_HIGH", "LOSS_METRIC_DIVERGENCE", "DISCRIMINATOR_AT_CHANCE",
-                 "GAN_TERM_NEGLIGIBLE", "AMPLITUDE_UNSTABLE", "LENGTH_MISMATCH", "RANK_DIVERGENCE"):
+    for code in (
+        "EVAL_NONDETERMINISTIC",
+        "PESQ_NONE_HIGH",
+        "LOSS_METRIC_DIVERGENCE",
+        "DISCRIMINATOR_AT_CHANCE",
+        "GAN_TERM_NEGLIGIBLE",
+        "AMPLITUDE_UNSTABLE",
+        "LENGTH_MISMATCH",
+        "RANK_DIVERGENCE",
+    ):
         assert EXPERIMENTS[code], code
-    assert [e.name for e in EXPERIMENTS["LOSS_METRIC_DIVERGENCE"]] == ["adversarial weight ×0.5", "generator learning rate ×0.5"]
+    assert [e.name for e in EXPERIMENTS["LOSS_METRIC_DIVERGENCE"]] == [
+        "adversarial weight ×0.5",
+        "generator learning rate ×0.5",
+    ]
 
 
 def test_an_arm_is_the_run_with_the_change_its_seed_its_folder_and_the_start_weights(tmp_path: Path) -> None:
     original = run_config()
-    changes = {"model.init_args.optimizer_d.init_args.lr": Scale(4.0, when_zero="model.init_args.optimizer_g.init_args.lr"),
-               "trainer.callbacks[RankConsistency].init_args.resync": Set(True),
-               "model.init_args.loss_weights.adversarial": Scale(4.0, default=1.0)}
+    changes = {
+        "model.init_args.optimizer_d.init_args.lr": Scale(4.0, when_zero="model.init_args.optimizer_g.init_args.lr"),
+        "trainer.callbacks[RankConsistency].init_args.resync": Set(True),
+        "model.init_args.loss_weights.adversarial": Scale(4.0, default=1.0),
+    }
     folder = tmp_path / "confirm" / "CODE" / "treatment-seed4"
     config = arm_config(original, changes, folder, seed=4, steps=100, start=(300, tmp_path / "step300.ckpt"))
     assert original["model"]["init_args"]["optimizer_d"]["init_args"]["lr"] == 0.0  # the original is untouched
@@ -73,7 +86,9 @@ def test_an_arm_is_the_run_with_the_change_its_seed_its_folder_and_the_start_wei
 
 
 def test_a_missing_value_or_callback_is_named() -> None:
-    with pytest.raises(ConfirmError, match="scales model.init_args.loss_weights.mel, which the run's config does not set"):
+    with pytest.raises(
+        ConfirmError, match="scales model.init_args.loss_weights.mel, which the run's config does not set"
+    ):
         apply_change(run_config(), "model.init_args.loss_weights.mel", Scale(2.0))
     with pytest.raises(ConfirmError, match="no callbacks entry of class PesqHealth"):
         apply_change(run_config(), "trainer.callbacks[PesqHealth].init_args.x", Set(1))

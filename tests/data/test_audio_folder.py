@@ -147,15 +147,11 @@ def test_an_unpaired_file_is_reported_or_skipped(paired_tree: Path) -> None:
     lonely = write(paired_tree / "noisy" / "p3" / "009.wav", sine(300, 0.2, 16000))
     with pytest.raises(BadAudioError, match="009.wav: no matching clean file"):
         PairedAudioFolder(paired_tree / "noisy", paired_tree / "clean", 16000)
-    dataset = PairedAudioFolder(
-        paired_tree / "noisy", paired_tree / "clean", 16000, skip_bad_files=True
-    )
+    dataset = PairedAudioFolder(paired_tree / "noisy", paired_tree / "clean", 16000, skip_bad_files=True)
     assert len(dataset) == 3 and [bad.path for bad in dataset.skipped] == [str(lonely)]
 
 
 def test_a_pair_with_one_broken_file_is_skipped_whole(paired_tree: Path) -> None:
     (paired_tree / "clean" / "p1" / "001.wav").write_bytes(b"")
-    dataset = PairedAudioFolder(
-        paired_tree / "noisy", paired_tree / "clean", 16000, skip_bad_files=True
-    )
+    dataset = PairedAudioFolder(paired_tree / "noisy", paired_tree / "clean", 16000, skip_bad_files=True)
     assert dataset.names == ["p1/002.wav", "p2/001.flac"]

@@ -26,8 +26,15 @@ def measured_lufs(audio: torch.Tensor) -> float:
 
 
 def datamodule(root: Path, **recipe) -> CodecDataModule:
-    module = CodecDataModule(sample_rate=RATE, train_dir=str(root), val_dir=str(root), crop_seconds=0.5,
-                             val_crop_seconds=0.5, batch_size=4, **recipe)
+    module = CodecDataModule(
+        sample_rate=RATE,
+        train_dir=str(root),
+        val_dir=str(root),
+        crop_seconds=0.5,
+        val_crop_seconds=0.5,
+        batch_size=4,
+        **recipe,
+    )
     module.setup("fit")
     return module
 
@@ -110,16 +117,21 @@ def test_phase_shift_moves_training_excerpts_only(tmp_path: Path) -> None:
         before, after = plain.datasets["train"][key]["audio"], shifted.datasets["train"][key]["audio"]
         assert not torch.allclose(before, after, atol=1e-3)
         between_dc_and_nyquist = slice(1, before.shape[-1] // 2)
-        torch.testing.assert_close(torch.fft.rfft(after).abs()[..., between_dc_and_nyquist],
-                                   torch.fft.rfft(before).abs()[..., between_dc_and_nyquist], atol=2e-3, rtol=1e-3)
+        torch.testing.assert_close(
+            torch.fft.rfft(after).abs()[..., between_dc_and_nyquist],
+            torch.fft.rfft(before).abs()[..., between_dc_and_nyquist],
+            atol=2e-3,
+            rtol=1e-3,
+        )
     assert torch.equal(shifted.datasets["val"][0]["audio"], plain.datasets["val"][0]["audio"])
 
 
 def test_codec_dac_config_turns_dacs_recipe_on_and_the_enhancement_family_tiles() -> None:
     init_args = yaml.safe_load((EXPERIMENTS / "codec_dac.yaml").read_text())["data"]["init_args"]
     module = CodecDataModule(**init_args)
-    assert module.training_recipe == ExcerptRecipe(loudness_db=-16.0, salient_cutoff_db=-40.0, salient_tries=8,
-                                                   phase_shift=True)
+    assert module.training_recipe == ExcerptRecipe(
+        loudness_db=-16.0, salient_cutoff_db=-40.0, salient_tries=8, phase_shift=True
+    )
     assert module.evaluation_recipe == ExcerptRecipe(loudness_db=-16.0)
     assert module.short_items == "zero_pad"
     assert CodecDataModule().training_recipe == ExcerptRecipe()  # off unless asked

@@ -23,15 +23,26 @@ def voicebank_like(tmp_path: Path) -> Path:
     for index, seconds in enumerate(SECONDS):
         clean = noise(seconds, 16000, amplitude=0.1, seed=index)
         write_audio(tmp_path / "clean" / f"p232_{index:03d}.wav", clean, 16000, subtype="FLOAT")
-        write_audio(tmp_path / "noisy" / f"p232_{index:03d}.wav", clean + noise(seconds, 16000, 0.05, seed=99),
-                    16000, subtype="FLOAT")
+        write_audio(
+            tmp_path / "noisy" / f"p232_{index:03d}.wav",
+            clean + noise(seconds, 16000, 0.05, seed=99),
+            16000,
+            subtype="FLOAT",
+        )
     return tmp_path
 
 
 def test_full_validation_batches_hold_whole_utterances_padded_with_true_lengths(voicebank_like: Path) -> None:
     folder = str(voicebank_like)
-    module = EnhancementDataModule(train_dir=folder, val_dir=folder, test_dir=folder, crop_seconds=0.5,
-                                   val_crop="full", batch_size=2, val_batch_size=2)
+    module = EnhancementDataModule(
+        train_dir=folder,
+        val_dir=folder,
+        test_dir=folder,
+        crop_seconds=0.5,
+        val_crop="full",
+        batch_size=2,
+        val_batch_size=2,
+    )
     module.setup("fit")
     for loader in (module.val_dataloader(), module.test_dataloader()):
         batches = list(loader)
@@ -53,8 +64,12 @@ def test_every_utterance_is_evaluated_exactly_once_across_ranks(voicebank_like: 
     module.setup("validate")
     seen = []
     for rank in range(3):
-        loader = torch.utils.data.DataLoader(module.datasets["val"], batch_size=2, collate_fn=collate_padded,
-                                             sampler=EvaluationSampler(module.datasets["val"], 3, rank))
+        loader = torch.utils.data.DataLoader(
+            module.datasets["val"],
+            batch_size=2,
+            collate_fn=collate_padded,
+            sampler=EvaluationSampler(module.datasets["val"], 3, rank),
+        )
         seen += [index for batch in loader for index in batch["index"].tolist()]
     assert sorted(seen) == list(range(len(SECONDS)))
 

@@ -16,9 +16,7 @@ from codecgan.data import synthetic_speech
 from codecgan.data.synthetic_speech import SyntheticSpeech, derive_seed, synthesize_speech
 
 
-def silent_runs_seconds(
-    audio: torch.Tensor, sample_rate: int, threshold: float = 1e-4
-) -> list[float]:
+def silent_runs_seconds(audio: torch.Tensor, sample_rate: int, threshold: float = 1e-4) -> list[float]:
     """Durations (s) of the runs of consecutive samples with |x| below ``threshold``."""
     quiet = np.concatenate([[False], (audio.abs() < threshold).numpy(), [False]])
     edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))

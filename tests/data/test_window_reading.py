@@ -47,8 +47,9 @@ def test_an_item_reads_only_its_window_with_a_small_margin(tmp_path: Path, monke
     monkeypatch.setattr(audio_reading.soundfile, "read", counting_read)
     for file_rate_crop in (8000, 16000):  # without and with resampling (8 kHz file at 16 kHz)
         reads.clear()
-        datamodule = CodecDataModule(sample_rate=file_rate_crop, train_dir=str(tmp_path), crop_seconds=0.5,
-                                     batch_size=2)
+        datamodule = CodecDataModule(
+            sample_rate=file_rate_crop, train_dir=str(tmp_path), crop_seconds=0.5, batch_size=2
+        )
         datamodule.setup("fit")
         assert reads == [], "setup must not decode audio"
         for index in range(5):
@@ -69,12 +70,22 @@ def test_start_up_reads_headers_only(tmp_path: Path, monkeypatch) -> None:
     # Every decode goes through SoundFile.read or SoundFile.blocks; soundfile.info opens the header only.
     for name in ("read", "blocks", "buffer_read"):
         monkeypatch.setattr(soundfile.SoundFile, name, fail)
-    codec = CodecDataModule(sample_rate=8000, train_dir=str(tmp_path / "codec"), val_dir=str(tmp_path / "codec"),
-                            crop_seconds=0.25, batch_size=2)
+    codec = CodecDataModule(
+        sample_rate=8000,
+        train_dir=str(tmp_path / "codec"),
+        val_dir=str(tmp_path / "codec"),
+        crop_seconds=0.25,
+        batch_size=2,
+    )
     codec.setup("fit")
     assert codec.datasets["train"].base.lengths == [16000, 24000, 4000]
-    enhancement = EnhancementDataModule(sample_rate=16000, train_dir=str(tmp_path / "pairs"),
-                                        val_dir=str(tmp_path / "pairs"), crop_seconds=0.25, batch_size=2)
+    enhancement = EnhancementDataModule(
+        sample_rate=16000,
+        train_dir=str(tmp_path / "pairs"),
+        val_dir=str(tmp_path / "pairs"),
+        crop_seconds=0.25,
+        batch_size=2,
+    )
     enhancement.setup("fit")
     assert enhancement.datasets["train"].base.lengths == [16000, 40000]  # 8 kHz files at 16 kHz
 

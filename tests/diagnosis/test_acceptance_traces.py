@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-from codecgan.diagnosis.cli import diagnose_main
 from story_traces import (
     codec_stuck_discriminator,
     enhancement_divergence,
@@ -15,6 +13,8 @@ from story_traces import (
     healthy_enhancement,
     write_csv,
 )
+
+from codecgan.diagnosis.cli import diagnose_main
 
 
 def diagnose_json(path: Path, capsys: pytest.CaptureFixture) -> list[dict]:

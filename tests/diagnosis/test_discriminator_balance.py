@@ -47,8 +47,12 @@ CASES = [
     (OVERPOWERING, {**CODEC_OVERPOWERED, "val__loss_mel": None}, None),  # SNR rises: quality does not fall
     (
         OVERPOWERING,
-        dict(val__snr_db=[3.0, 5.0, 6.0, 5.5, 5.0, 4.5], train__loss_d=[0.1] * 6, diag__d_loss_chance=[2.5] * 6,
-             train__loss_adv=[2.0, 2.2, 2.5, 3.0, 3.5, 4.0]),
+        dict(
+            val__snr_db=[3.0, 5.0, 6.0, 5.5, 5.0, 4.5],
+            train__loss_d=[0.1] * 6,
+            diag__d_loss_chance=[2.5] * 6,
+            train__loss_adv=[2.0, 2.2, 2.5, 3.0, 3.5, 4.0],
+        ),
         4,
     ),
     # Quality falls and D wins, but the generator's adversarial term does not climb: a plain divergence.
@@ -78,8 +82,12 @@ def test_rule_on_scripted_trajectory(code: str, series: dict, first_epoch: int |
 
 def test_a_converged_least_squares_gan_raises_nothing() -> None:
     converged = dict(
-        train__loss_d=[1.25] * 6, diag__d_loss_chance=[2.5] * 6, diag__d_margin=[0.0] * 6, diag__d_update_ratio=MOVING,
-        train__loss_adv=[1.2] * 6, val__loss_mel=[1.5, 1.3, 1.2, 1.15, 1.12, 1.1],
+        train__loss_d=[1.25] * 6,
+        diag__d_loss_chance=[2.5] * 6,
+        diag__d_margin=[0.0] * 6,
+        diag__d_update_ratio=MOVING,
+        train__loss_adv=[1.2] * 6,
+        val__loss_mel=[1.5, 1.3, 1.2, 1.15, 1.12, 1.1],
     )
     assert [f.code for f in run_rules(history(**converged)) if f.severity != "info"] == []
 

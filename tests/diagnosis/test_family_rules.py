@@ -13,7 +13,9 @@ MEL_FALLING = [4.0 * 0.93**epoch for epoch in range(6)]
 
 
 def test_a_codec_whose_mel_distance_rises_while_its_training_loss_falls_diverges() -> None:
-    finding = RULES["LOSS_METRIC_DIVERGENCE"](history(val__loss_mel=MEL_RISING, train__loss_g=[0.97**epoch for epoch in range(20)]))
+    finding = RULES["LOSS_METRIC_DIVERGENCE"](
+        history(val__loss_mel=MEL_RISING, train__loss_g=[0.97**epoch for epoch in range(20)])
+    )
     assert finding is not None and finding.severity == "critical"
     # The default drop for the mel distance is 5% of its best (0.11): averaged over two rounds it is passed at epoch 6.
     assert finding.first_epoch == 6
@@ -30,7 +32,9 @@ def test_a_codec_is_judged_by_its_mel_distance_not_by_its_snr() -> None:
 
 
 def test_a_codecs_negative_snr_that_rises_while_its_mel_distance_falls_is_info() -> None:
-    improving = dict(val__snr_db=[-6.0, -4.5, -3.8, -3.1], val__loss_mel=MEL_FALLING[:4], val__amplitude_ratio=[1.0] * 4)
+    improving = dict(
+        val__snr_db=[-6.0, -4.5, -3.8, -3.1], val__loss_mel=MEL_FALLING[:4], val__amplitude_ratio=[1.0] * 4
+    )
     finding = RULES["NEGATIVE_SNR"](history(**improving))
     assert finding.severity == "info" and "rose from -4.50 to -3.10 dB" in finding.evidence
 
@@ -55,7 +59,9 @@ def test_isolated_skipped_steps_are_a_warning_and_repeated_ones_critical() -> No
 
 def test_gan_term_negligible_quotes_the_share_it_flagged_and_the_share_now() -> None:
     shares = [0.004, 0.004, 0.004, 0.004, 0.05, 0.05, 0.05, 0.05, 0.05]
-    finding = RULES["GAN_TERM_NEGLIGIBLE"](history(diag__grad_share__loss_adv=shares, diag__grad_share__loss_mel=[0.9] * 9))
+    finding = RULES["GAN_TERM_NEGLIGIBLE"](
+        history(diag__grad_share__loss_adv=shares, diag__grad_share__loss_mel=[0.9] * 9)
+    )
     assert "loss_adv 0.4% at epoch 2" in finding.evidence and "5.0% now" in finding.evidence
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from story_traces import codec_stuck_discriminator, healthy_codec, write_csv
+
 from codecgan.diagnosis import Finding, rank, render_text
 from codecgan.diagnosis.cli import diagnose_main
-from story_traces import codec_stuck_discriminator, healthy_codec, write_csv
 
 
 def finding(code: str, severity: str, epoch: int | None) -> Finding:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from story_traces import codec_stuck_discriminator, enhancement_divergence
 from torch.utils.tensorboard import SummaryWriter
 
 from codecgan.diagnosis.cli import diagnose_main
-from story_traces import codec_stuck_discriminator, enhancement_divergence
 
 
 def write_run(directory: Path, rows: list[dict]) -> None:

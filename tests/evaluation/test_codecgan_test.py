@@ -44,7 +44,8 @@ def test_codecgan_test_scores_a_tiny_enhancer_with_every_measure_and_the_noisy_b
         assert all(entry["scored"] == 3 and math.isfinite(entry["mean"]) for entry in system["measures"].values())
     rows = read_csv(run / "metrics.csv")
     assert [(row["utterance"], row["system"]) for row in rows] == [
-        (str(index), system) for index in range(3) for system in ("enhanced", "noisy input")]
+        (str(index), system) for index in range(3) for system in ("enhanced", "noisy input")
+    ]
     table = next(record.getMessage() for record in caplog.records if "| system |" in record.getMessage())
     assert "| PESQ wb | PESQ nb | CSIG | CBAK | COVL | SSNR | STOI | SI-SDR |" in table
     assert "| noisy input | 3 |" in table and "| enhanced | 3 |" in table
@@ -59,7 +60,11 @@ def test_codecgan_test_scores_a_tiny_codec_at_each_bitrate(tmp_path):
     # codec_tiny: codebooks of 256 entries (8 bits) at 16 kHz with a hop of 40 samples (400 frames/s): 3.2 kbps each.
     for count in (1, 4):
         measures = summary["systems"][f"{count} codebooks"]["measures"]
-        assert measures["bitrate_kbps"]["mean"] == pytest.approx(bitrate_kbps(count, 256, 16000, 40)) == pytest.approx(3.2 * count)
+        assert (
+            measures["bitrate_kbps"]["mean"]
+            == pytest.approx(bitrate_kbps(count, 256, 16000, 40))
+            == pytest.approx(3.2 * count)
+        )
         assert all(entry["scored"] == 3 for entry in measures.values())
         assert measures["mel_distance"]["mean"] > 0 and measures["stft_distance"]["mean"] > 0
     assert len(read_csv(run / "metrics.csv")) == 6

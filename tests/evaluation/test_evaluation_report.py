@@ -37,12 +37,21 @@ def test_the_report_writes_csv_and_json_into_the_run_folder(tmp_path: Path) -> N
     report.on_test_epoch_start(None, None)
     report.on_test_batch_end(None, None, {"scores": rows()[:2]}, None, 0)
     report.on_test_batch_end(None, None, {"scores": rows()[2:]}, None, 1)
-    trainer = SimpleNamespace(world_size=1, is_global_zero=True, log_dir=str(tmp_path), default_root_dir="",
-                              datamodule=SimpleNamespace(datasets={"test": SimpleNamespace(names=["a.wav", "b.wav"])}))
+    trainer = SimpleNamespace(
+        world_size=1,
+        is_global_zero=True,
+        log_dir=str(tmp_path),
+        default_root_dir="",
+        datamodule=SimpleNamespace(datasets={"test": SimpleNamespace(names=["a.wav", "b.wav"])}),
+    )
     report.on_test_epoch_end(trainer, None)
     with (tmp_path / "metrics.csv").open() as file:
         table = list(csv.DictReader(file))
     assert [(r["file"], r["system"], r["pesq_wb"]) for r in table] == [
-        ("a.wav", "enhanced", "3"), ("a.wav", "noisy input", "2"), ("b.wav", "enhanced", ""), ("b.wav", "noisy input", "1.5")]
+        ("a.wav", "enhanced", "3"),
+        ("a.wav", "noisy input", "2"),
+        ("b.wav", "enhanced", ""),
+        ("b.wav", "noisy input", "1.5"),
+    ]
     summary = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["systems"]["enhanced"]["measures"]["pesq_wb"]["failed"] == ["b.wav"]

@@ -43,7 +43,9 @@ def codec_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
 @pytest.fixture(scope="session")
 def enhancer_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     # PESQ inline: no worker processes to start for six steps.
-    return fit_tiny(tmp_path_factory.mktemp("enhancer"), "enhance_tiny.yaml", {"crop_seconds": 0.3}, {"pesq_workers": 0})
+    return fit_tiny(
+        tmp_path_factory.mktemp("enhancer"), "enhance_tiny.yaml", {"crop_seconds": 0.3}, {"pesq_workers": 0}
+    )
 
 
 @dataclass(frozen=True)

@@ -32,14 +32,28 @@ def wav_path(folder: Path, name: str) -> Path:
     return folder / Path(name).with_suffix(".wav")
 
 
-def test_enhance_writes_every_readable_file_names_the_corrupt_one_and_exits_2(enhancer_run, recordings, tmp_path, capsys):
+def test_enhance_writes_every_readable_file_names_the_corrupt_one_and_exits_2(
+    enhancer_run, recordings, tmp_path, capsys
+):
     source, held = recordings
     inputs = tmp_path / "inputs"
     shutil.copytree(source, inputs)
     (inputs / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk")
     out = tmp_path / "out"
-    status = run(["enhance", "--ckpt", str(enhancer_run.checkpoint), str(inputs), "--out", str(out),
-                  "--chunk-seconds", "2", "--overlap-seconds", "0.5"])
+    status = run(
+        [
+            "enhance",
+            "--ckpt",
+            str(enhancer_run.checkpoint),
+            str(inputs),
+            "--out",
+            str(out),
+            "--chunk-seconds",
+            "2",
+            "--overlap-seconds",
+            "0.5",
+        ]
+    )
     assert status == 2
     captured = capsys.readouterr()
     assert f"{inputs / 'corrupt.wav'}:" in captured.err and "skipped" in captured.err
@@ -61,13 +75,25 @@ def test_enhance_keep_rate_writes_each_input_at_its_rate_and_exact_length(enhanc
     source, held = recordings
     names = ["phone_8k.wav", "studio/stereo_44k.flac"]
     out = tmp_path / "out"
-    status = run(["enhance", "--ckpt", str(enhancer_run.checkpoint), *(str(source / name) for name in names),
-                  "--out", str(out), "--keep-rate"])
+    status = run(
+        [
+            "enhance",
+            "--ckpt",
+            str(enhancer_run.checkpoint),
+            *(str(source / name) for name in names),
+            "--out",
+            str(out),
+            "--keep-rate",
+        ]
+    )
     assert status == 0
     for name in names:  # files given one by one are named by their stem
         info = soundfile.info(str(out / f"{Path(name).stem}.wav"))
         assert (info.samplerate, info.channels, info.frames) == (
-            held[name].sample_rate, held[name].channels, held[name].frames)
+            held[name].sample_rate,
+            held[name].channels,
+            held[name].frames,
+        )
 
 
 def test_encode_then_decode_equals_the_models_reconstruction(codec_run, recordings, tmp_path):
@@ -83,7 +109,10 @@ def test_encode_then_decode_equals_the_models_reconstruction(codec_run, recordin
         frames = resampled_length(recording.frames, recording.sample_rate, MODEL_RATE)
         assert codes_file.codes.shape == (recording.channels, 4, math.ceil(frames / 40))
         assert (codes_file.length, codes_file.input_sample_rate, codes_file.input_length) == (
-            frames, recording.sample_rate, recording.frames)
+            frames,
+            recording.sample_rate,
+            recording.frames,
+        )
         audio = read_at_rate(source / name, MODEL_RATE).audio
         with torch.no_grad():
             reconstruction = codec(audio.unsqueeze(1))

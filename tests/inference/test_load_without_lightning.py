@@ -55,9 +55,21 @@ def test_load_and_enhance_run_with_lightning_blocked(codec_run, enhancer_run, re
     source, _ = recordings
     results = tmp_path / "results.pt"
     completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(codec_run.checkpoint), str(enhancer_run.checkpoint),
-         str(source / "mono_16k.wav"), str(tmp_path / "out"), str(results)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(codec_run.checkpoint),
+            str(enhancer_run.checkpoint),
+            str(source / "mono_16k.wav"),
+            str(tmp_path / "out"),
+            str(results),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     report = json.loads(completed.stdout.strip().splitlines()[-1])

@@ -22,9 +22,19 @@ MODEL_RATE = 16000
 
 def predict(run, tmp_path: Path, paths: list[Path], *extra: str) -> None:
     # No logger: the saved config then goes to tmp_path, not over the training run's config.yaml.
-    args = ["predict", *run.config_args, "--ckpt_path", str(run.checkpoint), "--trainer.default_root_dir", str(tmp_path),
-            "--trainer.logger", "false", "--data.init_args.predict_paths", json.dumps([str(path) for path in paths]),
-            *extra]
+    args = [
+        "predict",
+        *run.config_args,
+        "--ckpt_path",
+        str(run.checkpoint),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.logger",
+        "false",
+        "--data.init_args.predict_paths",
+        json.dumps([str(path) for path in paths]),
+        *extra,
+    ]
     main(args)
 
 
@@ -45,19 +55,31 @@ def test_codec_predict_writes_the_reconstruction_and_codes_of_every_file(codec_r
         assert torch.equal(codes.codes, reconstruction.codes) and codes.codes.shape[-1] == math.ceil(frames / 40)
 
 
-def test_enhancer_predict_writes_at_the_input_rates_and_names_a_missing_file(enhancer_run, recordings, tmp_path, capsys):
+def test_enhancer_predict_writes_at_the_input_rates_and_names_a_missing_file(
+    enhancer_run, recordings, tmp_path, capsys
+):
     source, held = recordings
-    writer = {"class_path": "codecgan.inference.prediction_writer.AudioPredictionWriter",
-              "init_args": {"output_dir": str(tmp_path / "enhanced"), "keep_rate": True}}
+    writer = {
+        "class_path": "codecgan.inference.prediction_writer.AudioPredictionWriter",
+        "init_args": {"output_dir": str(tmp_path / "enhanced"), "keep_rate": True},
+    }
     overlay = write_overlay(tmp_path, "writer.yaml", {"trainer": {"callbacks": [writer]}})
     names = ["phone_8k.wav", "studio/stereo_44k.flac"]
     with pytest.raises(SystemExit) as exit_info:
-        predict(enhancer_run, tmp_path, [*(source / name for name in names), tmp_path / "missing.wav"],
-                "--config", str(overlay))
+        predict(
+            enhancer_run,
+            tmp_path,
+            [*(source / name for name in names), tmp_path / "missing.wav"],
+            "--config",
+            str(overlay),
+        )
     assert exit_info.value.code == 2
     assert f"{tmp_path / 'missing.wav'}: file does not exist" in capsys.readouterr().err
     for name in names:
         info = soundfile.info(str(tmp_path / "enhanced" / f"{Path(name).stem}.wav"))
         assert (info.samplerate, info.channels, info.frames) == (
-            held[name].sample_rate, held[name].channels, held[name].frames)
+            held[name].sample_rate,
+            held[name].channels,
+            held[name].frames,
+        )
     assert not list((tmp_path / "enhanced").glob("*.pt"))

@@ -37,8 +37,10 @@ def test_generator_metric_loss_asks_for_the_top_score():
     [(1.0, 0.0, 0.0), (4.5, 1.0, 1.0), (2.75, 0.5, 0.5), (4.64, 1.04, 1.0), (0.5, -1 / 7, 0.0), (NAN, NAN, NAN)],
 )
 def test_pesq_to_target_is_cmgans_unless_clamped(pesq, target, clamped):
-    for value, expected in ((pesq_to_target(torch.tensor([pesq])).item(), target),
-                            (pesq_to_target(torch.tensor([pesq]), clamp=True).item(), clamped)):
+    for value, expected in (
+        (pesq_to_target(torch.tensor([pesq])).item(), target),
+        (pesq_to_target(torch.tensor([pesq]), clamp=True).item(), clamped),
+    ):
         assert (math.isnan(value) and math.isnan(expected)) or value == pytest.approx(expected)
 
 

@@ -91,9 +91,11 @@ def test_a_smeared_estimate_scores_best_below_the_reference_level() -> None:
     window = torch.hann_window(512)
     magnitude = torch.stft(reference, 512, 128, window=window, return_complex=True).abs()  # [B, F, N]
     bins = magnitude.transpose(1, 2).reshape(-1, 1, magnitude.shape[1])
-    envelope = torch.nn.functional.avg_pool1d(bins, 9, 1, 4, count_include_pad=False).reshape(
-        magnitude.shape[0], magnitude.shape[2], -1
-    ).transpose(1, 2)
+    envelope = (
+        torch.nn.functional.avg_pool1d(bins, 9, 1, 4, count_include_pad=False)
+        .reshape(magnitude.shape[0], magnitude.shape[2], -1)
+        .transpose(1, 2)
+    )
     phase = 2 * math.pi * torch.rand(envelope.shape, generator=generator)
     smeared = torch.istft(torch.polar(envelope, phase), 512, 128, window=window, length=reference.shape[-1])
     rms = lambda audio: audio.pow(2).mean(-1, keepdim=True).sqrt()  # noqa: E731

@@ -15,7 +15,8 @@ import torch
 
 from codecgan.metrics.composite import composite_measures, composite_ratings
 from codecgan.metrics.log_likelihood_ratio import frame_log_likelihood_ratios, log_likelihood_ratio
-from codecgan.metrics.quality_frames import mean_of_lowest, signal_pair as prepared_pair
+from codecgan.metrics.quality_frames import mean_of_lowest
+from codecgan.metrics.quality_frames import signal_pair as prepared_pair
 from codecgan.metrics.segmental_snr import frame_snrs_db, segmental_snr
 from codecgan.metrics.weighted_spectral_slope import frame_spectral_slope_distances, weighted_spectral_slope
 

@@ -16,7 +16,9 @@ sys.path.insert(0, str(FIXTURES))
 from stft_signals import signals  # noqa: E402
 
 
-@pytest.mark.parametrize("case", json.loads((FIXTURES / "stft_distance.json").read_text()), ids=lambda c: str(c["seed"]))
+@pytest.mark.parametrize(
+    "case", json.loads((FIXTURES / "stft_distance.json").read_text()), ids=lambda c: str(c["seed"])
+)
 def test_stft_distance_equals_dacs(case: dict) -> None:
     estimate, reference = signals(case["seed"], case["sample_rate"], case["seconds"])
     value = multiscale_stft_distance(torch.from_numpy(estimate), torch.from_numpy(reference))

@@ -66,10 +66,15 @@ def test_gradients_reach_encoder_conformer_and_both_decoders(mask_activation):
     output = generator(torch.randn(2, 1, 800) * 0.1)
     (output.audio.square().mean() + output.magnitude.mean()).backward()
     mask_parameter = "weight" if mask_activation == "prelu" else "slope"
-    for name in ["encoder.0.weight", "conformers.0.time.attention.query.weight",
-                 "conformers.0.time.attention.relative_position.weight",
-                 "conformers.0.frequency.convolution.layers.3.weight", "conformers.0.frequency.norm.weight",
-                 f"mask_decoder.activation.{mask_parameter}", "complex_decoder.3.weight"]:
+    for name in [
+        "encoder.0.weight",
+        "conformers.0.time.attention.query.weight",
+        "conformers.0.time.attention.relative_position.weight",
+        "conformers.0.frequency.convolution.layers.3.weight",
+        "conformers.0.frequency.norm.weight",
+        f"mask_decoder.activation.{mask_parameter}",
+        "complex_decoder.3.weight",
+    ]:
         grad = generator.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -126,7 +131,13 @@ def test_bad_sizes_are_rejected():
 def test_dropout_defaults_are_cmgans_and_the_shorthand_sets_all_three():
     block = CMGANGenerator(**{**TINY, "dropout": None}).conformers[0].time
     rates = {name: module.p for name, module in block.named_modules() if isinstance(module, nn.Dropout)}
-    assert rates == {"feed_forward_in.3": 0.2, "feed_forward_in.5": 0.2, "attention.dropout": 0.2,
-                     "convolution.dropout": 0.0, "feed_forward_out.3": 0.2, "feed_forward_out.5": 0.2}
+    assert rates == {
+        "feed_forward_in.3": 0.2,
+        "feed_forward_in.5": 0.2,
+        "attention.dropout": 0.2,
+        "convolution.dropout": 0.0,
+        "feed_forward_out.3": 0.2,
+        "feed_forward_out.5": 0.2,
+    }
     off = CMGANGenerator(**TINY)  # dropout=0.0
     assert all(module.p == 0.0 for module in off.modules() if isinstance(module, nn.Dropout))

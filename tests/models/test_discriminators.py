@@ -85,9 +85,7 @@ def test_preprocess_removes_dc_and_sets_peak():
 
 def test_real_and_fake_both_give_gradients():
     torch.manual_seed(0)
-    discriminator = DACDiscriminator(
-        periods=(2, 3), window_lengths=(256, 128), mpd_channels=(4, 4), mrd_channels=2
-    )
+    discriminator = DACDiscriminator(periods=(2, 3), window_lengths=(256, 128), mpd_channels=(4, 4), mrd_channels=2)
     real = torch.randn(2, 1, 1024) * 0.3
     fake = (torch.randn(2, 1, 1024) * 0.3).requires_grad_()
     loss_d = discriminator_loss(discriminator(real), discriminator(fake.detach()), "least_squares")

@@ -115,12 +115,12 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
     evidence = (
         f"The GAN terms' median share of the generator-output gradient norm over the last {GAN_SHARE_WINDOW} "
         f"measurements was under {percent(GAN_SHARE_FLOOR)} ({listed}), first at {where(found[0][1])}, while "
-        f"{largest[len(tags.GRAD_SHARE_PREFIX):]} had {percent(largest_share)}: the adversarial term barely moves "
+        f"{largest[len(tags.GRAD_SHARE_PREFIX) :]} had {percent(largest_share)}: the adversarial term barely moves "
         f"the generator."
     )
     suggestion = (
-        f"Rerun with the GAN term's weight raised until its share reaches a few percent (for example ×10), or with the "
-        f"dominant reconstruction term lowered, and compare the validation metric; GradientBalance logs the shares."
+        "Rerun with the GAN term's weight raised until its share reaches a few percent (for example ×10), or with the "
+        "dominant reconstruction term lowered, and compare the validation metric; GradientBalance logs the shares."
     )
     first = found[0][1]
     finding = Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, evidence, suggestion)

@@ -131,7 +131,7 @@ def discriminator_frozen(history: MetricHistory, patience: int = FROZEN_PATIENCE
         f"so the generator trains against a fixed judge."
     )
     suggestion = (
-        f"Check the discriminator's learning rate and its scheduler (train/lr_d where logged), its gradient "
+        "Check the discriminator's learning rate and its scheduler (train/lr_d where logged), its gradient "
         "clipping (grad_clip_d), its skipped steps (diag/nonfinite_steps; updates drop_batch skips), and that "
         "optimizer_d holds the discriminator's parameters; a discriminator that learns moves 1e-4 to 1e-2 of its "
         "weight norm per step."

@@ -21,7 +21,12 @@ from codecgan.diagnosis.trends import (
 # The validation quality each family is judged by, in order, with its better direction. An enhancer logs PESQ. A codec
 # logs its mel distance: GAN codecs trade waveform SNR for perceptual quality, and a low-bitrate codec can sit below
 # 0 dB SNR while it improves, so its divergence is read on the mel distance; SI-SDR and SNR are the fallbacks.
-METRIC_CANDIDATES = ((tags.VAL_PESQ, "max"), (tags.VAL_LOSS_MEL, "min"), (tags.VAL_SI_SDR, "max"), (tags.VAL_SNR, "max"))
+METRIC_CANDIDATES = (
+    (tags.VAL_PESQ, "max"),
+    (tags.VAL_LOSS_MEL, "min"),
+    (tags.VAL_SI_SDR, "max"),
+    (tags.VAL_SNR, "max"),
+)
 METRIC_MODES = dict(METRIC_CANDIDATES)
 LOSS_CANDIDATES = (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS)
 # Smallest fall from the best that counts, in the metric's unit. 0.1 MOS is about three times the round-to-round
@@ -169,7 +174,9 @@ def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) 
         f"positive."
     )
     first = rounds[index]
-    finding = settle(Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion), rounds, flags, patience)
+    finding = settle(
+        Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion), rounds, flags, patience
+    )
     improving = _improving_codec(history, rounds) if finding.severity == "warning" else ""
     return as_info(finding, improving) if improving else finding
 

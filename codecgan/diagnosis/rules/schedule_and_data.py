@@ -91,11 +91,7 @@ def lr_vanished(history: MetricHistory, stall_rounds: int = LR_STALL_ROUNDS) -> 
                 state[tag] = (points[count - 1].value, peaks[count - 1])
 
     def vanished(index: int) -> list[str]:
-        return [
-            tag
-            for tag, (lr, peak) in states[index].items()
-            if lr < LR_FLOOR or lr < LR_VANISHED_FRACTION * peak
-        ]
+        return [tag for tag, (lr, peak) in states[index].items() if lr < LR_FLOOR or lr < LR_VANISHED_FRACTION * peak]
 
     def holds(index: int) -> bool:
         start = index - stall_rounds

@@ -58,7 +58,9 @@ def nonfinite_loss(history: MetricHistory) -> Finding | None:
         "and check the precision (bf16-mixed rather than 16-mixed), the learning rates, and every log or sqrt of a "
         "magnitude for a missing epsilon."
     )
-    return Finding("NONFINITE_LOSS", "critical" if repeated else "warning", first.step, first.epoch, evidence, suggestion)
+    return Finding(
+        "NONFINITE_LOSS", "critical" if repeated else "warning", first.step, first.epoch, evidence, suggestion
+    )
 
 
 def rank_divergence(history: MetricHistory) -> Finding | None:
