@@ -12,8 +12,11 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio, signal_noise_ratio
 
+from codecgan.inference.codes_file import bitrate_kbps
 from codecgan.losses.mel import MultiScaleMelLoss
 from codecgan.metrics.stft_distance import multiscale_stft_distance
+
+__all__ = ["CODEC_MEASURES", "CodecScores", "bitrate_kbps"]
 
 CODEC_MEASURES = ("bitrate_kbps", "mel_distance", "stft_distance", "si_sdr_db", "snr_db")
 

@@ -1,5 +1,6 @@
 """`codecgan confirm` end to end on a tiny fault run: random validation crops (EVAL_NONDETERMINISTIC) are confirmed
-by the fixed-crop experiment, a code the run does not show has no finding, and a second call re-uses the arms."""
+by the fixed-crop experiment and its arms are re-used by a second call; the control (fixed crops) and a code the run
+does not show have no finding, and nothing runs for them."""
 
 from __future__ import annotations
 
@@ -18,10 +19,8 @@ from tests.conftest import write_overlay
 CONFIRM_STEPS = 16
 
 
-@pytest.fixture(scope="module")
-def fault_run(tmp_path_factory) -> Path:
-    """codec_tiny with random validation crops: 24 steps, validation every 6 (four rounds)."""
-    folder = tmp_path_factory.mktemp("confirm")
+def tiny_codec_run(folder: Path, val_crop: str) -> Path:
+    """codec_tiny for 24 steps, validation every 6 (four rounds), with the given validation crops."""
     overlay = {
         "trainer": {
             "max_steps": 24,
@@ -33,19 +32,18 @@ def fault_run(tmp_path_factory) -> Path:
             "logger": {"init_args": {"save_dir": str(folder), "name": "run"}},
         },
         "data": {
-            "init_args": {"synthetic_items": [16, 4, 4], "crop_seconds": 0.2, "batch_size": 4, "val_crop": "random"}
+            "init_args": {"synthetic_items": [16, 4, 4], "crop_seconds": 0.2, "batch_size": 4, "val_crop": val_crop}
         },
     }
-    main(
-        [
-            "fit",
-            "--config",
-            str(CONFIGS / "codec_tiny.yaml"),
-            "--config",
-            str(write_overlay(folder, "fault.yaml", overlay)),
-        ]
-    )
+    overlay_path = write_overlay(folder, "overlay.yaml", overlay)
+    main(["fit", "--config", str(CONFIGS / "codec_tiny.yaml"), "--config", str(overlay_path)])
     return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory) -> Path:
+    """The fault: random validation crops."""
+    return tiny_codec_run(tmp_path_factory.mktemp("fault"), "random")
 
 
 def confirm_json(run: Path, capsys, *args: str) -> list[dict]:
@@ -117,3 +115,10 @@ def test_a_folder_that_is_not_a_run_is_refused_in_one_line(tmp_path: Path, capsy
         main(["confirm", str(tmp_path)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith("codecgan confirm: error:")
+
+
+def test_the_control_run_with_fixed_crops_has_no_finding_to_confirm(tmp_path: Path, capsys) -> None:
+    control = tiny_codec_run(tmp_path, "center")
+    verdicts = confirm_json(control, capsys, "--code", "EVAL_NONDETERMINISTIC", "--steps", str(CONFIRM_STEPS))
+    assert [(v["code"], v["verdict"]) for v in verdicts] == [("EVAL_NONDETERMINISTIC", "no finding")]
+    assert not (control / "confirm").exists()
