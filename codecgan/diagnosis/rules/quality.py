@@ -43,8 +43,10 @@ DIVERGENCE_TREND_SHARE = 0.5
 # Below 0 dB the error has more energy than the reference: an all-zero output would score higher.
 NEGATIVE_SNR_DB = 0.0
 NEGATIVE_SNR_PATIENCE = 2
-# Rounds over which a codec's negative SNR must rise, and its mel distance fall, for the finding to be info.
+# A codec's negative SNR is info when, over at least this many rounds, its robust trend has not fallen by more than
+# NEGATIVE_SNR_FALL_DB (the divergence rule's margin for SNR) while its mel distance fell.
 NEGATIVE_SNR_IMPROVING_ROUNDS = 3
+NEGATIVE_SNR_FALL_DB = 0.5
 # About the just-noticeable loudness difference; a codec or enhancer should keep the level within it.
 AMPLITUDE_TOLERANCE_DB = 1.0
 AMPLITUDE_PATIENCE = 2
@@ -182,25 +184,29 @@ def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) 
 
 
 def _improving_codec(history: MetricHistory, rounds: list[Point]) -> str:
-    """A sentence saying the negative SNR is a codec improving (empty if it is not): the SNR has risen over the last
-    rounds, the mel distance has fallen, and the level is within tolerance. A GAN codec trades waveform SNR for
-    perceptual quality and a low-bitrate one sits below 0 dB while it improves."""
-    recent = rounds[-NEGATIVE_SNR_IMPROVING_ROUNDS:]
-    mel = history.aligned(tags.VAL_LOSS_MEL, recent)
-    if len(recent) < NEGATIVE_SNR_IMPROVING_ROUNDS or any(m is None or not math.isfinite(m) for m in mel):
+    """A sentence saying the negative SNR is a codec improving (empty if it is not): over the run the SNR's robust
+    trend has not fallen by `NEGATIVE_SNR_FALL_DB`, the mel distance's has fallen, and the level is not a warning
+    (AMPLITUDE_UNSTABLE above info, or a large DC offset). A GAN codec trades waveform SNR for perceptual quality
+    and a low-bitrate one sits below 0 dB while it improves."""
+    if len(rounds) < NEGATIVE_SNR_IMPROVING_ROUNDS:
         return ""
-    level = [p for p in _finite_points(history, tags.VAL_AMPLITUDE_RATIO) if p.value > 0][-1:]
-    level_ok = not level or abs(decibels(level[0].value)) <= AMPLITUDE_TOLERANCE_DB
-    snr_slope = theil_sen_slope([p.value for p in recent])
-    mel_slope = theil_sen_slope(mel)
-    if not (snr_slope >= 0 and mel_slope < 0) or not level_ok or _dc_offset_evidence(history):
+    mel = history.aligned(tags.VAL_LOSS_MEL, rounds)
+    if any(m is None or not math.isfinite(m) for m in mel):
+        return ""
+    snr_change = theil_sen_slope([p.value for p in rounds]) * (len(rounds) - 1)
+    mel_change = theil_sen_slope(mel) * (len(rounds) - 1)
+    level = amplitude_unstable(history)
+    if not (snr_change >= -NEGATIVE_SNR_FALL_DB and mel_change < 0):
+        return ""
+    if (level is not None and level.severity != "info") or _dc_offset_evidence(history):
         return ""
     return (
-        f" It is reported as info because the codec is improving: over the last {len(recent)} rounds {tags.VAL_SNR} "
-        f"rose from {recent[0].value:.2f} to {recent[-1].value:.2f} dB while {tags.VAL_LOSS_MEL} fell from "
-        f"{mel[0]:.3f} to {mel[-1]:.3f} with the level within ±{AMPLITUDE_TOLERANCE_DB:g} dB (GAN codecs trade "
+        f" It is reported as info because the codec is improving: over its {len(rounds)} rounds {tags.VAL_SNR} "
+        f"moved {snr_change:+.2f} dB on its robust trend ({rounds[0].value:.2f} to {rounds[-1].value:.2f} dB) while "
+        f"{tags.VAL_LOSS_MEL} fell from {mel[0]:.3f} to {mel[-1]:.3f}, with no level warning (GAN codecs trade "
         f"waveform SNR for perceptual quality; low-bitrate ones sit below 0 dB). It becomes a warning if the SNR "
-        f"falls, the mel distance stops falling or the level moves."
+        f"falls by more than {NEGATIVE_SNR_FALL_DB:g} dB, the mel distance stops falling or the level becomes a "
+        f"warning."
     )
 
 
