@@ -281,6 +281,19 @@ def read_history(log_dir: Path) -> MetricHistory | None:
     return histories[0][1] if histories else None
 
 
+def reuse_runs(entries: list[ZooEntry], runs: Path, results_dir: Path) -> dict[str, ZooResult]:
+    """The results of the last zoo's runs, diagnosed again with today's rules."""
+    previous = json.loads((results_dir / "zoo.json").read_text())
+    earlier = {run["name"]: run for run in previous["runs"]}
+    missing = [entry.name for entry in entries if entry.name not in earlier or not (runs / entry.name).is_dir()]
+    if missing:
+        raise SystemExit(f"--reuse-runs: no earlier run of {missing}; run them first.")
+    return {
+        entry.name: collect(entry, runs, earlier[entry.name]["exit_status"], earlier[entry.name]["wall_s"])
+        for entry in entries
+    }
+
+
 def confirm_all(entries: list[ZooEntry], results: dict[str, ZooResult], slots: int, echo: bool = True) -> None:
     """`codecgan confirm` on each run, one after another with `slots` arms at once: a fault for its expected code,
     a control for every finding above info (none expected)."""
@@ -311,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where zoo.md, zoo.json and zoo/*.png go")
     parser.add_argument("--no-plots", action="store_true", help="skip the pictures")
     parser.add_argument("--no-confirm", action="store_true", help="skip `codecgan confirm` on each run")
+    parser.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="train nothing: diagnose the runs of the last `make zoo` again (after a rule changed) and re-use their "
+        "finished confirm arms; exit statuses and wall times come from the last zoo.json",
+    )
     args = parser.parse_args(argv)
     by_name = {entry.name: entry for entry in ZOO}
     unknown = [name for name in args.names if name not in by_name]
@@ -319,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     entries = [by_name[name] for name in args.names] if args.names else list(ZOO)
     print(f"failure zoo: {len(entries)} runs, {args.slots} processes at a time, logs in {args.runs}", flush=True)
     start = time.monotonic()
-    results = run_all(entries, args.runs, args.slots)
+    results = (
+        reuse_runs(entries, args.runs, args.results) if args.reuse_runs else run_all(entries, args.runs, args.slots)
+    )
     if not args.no_confirm:
         confirm_all(entries, results, args.slots)
     total = time.monotonic() - start
