@@ -288,10 +288,12 @@ def reuse_runs(entries: list[ZooEntry], runs: Path, results_dir: Path) -> dict[s
     missing = [entry.name for entry in entries if entry.name not in earlier or not (runs / entry.name).is_dir()]
     if missing:
         raise SystemExit(f"--reuse-runs: no earlier run of {missing}; run them first.")
-    return {
-        entry.name: collect(entry, runs, earlier[entry.name]["exit_status"], earlier[entry.name]["wall_s"])
-        for entry in entries
-    }
+    results = {}
+    for entry in entries:
+        result = collect(entry, runs, earlier[entry.name]["exit_status"], earlier[entry.name]["wall_s"])
+        result.confirm_wall_s = earlier[entry.name].get("confirm_wall_s")  # the arms' training, re-used below
+        results[entry.name] = result
+    return results
 
 
 def confirm_all(entries: list[ZooEntry], results: dict[str, ZooResult], slots: int, echo: bool = True) -> None:
@@ -306,7 +308,7 @@ def confirm_all(entries: list[ZooEntry], results: dict[str, ZooResult], slots: i
              "--seeds", "2", "--devices", str(slots), "--json"],
             cwd=ROOT, env=single_thread_env(), capture_output=True, text=True,
         )  # fmt: skip
-        result.confirm_wall_s = time.monotonic() - start
+        result.confirm_wall_s = (result.confirm_wall_s or 0.0) + time.monotonic() - start
         if completed.returncode == 0:
             result.confirm = json.loads(completed.stdout)
         else:
@@ -344,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_confirm:
         confirm_all(entries, results, args.slots)
     total = time.monotonic() - start
+    if args.reuse_runs:  # the runs' own time, from the zoo that trained them, plus this diagnosis
+        total += json.loads((args.results / "zoo.json").read_text())["total_wall_s"]
 
     from zoo_report import write_report  # noqa: PLC0415 (imports this module back)
 
