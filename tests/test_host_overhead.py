@@ -15,7 +15,7 @@ import pytest
 from bench.host_overhead import count_one_batch
 from tests.conftest import EXPERIMENTS
 
-# DAC-size codec, batch 1, fp32, one batch that does not log. Measured: 4,884 outside the optimizers (8,219 with
+# DAC-size codec, batch 1, fp32, one batch that does not log. Measured: 4,900 outside the optimizers (8,219 with
 # per-call weight norm, two discriminator calls in its step and per-map losses), 6 inside (fused AdamW; 1,270 for
 # foreach AdamW). The README's performance section explains what the rest is.
 DAC_OPS_OUTSIDE_OPTIMIZERS = 4_900
