@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,24 @@ def write_overlay(directory: Path, name: str, overlay: dict) -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump(overlay))
     return path
+
+
+def run_codecgan(command: str, base: str, tmp_path: Path, name: str, overlay: dict) -> None:
+    """``codecgan <command>`` in a subprocess on ``experiments/<base>`` plus ``overlay`` (written to
+    ``tmp_path/<name>.yaml``), one intra-op thread per process; fails the test with the end of its stderr."""
+    config = write_overlay(tmp_path, f"{name}.yaml", overlay)
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
+    arguments = ["--config", str(EXPERIMENTS / base), "--config", str(config)]
+    result = subprocess.run(
+        [sys.executable, "-m", "codecgan", command, *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def tiny_trainer_overlay(run_dir: Path, max_steps: int = 12, val_every: int = 6, checkpoint_every: int = 6) -> dict:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
-from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
+from tests.conftest import run_codecgan, tiny_trainer_overlay
 
 
 def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_once(tmp_path: Path) -> None:
@@ -22,26 +19,7 @@ def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_onc
         {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
         {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},
     ]
-    config = write_overlay(tmp_path, "ddp.yaml", overlay)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "codecgan",
-            "fit",
-            "--config",
-            str(EXPERIMENTS / "codec_tiny.yaml"),
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_codecgan("fit", "codec_tiny.yaml", tmp_path, "ddp", overlay)
     rank0 = torch.load(tmp_path / "weights" / "rank0.pt")
     rank1 = torch.load(tmp_path / "weights" / "rank1.pt")
     assert rank0.keys() == rank1.keys()
@@ -74,26 +52,7 @@ def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path
             },
         ]
         overlay["data"]["init_args"].update(synthetic_items=[32, 10, 10], val_batch_size=3)
-        config = write_overlay(tmp_path, f"validate{devices}.yaml", overlay)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "codecgan",
-                "validate",
-                "--config",
-                str(EXPERIMENTS / "codec_tiny.yaml"),
-                "--config",
-                str(config),
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+        run_codecgan("validate", "codec_tiny.yaml", tmp_path, f"validate{devices}", overlay)
         results[devices] = json.loads((tmp_path / f"{devices}.json").read_text())
     one, two = results[1], results[2]
     assert one.keys() == two.keys() and "val/snr_db" in one

@@ -5,39 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 
-from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
+from tests.conftest import run_codecgan, tiny_trainer_overlay
 from tests.test_ddp import assert_each_gradient_reduced_once
-
-
-def run_codecgan(command: str, tmp_path: Path, name: str, overlay: dict) -> None:
-    config = write_overlay(tmp_path, f"{name}.yaml", overlay)
-    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "codecgan",
-            command,
-            "--config",
-            str(EXPERIMENTS / "enhance_tiny.yaml"),
-            "--config",
-            str(config),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def enhance_overlay(run_dir: Path, devices: int, **trainer) -> dict:
@@ -62,7 +35,7 @@ def test_ranks_stay_identical_and_every_ranks_lag_buffer_is_checkpointed(tmp_pat
         {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
         {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},
     ]
-    run_codecgan("fit", tmp_path, "ddp", overlay)
+    run_codecgan("fit", "enhance_tiny.yaml", tmp_path, "ddp", overlay)
     assert_each_gradient_reduced_once(tmp_path / "bytes")
     rank0, rank1 = (torch.load(tmp_path / "weights" / f"rank{rank}.pt") for rank in (0, 1))
     for name in rank0:
@@ -82,7 +55,7 @@ def test_drop_batch_skips_the_discriminator_update_on_every_rank_when_one_rank_l
             "init_args": {"directory": str(tmp_path / "skips")},
         },
     ]
-    run_codecgan("fit", tmp_path, "drop_batch", overlay)
+    run_codecgan("fit", "enhance_tiny.yaml", tmp_path, "drop_batch", overlay)
     rank0, rank1 = (json.loads((tmp_path / "skips" / f"rank{rank}.json").read_text()) for rank in (0, 1))
     assert any(a[0] != b[0] for a, b in zip(rank0, rank1)), "no batch lost a target on one rank only"
     for (dropped0, skipped0), (dropped1, skipped1) in zip(rank0, rank1):
@@ -99,7 +72,7 @@ def test_validation_pesq_is_the_same_on_one_and_two_processes(tmp_path):
         overlay = enhance_overlay(tmp_path / f"run{devices}", devices=devices, logger=False)
         dump = {"path": str(tmp_path / f"{devices}.json")}
         overlay["trainer"]["callbacks"] = [{"class_path": "tests.ddp_helpers.DumpValidationMetrics", "init_args": dump}]
-        run_codecgan("validate", tmp_path, f"validate{devices}", overlay)
+        run_codecgan("validate", "enhance_tiny.yaml", tmp_path, f"validate{devices}", overlay)
         results[devices] = json.loads((tmp_path / f"{devices}.json").read_text())
     one, two = results[1], results[2]
     assert one["val/pesq_failed_clips"] == two["val/pesq_failed_clips"] == 1.0
