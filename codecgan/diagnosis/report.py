@@ -47,7 +47,7 @@ def diagnose_path(path: str) -> tuple[list[Finding], list[str]]:
             raise HistoryError(f"Run {name}: {error}") from error
         for finding in found:
             if len(runs) > 1:
-                finding = dataclasses.replace(finding, evidence=f"In run {name}, {finding.evidence}")
+                finding = dataclasses.replace(finding, run=name)
             findings.append(finding)
     return rank(findings), [name for name, _ in runs]
 
@@ -63,7 +63,8 @@ def alarms_at_end(history: MetricHistory) -> list[str]:
 
 
 def render_json(findings: list[Finding]) -> str:
-    """A JSON list of objects with keys code, severity, first_step, first_epoch, evidence, suggestion."""
+    """A JSON list of `Finding.to_dict` objects: code, severity, first_step, first_epoch, evidence, suggestion,
+    evidence_values (the numbers as numbers) and run (with several runs)."""
     return json.dumps([finding.to_dict() for finding in findings], indent=2, ensure_ascii=False)
 
 

@@ -1,14 +1,15 @@
-"""Robust trend helpers shared by the rules: medians, Theil–Sen slopes, sustained and settled conditions, wording."""
+"""Robust trend helpers shared by the rules: medians, Theil–Sen slopes, decibels, sustained and settled conditions."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import statistics
-from typing import Sequence
+from typing import Any, Sequence
 
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import Point
+from codecgan.diagnosis.wording import REPORTED_AS_INFO
 
 # Theil–Sen is O(n^2); the last few hundred rounds are plenty for a trend.
 MAX_TREND_POINTS = 200
@@ -41,23 +42,6 @@ def first_sustained(flags: Sequence[bool], patience: int) -> int | None:
     return None
 
 
-def where(point: Point) -> str:
-    """'epoch 6 (step 1200)', 'epoch 6' or 'step 1200', for evidence sentences."""
-    if point.epoch is not None and point.step is not None:
-        return f"epoch {point.epoch} (step {point.step})"
-    if point.epoch is not None:
-        return f"epoch {point.epoch}"
-    if point.step is not None:
-        return f"step {point.step}"
-    return "an unnumbered round"
-
-
-def percent(fraction: float) -> str:
-    """0.183 -> '18%'; small fractions keep a decimal ('0.4%')."""
-    value = 100.0 * fraction
-    return f"{value:.1f}%" if abs(value) < 10 else f"{value:.0f}%"
-
-
 def decibels(ratio: float) -> float:
     """An amplitude ratio in dB (20·log10); -inf for 0."""
     return 20.0 * math.log10(ratio) if ratio > 0 else -math.inf
@@ -84,11 +68,13 @@ def settle(finding: Finding, points: Sequence[Point], flags: Sequence[bool], pat
     if len(flags) >= patience and all(flags[-patience:]):
         return finding
     last = last_sustained(flags, patience)
-    run = f" for {patience} rounds in a row" if patience > 1 else ""
-    held = f"last held{run} at {where(points[last])} and not since" if last is not None else "has cleared since"
-    return as_info(finding, f" It {held}, so it is reported as info.")
+    return as_info(
+        finding, "cleared", last_held=position(points[last]) if last is not None else None, patience=patience
+    )
 
 
-def as_info(finding: Finding, note: str) -> Finding:
-    """`finding` downgraded to info, with `note` (a sentence saying why) appended to its evidence."""
-    return dataclasses.replace(finding, severity="info", evidence=finding.evidence + note)
+def as_info(finding: Finding, reason: str, **note: Any) -> Finding:
+    """`finding` downgraded to info, with why in its values: `reason` (a key of `codecgan.diagnosis.wording`'s
+    INFO_NOTES, which words it) and the note's numbers."""
+    values = {**finding.values, REPORTED_AS_INFO: {"reason": reason, **note}}
+    return dataclasses.replace(finding, severity="info", values=values)

@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from callbacks import AudioSamples, DiagnosticsDashboard
 from callbacks.alarms import AlarmBook
 from codecgan.diagnosis import Finding
+from codecgan.diagnosis.trends import as_info
 from tests.callbacks.callback_fakes import FakeModule, FakeTrainer, validation_round
 
 
@@ -24,15 +25,22 @@ def read(logger: TensorBoardLogger) -> EventAccumulator:
     return accumulator
 
 
+def negative_snr_finding() -> Finding:
+    episode = [{"snr_db": -2.5, "at": {"epoch": 0, "step": 5}}, {"snr_db": -2.44, "at": {"epoch": 1, "step": 7}}]
+    values = {"threshold_db": 0.0, "patience": 2, "episode": episode, "last_snr_db": -2.44, "si_sdr_db": None}
+    return Finding("NEGATIVE_SNR", "warning", 7, 1, {**values, "dc_offset": None, "dc_offset_at": None})
+
+
 def test_alarm_starts_once_with_warning_text_and_scalar(tmp_path: Path) -> None:
     logger = TensorBoardLogger(str(tmp_path), name="run", version=0)
     trainer, module, book = FakeTrainer(loggers=[logger]), FakeModule(), AlarmBook()
-    finding = Finding("NEGATIVE_SNR", "warning", 7, 1, "val/snr_db was -2.44 dB.", "Try the waveform loss.")
+    finding = negative_snr_finding()
     trainer.fit_loop.epoch_loop._batches_that_stepped = 7
-    with pytest.warns(UserWarning, match="codecgan warning NEGATIVE_SNR: val/snr_db was -2.44 dB. To confirm: Try"):
+    message = r"codecgan warning NEGATIVE_SNR: val/snr_db was below 0 dB .* -2.44 dB at epoch 1 \(step 7\).* To confirm"
+    with pytest.warns(UserWarning, match=message):
         assert book.update(trainer, [finding, None]) == [finding]
     assert book.update(trainer, [finding]) == []  # already active: no second announcement
-    assert book.update(trainer, [Finding("PESQ_NONE_HIGH", "info", 1, 0, "Rare.", "Nothing.")]) == []
+    assert book.update(trainer, [Finding("PESQ_NONE_HIGH", "info", 1, 0)]) == []
     book.log_active(module)
     assert module.logged == [
         ("diag/alarm/NEGATIVE_SNR", 1.0, {"on_step": True, "on_epoch": False, "sync_dist": False, "batch_size": 1})
@@ -45,8 +53,8 @@ def test_alarm_starts_once_with_warning_text_and_scalar(tmp_path: Path) -> None:
 def test_an_alarm_clears_when_its_finding_settles_and_can_start_again(tmp_path: Path, caplog) -> None:
     logger = TensorBoardLogger(str(tmp_path), name="run", version=0)
     trainer, module, book = FakeTrainer(loggers=[logger]), FakeModule(), AlarmBook()
-    warning = Finding("NEGATIVE_SNR", "warning", 7, 1, "val/snr_db was -2.44 dB.", "Try the waveform loss.")
-    settled = Finding("NEGATIVE_SNR", "info", 7, 1, "val/snr_db was -2.44 dB. It has cleared since.", "Try it.")
+    warning = negative_snr_finding()
+    settled = as_info(warning, "cleared", last_held=None, patience=2)
     steps_and_findings = [
         (7, {"NEGATIVE_SNR": warning}),
         (8, [None]),  # a plain list names no code for None: nothing clears
@@ -72,7 +80,7 @@ def test_an_alarm_clears_when_its_finding_settles_and_can_start_again(tmp_path: 
     assert [(e.step, e.value) for e in events.Scalars("diag/alarm/NEGATIVE_SNR")] == [(7, 1), (9, 0), (13, 1), (15, 1)]
     texts = [e.tensor_proto.string_val[0].decode() for e in events.Tensors("diag/alarms/text_summary")]
     assert texts[1].startswith("**NEGATIVE_SNR** (warning, active since step 7) cleared at step 9 (epoch 0): val/")
-    assert "It has cleared since." in texts[1] and len(texts) == 4
+    assert "It has cleared since, so it is reported as info." in texts[1] and len(texts) == 4
     torch.save(book.state_dict(), tmp_path / "alarms.pt")
     restored = AlarmBook()
     restored.load_state_dict(torch.load(tmp_path / "alarms.pt", weights_only=True))

@@ -21,7 +21,9 @@ def diagnose_json(path: Path, capsys: pytest.CaptureFixture) -> list[dict]:
     assert diagnose_main([str(path), "--json"]) == 0
     findings = json.loads(capsys.readouterr().out)
     for finding in findings:
-        assert set(finding) == {"code", "severity", "first_step", "first_epoch", "evidence", "suggestion"}
+        keys = {"code", "severity", "first_step", "first_epoch", "evidence", "suggestion", "evidence_values"}
+        assert set(finding) == keys
+        assert isinstance(finding["evidence_values"], dict)
     return findings
 
 

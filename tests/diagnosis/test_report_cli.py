@@ -11,7 +11,7 @@ from codecgan.diagnosis.cli import diagnose_main
 
 
 def finding(code: str, severity: str, epoch: int | None) -> Finding:
-    return Finding(code, severity, None, epoch, f"{code} held at epoch {epoch}.", "Try something.")
+    return Finding(code, severity, None, epoch)
 
 
 def test_rank_puts_severity_first_then_the_earliest() -> None:

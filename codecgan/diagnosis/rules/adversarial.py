@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory
-from codecgan.diagnosis.trends import first_sustained, median, percent, settle, where
+from codecgan.diagnosis.trends import first_sustained, median, settle
 
 # Feature matching below 10% of its early peak: the discriminator's features no longer separate real from generated.
 FM_PEAK_FRACTION = 0.1
@@ -63,26 +63,29 @@ def feature_matching_vanished(history: MetricHistory, patience: int = FM_PATIENC
     index = first_sustained(flags, patience)
     if index is None:
         return None
-    first, last, flagged = rounds[0], rounds[-1], rounds[index]
+    start, last, flagged = rounds[0], rounds[-1], rounds[index]
     if flagged.value < FM_PEAK_FRACTION * early_peak:
-        limit = f"below {percent(FM_PEAK_FRACTION)} of its early peak {early_peak:.4f}"
+        limit = "early_peak"
     elif has_total and totals[index]:
-        limit = f"under {percent(FM_SHARE_FLOOR)} of {tags.TRAIN_LOSS_G} ({flagged.value / totals[index]:.2%})"
+        limit = "share_of_total"
     else:
-        limit = f"below {FM_ABSOLUTE_FLOOR:g} (no {tags.TRAIN_LOSS_G} was logged to compare it with)"
-    evidence = (
-        f"{tags.TRAIN_LOSS_FM} stayed {limit} for {patience} consecutive epochs by {where(rounds[index])}: it went "
-        f"from {first.value:.4f} at {where(first)} to {last.value:.4f} at {where(last)}, so the generator gets almost "
-        f"no signal from the discriminator's features."
-    )
-    suggestion = (
-        "Feature matching carries signal only when the discriminator separates real from generated audio: fix the "
-        "discriminator first (see DISCRIMINATOR_AT_CHANCE), or rerun with the feature-matching weight ×10 and check "
-        f"that {tags.TRAIN_LOSS_FM} rises."
-    )
-    finding = Finding(
-        "FEATURE_MATCHING_VANISHED", "warning", rounds[index].step, rounds[index].epoch, evidence, suggestion
-    )
+        limit = "absolute"
+    values = {
+        "limit": limit,
+        "value": flagged.value,
+        "early_peak": early_peak,
+        "peak_fraction": FM_PEAK_FRACTION,
+        "share": flagged.value / totals[index] if limit == "share_of_total" else None,
+        "share_floor": FM_SHARE_FLOOR,
+        "absolute_floor": FM_ABSOLUTE_FLOOR,
+        "patience": patience,
+        "first": position(flagged),
+        "start_value": start.value,
+        "start": position(start),
+        "last_value": last.value,
+        "last": position(last),
+    }
+    finding = Finding("FEATURE_MATCHING_VANISHED", "warning", flagged.step, flagged.epoch, values)
     return settle(finding, rounds, flags, patience)
 
 
@@ -108,22 +111,19 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
     found.sort(key=lambda item: (item[1].step or 0, item[1].epoch or 0))
     largest = max(share_tags, key=lambda t: median([p.value for p in history.series(t)[-GAN_SHARE_WINDOW:]]))
     largest_share = median([p.value for p in history.series(largest)[-GAN_SHARE_WINDOW:]])
-    listed = ", ".join(
-        f"{term} {percent(flagged)} at {where(point)}" + ("" if now < GAN_SHARE_FLOOR else f", {percent(now)} now")
-        for term, point, flagged, now, _, _ in found
-    )
-    evidence = (
-        f"The GAN terms' median share of the generator-output gradient norm over the last {GAN_SHARE_WINDOW} "
-        f"measurements was under {percent(GAN_SHARE_FLOOR)} ({listed}), first at {where(found[0][1])}, while "
-        f"{largest[len(tags.GRAD_SHARE_PREFIX) :]} had {percent(largest_share)}: the adversarial term barely moves "
-        f"the generator."
-    )
-    suggestion = (
-        "Rerun with the GAN term's weight raised until its share reaches a few percent (for example ×10), or with the "
-        "dominant reconstruction term lowered, and compare the validation metric; GradientBalance logs the shares."
-    )
     first = found[0][1]
-    finding = Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "window": GAN_SHARE_WINDOW,
+        "threshold": GAN_SHARE_FLOOR,
+        "terms": [
+            {"term": term, "share": flagged, "at": position(point), "share_now": now}
+            for term, point, flagged, now, _, _ in found
+        ],
+        "first": position(first),
+        "largest_term": largest[len(tags.GRAD_SHARE_PREFIX) :],
+        "largest_share": largest_share,
+    }
+    finding = Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, values)
     if any(flags[-1] for *_, flags in found):  # some GAN term is still negligible
         return finding
     return settle(finding, found[0][4], found[0][5], 1)
@@ -139,31 +139,31 @@ def pesq_none_high(history: MetricHistory, patience: int = PESQ_NONE_PATIENCE) -
     flags = [p.value > PESQ_NONE_WARN_RATE for p in points]
     index = first_sustained(flags, patience)
     clip_rates = [p.value for p in history.series(tags.PESQ_CLIP_FAIL_RATE) if math.isfinite(p.value)]
-    clip_text = f", and a median {percent(median(clip_rates))} of clips had no PESQ" if clip_rates else ""
-    suggestion = (
-        "Check for silent or too-short crops: rerun with crops chosen away from silence or a longer crop and compare "
-        "the rate; if it falls, the metric discriminator was starved by whole-batch drops, so score and skip per clip "
-        "instead of dropping the batch."
-    )
+    clip_fail_median = median(clip_rates) if clip_rates else None
     if index is None:
         worst = max(points, key=lambda p: p.value)
         if worst.value <= PESQ_NONE_INFO_RATE:
             return None
-        evidence = (
-            f"{tags.PESQ_NONE_RATE} peaked at {worst.value:.3f} at {where(worst)} (median {run_median:.3f}{clip_text}); "
-            f"a few PESQ-None batches are normal (silent crops); in each, no clip taught the metric term (under the "
-            f"drop_batch policy one failed clip skips the batch's update, under mask only a batch whose every clip "
-            f"failed counts)."
-        )
-        return Finding("PESQ_NONE_HIGH", "info", worst.step, worst.epoch, evidence, suggestion)
+        values = {
+            "sustained": False,
+            "peak_rate": worst.value,
+            "peak": position(worst),
+            "median": run_median,
+            "clip_fail_median": clip_fail_median,
+        }
+        return Finding("PESQ_NONE_HIGH", "info", worst.step, worst.epoch, values)
     first = points[index]
     severity = "critical" if median([p.value for p in points[index:]]) > PESQ_NONE_CRITICAL_RATE else "warning"
-    evidence = (
-        f"{tags.PESQ_NONE_RATE} was {first.value:.2f} at {where(first)} ({percent(first.value)} of batches dropped their "
-        f"metric-discriminator term), above the {percent(PESQ_NONE_WARN_RATE)} limit for {patience} consecutive "
-        f"logging intervals; its median over the run was {run_median:.2f}{clip_text}."
-    )
-    finding = Finding("PESQ_NONE_HIGH", severity, first.step, first.epoch, evidence, suggestion)
+    values = {
+        "sustained": True,
+        "rate": first.value,
+        "first": position(first),
+        "threshold": PESQ_NONE_WARN_RATE,
+        "patience": patience,
+        "median": run_median,
+        "clip_fail_median": clip_fail_median,
+    }
+    finding = Finding("PESQ_NONE_HIGH", severity, first.step, first.epoch, values)
     return settle(finding, points, flags, patience)
 
 
@@ -177,10 +177,10 @@ def metric_d_not_learning(history: MetricHistory, patience: int = METRIC_D_PATIE
     mae = history.series(tags.METRIC_D_MAE)
     if corr:
         points, flags = corr, [not (p.value >= METRIC_D_MIN_CORR) for p in corr]  # NaN counts as not learning
-        limit = f"below a correlation of {METRIC_D_MIN_CORR:g}"
+        measure, threshold = "correlation", METRIC_D_MIN_CORR
     elif mae:
         points, flags = mae, [p.value > METRIC_D_MAX_MAE for p in mae]
-        limit = f"above a mean absolute error of {METRIC_D_MAX_MAE:g}"
+        measure, threshold = "mean_absolute_error", METRIC_D_MAX_MAE
     else:
         return None
     flags = [flag and i >= METRIC_D_WARMUP_POINTS for i, flag in enumerate(flags)]
@@ -188,16 +188,13 @@ def metric_d_not_learning(history: MetricHistory, patience: int = METRIC_D_PATIE
     if index is None:
         return None
     first = points[index]
-    mae_text = f" and {tags.METRIC_D_MAE} was {mae[-1].value:.3f}" if mae else ""
-    evidence = (
-        f"The metric discriminator stayed {limit} with the true normalised PESQ for {patience} consecutive logging "
-        f"intervals by {where(first)}; the last value was {points[-1].value:.3f}{mae_text}, so its adversarial term "
-        f"pushes the generator in a direction unrelated to PESQ."
-    )
-    suggestion = (
-        f"Confirm its targets lie in [0, 1] and vary across clips (see {tags.PESQ_CLIP_FAIL_RATE}), then rerun with the "
-        f"metric discriminator's learning rate ×2 or its dropout off; it should pass a correlation of 0.5 within a few "
-        f"hundred steps."
-    )
-    finding = Finding("METRIC_D_NOT_LEARNING", "warning", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "measure": measure,
+        "threshold": threshold,
+        "patience": patience,
+        "first": position(first),
+        "last_value": points[-1].value,
+        "last_mae": mae[-1].value if mae else None,
+    }
+    finding = Finding("METRIC_D_NOT_LEARNING", "warning", first.step, first.epoch, values)
     return settle(finding, points, flags, patience)

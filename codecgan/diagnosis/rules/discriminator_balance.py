@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
 from codecgan.diagnosis.rules.quality import DIVERGENCE_MIN_DROP, DIVERGENCE_RELATIVE_DROP
-from codecgan.diagnosis.trends import first_sustained, percent, settle, theil_sen_slope, where
+from codecgan.diagnosis.trends import first_sustained, settle, theil_sen_slope
 
 # At 97% of the best constant's loss or above, the discriminator does no better than one that cannot tell.
 AT_CHANCE_RATIO = 0.97
@@ -87,30 +87,23 @@ def discriminator_at_chance(history: MetricHistory, patience: int = AT_CHANCE_PA
     if index is None:
         return None
     held = [r for r, flag in zip(ratios, flags) if flag]
-    chance_text = f"its chance value {chance[index]:.2f}" if chance[index] else "its chance value"
-    moved = f", while its weights moved ({tags.D_UPDATE_RATIO} {updates[index]:.2g} per step)" if has_updates else ""
     margins = history.aligned(tags.D_MARGIN, rounds) if history.has(tags.D_MARGIN) else []
-    margin = (
-        f"; its mean output on real minus generated audio ({tags.D_MARGIN}) was {margins[index]:.4f}"
-        if margins and margins[index] is not None
-        else ""
-    )
-    evidence = (
-        f"{tags.TRAIN_LOSS_D} stayed at {min(held):.1%}–{max(held):.1%} of {chance_text} (the loss of the best "
-        f"constant output, what a discriminator that cannot tell real from generated audio scores) without falling in "
-        f"{len(held)} of {len(ratios)} epochs, first for {patience} consecutive epochs by {where(rounds[index])}{moved}"
-        f"{margin}; it was {ratios[-1]:.1%} of chance at {where(rounds[-1])}. A discriminator that learns falls below "
-        f"chance within a few epochs."
-    )
-    suggestion = (
-        f"If its weights move ({tags.D_UPDATE_RATIO} above {FROZEN_RATIO:g} per step; DISCRIMINATOR_FROZEN otherwise), "
-        "it steps but scores no better than a constant: rerun with its learning rate ×10 or its gradient clipping "
-        f"removed; if {tags.TRAIN_LOSS_D} then drops below chance it was starved, if not, check that real and "
-        "generated audio reach it through the same preprocessing and that it is not too small or too constrained "
-        "(grouped convolutions) for the audio."
-    )
+    values = {
+        "chance": chance[index],
+        "held_min_ratio": min(held),
+        "held_max_ratio": max(held),
+        "held_epochs": len(held),
+        "epochs": len(ratios),
+        "patience": patience,
+        "first": position(rounds[index]),
+        "update_ratio": updates[index] if has_updates else None,
+        "margin": margins[index] if margins else None,
+        "last_ratio": ratios[-1],
+        "last": position(rounds[-1]),
+        "frozen_ratio": FROZEN_RATIO,
+    }
     first = rounds[index]
-    finding = Finding("DISCRIMINATOR_AT_CHANCE", "warning", first.step, first.epoch, evidence, suggestion)
+    finding = Finding("DISCRIMINATOR_AT_CHANCE", "warning", first.step, first.epoch, values)
     return settle(finding, rounds, flags, patience)
 
 
@@ -123,20 +116,15 @@ def discriminator_frozen(history: MetricHistory, patience: int = FROZEN_PATIENCE
     if index is None:
         return None
     first, last = points[index], points[-1]
-    largest = max(p.value for p in points[index - patience + 1 : index + 1])
-    evidence = (
-        f"{tags.D_UPDATE_RATIO} (the discriminator's update norm over its weight norm, per step) stayed under "
-        f"{FROZEN_RATIO:g} (at most {largest:.2g}) for {patience} consecutive logging intervals by {where(first)}, and "
-        f"was {last.value:.2g} at {where(last)}: the discriminator is scheduled to step, but its weights do not move, "
-        f"so the generator trains against a fixed judge."
-    )
-    suggestion = (
-        "Check the discriminator's learning rate and its scheduler (train/lr_d where logged), its gradient "
-        "clipping (grad_clip_d), its skipped steps (diag/nonfinite_steps; updates drop_batch skips), and that "
-        "optimizer_d holds the discriminator's parameters; a discriminator that learns moves 1e-4 to 1e-2 of its "
-        "weight norm per step."
-    )
-    finding = Finding("DISCRIMINATOR_FROZEN", "warning", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "threshold": FROZEN_RATIO,
+        "largest_ratio": max(p.value for p in points[index - patience + 1 : index + 1]),
+        "patience": patience,
+        "first": position(first),
+        "last_ratio": last.value,
+        "last": position(last),
+    }
+    finding = Finding("DISCRIMINATOR_FROZEN", "warning", first.step, first.epoch, values)
     return settle(finding, points, flags, patience)
 
 
@@ -178,21 +166,21 @@ def discriminator_overpowering(history: MetricHistory, patience: int = OVERPOWER
     index = flags.index(True)
     best_index, adv_start, adv_end, rise, drop = details[index]
     best, first = rounds[best_index], rounds[index]
-    worse = "fell" if sign > 0 else "rose"
-    evidence = (
-        f"{tags.TRAIN_LOSS_D} was {percent(ratios[index])} of its chance value (under {percent(OVERPOWERING_RATIO)}: "
-        f"the discriminator separates almost every clip) while the generator's adversarial term {tags.TRAIN_LOSS_ADV} "
-        f"rose from {adv_start:.3f} to {adv_end:.3f} ({percent(rise / abs(adv_start)) if adv_start else 'from 0'} on "
-        f"its trend) and {metric} {worse} from its best {best.value:.3f} at {where(best)} to {first.value:.3f} at "
-        f"{where(first)} ({abs(drop):.3f} on average over the last {patience} rounds, beyond "
-        f"{_min_drop(metric, best.value):.3g}): the generator chases a discriminator it cannot fool, at the cost of "
-        f"quality (metallic or harmonic artefacts are typical)."
-    )
-    suggestion = (
-        f"Rerun from the checkpoint at the best {metric} with the discriminator's learning rate halved or "
-        "discriminator_update_period: 2, or with the adversarial weight lowered: if the quality then holds while "
-        f"{tags.TRAIN_LOSS_D} stays above {percent(OVERPOWERING_RATIO)} of chance, the discriminator was overpowering "
-        f"the generator. Select checkpoints on {metric}, not on the losses."
-    )
-    finding = Finding("DISCRIMINATOR_OVERPOWERING", "warning", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "loss_to_chance": ratios[index],
+        "threshold": OVERPOWERING_RATIO,
+        "adversarial_start": adv_start,
+        "adversarial_end": adv_end,
+        "adversarial_rise": rise,
+        "metric": metric,
+        "mode": mode,
+        "best": best.value,
+        "best_at": position(best),
+        "value": first.value,
+        "first": position(first),
+        "mean_drop": drop,
+        "min_drop": _min_drop(metric, best.value),
+        "patience": patience,
+    }
+    finding = Finding("DISCRIMINATOR_OVERPOWERING", "warning", first.step, first.epoch, values)
     return settle(finding, rounds, flags, 1)

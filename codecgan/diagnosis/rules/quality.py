@@ -5,18 +5,9 @@ from __future__ import annotations
 import math
 
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import (
-    as_info,
-    decibels,
-    finite,
-    first_sustained,
-    percent,
-    settle,
-    theil_sen_slope,
-    where,
-)
+from codecgan.diagnosis.trends import as_info, decibels, finite, first_sustained, settle, theil_sen_slope
 
 # The validation quality each family is judged by, in order, with its better direction. An enhancer logs PESQ. A codec
 # logs its mel distance: GAN codecs trade waveform SNR for perceptual quality, and a low-bitrate codec can sit below
@@ -69,18 +60,22 @@ def _finite_points(history: MetricHistory, tag: str) -> list[Point]:
     return [p for p in history.series(tag) if math.isfinite(p.value)]
 
 
-def _dc_offset_evidence(history: MetricHistory) -> str:
-    """A sentence naming a large DC offset in the latest round (empty if there is none): a cause of wrong level and
+def _dc_offset(history: MetricHistory) -> Point | None:
+    """The latest round's DC offset (over the reference's RMS) when it is large, else None: a cause of wrong level and
     SNR that no DAC loss sees."""
     points = _finite_points(history, tags.VAL_DC_OFFSET)
     if not points or points[-1].value < DC_OFFSET_NOTABLE:
-        return ""
-    last = points[-1]
-    return (
-        f" The estimate's DC offset ({tags.VAL_DC_OFFSET}) was {last.value:.2f} times the reference's RMS at "
-        f"{where(last)}: DC that DAC-style losses cannot see (the discriminators subtract each clip's mean, the mel "
-        f"filters give 0 Hz no weight); a waveform L1 term (loss_weights.waveform) trains it away."
-    )
+        return None
+    return points[-1]
+
+
+def _dc_offset_values(history: MetricHistory) -> dict:
+    """The values naming a large DC offset: its ratio to the reference's RMS and where (both None without one)."""
+    offset = _dc_offset(history)
+    return {
+        "dc_offset": offset.value if offset is not None else None,
+        "dc_offset_at": position(offset) if offset is not None else None,
+    }
 
 
 def loss_metric_divergence(
@@ -136,20 +131,23 @@ def _divergence_finding(metric, loss, rounds, losses, best_index, first_index, t
     best, worst = rounds[best_index], rounds[worst_index]
     loss_start, loss_end = losses[best_index], losses[worst_index]
     loss_change = (loss_end - loss_start) / abs(loss_start) if loss_start and loss_end is not None else math.nan
-    direction = "fell" if loss_change < 0 else "changed"
-    evidence = (
-        f"{metric} {'fell' if sign > 0 else 'rose'} {abs(best.value - worst.value):.2f} from its best {best.value:.2f} "
-        f"at {where(best)} to {worst.value:.2f} at {where(worst)} while {loss} {direction} "
-        f"{percent(abs(loss_change))} over the same rounds; the fall first exceeded {threshold:g} "
-        f"(averaged over {patience} rounds) at {where(rounds[first_index])}."
-    )
-    suggestion = (
-        f"Keep the best checkpoint (DivergenceMonitor(action='warn_and_checkpoint_best')) and rerun from it with the "
-        f"adversarial weight halved, then with the generator learning rate halved: if {metric} holds, the generator "
-        f"trades {metric} for a lower {loss}, so select checkpoints on {metric}, not on the loss."
-    )
     first = rounds[first_index]
-    return Finding("LOSS_METRIC_DIVERGENCE", "critical", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "metric": metric,
+        "loss": loss,
+        "mode": "max" if sign > 0 else "min",
+        "best": best.value,
+        "best_at": position(best),
+        "worst": worst.value,
+        "worst_at": position(worst),
+        "loss_start": loss_start,
+        "loss_end": loss_end,
+        "loss_change": loss_change,
+        "threshold": threshold,
+        "patience": patience,
+        "first": position(first),
+    }
+    return Finding("LOSS_METRIC_DIVERGENCE", "critical", first.step, first.epoch, values)
 
 
 def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) -> Finding | None:
@@ -160,54 +158,47 @@ def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) 
     if index is None:
         return None
     episode = rounds[index - patience + 1 : index + 1]
-    listed = ", ".join(f"{p.value:.2f} dB at {where(p)}" for p in episode)
-    evidence = (
-        f"{tags.VAL_SNR} was below 0 dB in {patience} consecutive validation rounds ({listed}); the last round gave "
-        f"{rounds[-1].value:.2f} dB, so the reconstruction error carries more energy than the reference itself."
-    )
     si_sdr = finite([p.value for p in history.series(tags.VAL_SI_SDR)])
-    if si_sdr:
-        evidence = evidence[:-1] + f", while {tags.VAL_SI_SDR} was {si_sdr[-1]:.2f} dB."
-    evidence += _dc_offset_evidence(history)
-    suggestion = (
-        f"Compare {tags.VAL_SI_SDR} with {tags.VAL_SNR}: if SI-SDR is much higher the output is mis-scaled or delayed "
-        f"(see {tags.VAL_AMPLITUDE_RATIO} and the generator's output alignment); otherwise rerun with the "
-        f"reconstruction (mel/waveform) weight doubled or the adversarial weights halved and check that SNR turns "
-        f"positive."
-    )
+    values = {
+        "threshold_db": NEGATIVE_SNR_DB,
+        "patience": patience,
+        "episode": [{"snr_db": p.value, "at": position(p)} for p in episode],
+        "last_snr_db": rounds[-1].value,
+        "si_sdr_db": si_sdr[-1] if si_sdr else None,
+        **_dc_offset_values(history),
+    }
     first = rounds[index]
-    finding = settle(
-        Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, evidence, suggestion), rounds, flags, patience
-    )
-    improving = _improving_codec(history, rounds) if finding.severity == "warning" else ""
-    return as_info(finding, improving) if improving else finding
+    finding = settle(Finding("NEGATIVE_SNR", "warning", first.step, first.epoch, values), rounds, flags, patience)
+    improving = _improving_codec(history, rounds) if finding.severity == "warning" else None
+    return as_info(finding, "improving_codec", **improving) if improving else finding
 
 
-def _improving_codec(history: MetricHistory, rounds: list[Point]) -> str:
-    """A sentence saying the negative SNR is a codec improving (empty if it is not): over the run the SNR's robust
+def _improving_codec(history: MetricHistory, rounds: list[Point]) -> dict | None:
+    """The numbers saying the negative SNR is a codec improving (None if it is not): over the run the SNR's robust
     trend has not fallen by `NEGATIVE_SNR_FALL_DB`, the mel distance's has fallen, and the level is not a warning
     (AMPLITUDE_UNSTABLE above info, or a large DC offset). A GAN codec trades waveform SNR for perceptual quality
     and a low-bitrate one sits below 0 dB while it improves."""
     if len(rounds) < NEGATIVE_SNR_IMPROVING_ROUNDS:
-        return ""
+        return None
     mel = history.aligned(tags.VAL_LOSS_MEL, rounds)
     if any(m is None or not math.isfinite(m) for m in mel):
-        return ""
+        return None
     snr_change = theil_sen_slope([p.value for p in rounds]) * (len(rounds) - 1)
     mel_change = theil_sen_slope(mel) * (len(rounds) - 1)
     level = amplitude_unstable(history)
     if not (snr_change >= -NEGATIVE_SNR_FALL_DB and mel_change < 0):
-        return ""
-    if (level is not None and level.severity != "info") or _dc_offset_evidence(history):
-        return ""
-    return (
-        f" It is reported as info because the codec is improving: over its {len(rounds)} rounds {tags.VAL_SNR} "
-        f"moved {snr_change:+.2f} dB on its robust trend ({rounds[0].value:.2f} to {rounds[-1].value:.2f} dB) while "
-        f"{tags.VAL_LOSS_MEL} fell from {mel[0]:.3f} to {mel[-1]:.3f}, with no level warning (GAN codecs trade "
-        f"waveform SNR for perceptual quality; low-bitrate ones sit below 0 dB). It becomes a warning if the SNR "
-        f"falls by more than {NEGATIVE_SNR_FALL_DB:g} dB, the mel distance stops falling or the level becomes a "
-        f"warning."
-    )
+        return None
+    if (level is not None and level.severity != "info") or _dc_offset(history) is not None:
+        return None
+    return {
+        "rounds": len(rounds),
+        "snr_change_db": snr_change,
+        "snr_start_db": rounds[0].value,
+        "snr_end_db": rounds[-1].value,
+        "mel_start": mel[0],
+        "mel_end": mel[-1],
+        "fall_threshold_db": NEGATIVE_SNR_FALL_DB,
+    }
 
 
 def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENCE) -> Finding | None:
@@ -219,46 +210,41 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
     if index is None:
         return None
     episode = list(range(index - patience + 1, index + 1))
-    dc_offset = _dc_offset_evidence(history)
-    listed = " and ".join(f"{rounds[j].value:.3f} ({levels[j]:+.2f} dB) at {where(rounds[j])}" for j in episode)
-    evidence = (
-        f"{tags.VAL_AMPLITUDE_RATIO} (RMS of estimate / RMS of reference) was {listed}, outside ±"
-        f"{AMPLITUDE_TOLERANCE_DB:g} dB in {patience} consecutive rounds; over the run it spanned "
-        f"{max(levels) - min(levels):.2f} dB ({min(levels):+.2f} to {max(levels):+.2f} dB)."
-    ) + dc_offset
-    suggestion = (
-        f"Watch {tags.VAL_PEAK_RATIO} and {tags.VAL_CLIPPED_FRACTION} next to it, then rerun with a waveform L1 term "
-        f"(weight about 1) or with the discriminators' peak normalisation changed, and check that the ratio settles "
-        f"within ±{AMPLITUDE_TOLERANCE_DB:g} dB."
-    )
+    dc_offset = _dc_offset_values(history)
+    values = {
+        "episode": [{"ratio": rounds[j].value, "level_db": levels[j], "at": position(rounds[j])} for j in episode],
+        "tolerance_db": AMPLITUDE_TOLERANCE_DB,
+        "patience": patience,
+        "min_level_db": min(levels),
+        "max_level_db": max(levels),
+        **dc_offset,
+    }
     first = rounds[index]
-    finding = settle(
-        Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, evidence, suggestion), rounds, flags, patience
-    )
+    finding = settle(Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, values), rounds, flags, patience)
     quiet_now = all(level < -AMPLITUDE_TOLERANCE_DB for level in levels[-patience:])
-    warm_up = _mel_warm_up(history) if quiet_now and finding.severity == "warning" else ""
-    if warm_up and not dc_offset:
-        return as_info(finding, warm_up)
+    warm_up = _mel_warm_up(history) if quiet_now and finding.severity == "warning" else None
+    if warm_up and dc_offset["dc_offset"] is None:
+        return as_info(finding, "mel_warm_up", **warm_up)
     return finding
 
 
-def _mel_warm_up(history: MetricHistory) -> str:
-    """A sentence saying the validation mel loss is still falling fast (empty if it is not, or is not logged): while
+def _mel_warm_up(history: MetricHistory) -> dict | None:
+    """The numbers saying the validation mel loss is still falling fast (None if it is not, or is not logged): while
     it falls, a log-mel-trained generator's output below the reference's level is its warm-up, not a fault."""
     points = _finite_points(history, tags.VAL_LOSS_MEL)
     if len(points) <= MEL_WARMUP_ROUNDS:
-        return ""
+        return None
     before, last = points[-1 - MEL_WARMUP_ROUNDS], points[-1]
     if before.value <= 0 or (before.value - last.value) / before.value < MEL_WARMUP_FALL:
-        return ""
-    return (
-        f" It is reported as info because {tags.VAL_LOSS_MEL} is still falling ({before.value:.2f} at {where(before)}, "
-        f"{last.value:.2f} at {where(last)}, {percent((before.value - last.value) / before.value)} lower): a generator "
-        f"trained on a log-mel loss is quiet until it can place the harmonics (the log-mel L1 of a smeared estimate is "
-        f"lowest below the reference's level, and DAC's discriminators normalise the level away). It becomes a "
-        f"warning if the loss falls by less than {percent(MEL_WARMUP_FALL)} over {MEL_WARMUP_ROUNDS} rounds while the "
-        f"output is still quiet."
-    )
+        return None
+    return {
+        "mel_before": before.value,
+        "before_at": position(before),
+        "mel_last": last.value,
+        "last_at": position(last),
+        "min_fall": MEL_WARMUP_FALL,
+        "rounds": MEL_WARMUP_ROUNDS,
+    }
 
 
 def length_mismatch(history: MetricHistory) -> Finding | None:
@@ -268,16 +254,8 @@ def length_mismatch(history: MetricHistory) -> Finding | None:
     if not bad:
         return None
     first = bad[0]
-    evidence = (
-        f"{tags.LENGTH_MISMATCH} counted {first.value:.0f} validation clips at {where(first)} whose estimate length "
-        f"differed from the reference or fell short of the true length; {len(bad)} of {len(rounds)} rounds had "
-        f"such clips."
-    )
-    suggestion = (
-        "Run the generator on a clip whose length is not a multiple of its hop size and compare shapes; fix the padding "
-        "or ISTFT length so metrics are not computed on trimmed or zero-padded tails."
-    )
-    return Finding("LENGTH_MISMATCH", "warning", first.step, first.epoch, evidence, suggestion)
+    values = {"clips": first.value, "first": position(first), "bad_rounds": len(bad), "rounds": len(rounds)}
+    return Finding("LENGTH_MISMATCH", "warning", first.step, first.epoch, values)
 
 
 def eval_nondeterministic(history: MetricHistory) -> Finding | None:
@@ -288,15 +266,11 @@ def eval_nondeterministic(history: MetricHistory) -> Finding | None:
         return None
     first = bad[0]
     fractions = {(p.step, p.epoch): p.value for p in history.series(tags.EVAL_INPUT_CHANGED_FRACTION)}
-    share = fractions.get((first.step, first.epoch))
-    share_text = f" ({percent(share)} of those seen twice)" if share is not None else ""
-    evidence = (
-        f"{first.value:.0f} validation items{share_text} had different input audio at {where(first)} than in the "
-        f"previous validation round, so validation scores move with the crops rather than with the model; "
-        f"{len(bad)} of {len(rounds)} compared rounds changed."
-    )
-    suggestion = (
-        "Use deterministic validation crops (CroppedDataset mode='center' or 'start' for the validation set) and check "
-        f"that {tags.EVAL_INPUT_CHANGED} stays 0."
-    )
-    return Finding("EVAL_NONDETERMINISTIC", "warning", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "items": first.value,
+        "changed_fraction": fractions.get((first.step, first.epoch)),
+        "first": position(first),
+        "changed_rounds": len(bad),
+        "rounds": len(rounds),
+    }
+    return Finding("EVAL_NONDETERMINISTIC", "warning", first.step, first.epoch, values)

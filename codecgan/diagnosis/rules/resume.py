@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import median, where
+from codecgan.diagnosis.trends import median
 
 # A jump is a discontinuity when it exceeds RESUME_K times the series' noise. For batch-to-batch noise the noise is
 # the median absolute deviation of the logging-point-to-logging-point differences over the trailing window: about
@@ -166,11 +166,23 @@ def resume_jumps(
     return jumps
 
 
-def _describe(jump: ResumeJump) -> str:
-    return (
-        f"{jump.tag} went from {jump.before:.4g} (its trend) to {jump.after:.4g}, a jump of {jump.jump:+.3g}: "
-        f"{jump.size:.3g}× its noise {jump.noise:.2g}"
-    )
+def _resume_values(resume: Point, jumps: Sequence[ResumeJump]) -> dict[str, Any]:
+    """One resume's part of the finding's values: where it was and its jumps, largest first (the first JUMPS_LISTED of
+    them, and how many there were)."""
+    listed = [
+        {
+            "tag": jump.tag,
+            "before": jump.before,
+            "after": jump.after,
+            "jump": jump.jump,
+            "size": jump.size,
+            "noise": jump.noise,
+            "largest_earlier": jump.largest_earlier,
+            "points_before": jump.points_before,
+        }
+        for jump in jumps[:JUMPS_LISTED]
+    ]
+    return {"resume_step": int(resume.value), "at": position(resume), "jump_count": len(jumps), "jumps": listed}
 
 
 def resume_discontinuity(
@@ -189,35 +201,17 @@ def resume_discontinuity(
     resumes = {int(p.value): p for p in resume_points(history)}
     broken = sorted({jump.resume_step for jump in jumps})
     warned = sorted({jump.resume_step for jump in jumps if jump.tag in RESUME_WARNING_TAGS})
-    parts = []
-    for step in broken:
-        at_step = [jump for jump in jumps if jump.resume_step == step]
-        listed = "; ".join(_describe(jump) for jump in at_step[:JUMPS_LISTED])
-        more = f"; and {len(at_step) - JUMPS_LISTED} more series" if len(at_step) > JUMPS_LISTED else ""
-        parts.append(f"At the resume at {where(resumes[step])}, {listed}{more}.")
-    evidence = (
-        " ".join(parts)
-        + f" A jump counts when it exceeds {k:g}× the noise (the median absolute deviation of the differences over up "
-        f"to {RESUME_WINDOW} logging points before the resume, or the typical miss of the same trend earlier in them "
-        f"if larger, at least {RESUME_RELATIVE_FLOOR:.0%} of the level) and every departure the series made earlier in "
-        f"them, comparing the median of the first {RESUME_AFTER} points after it with the trend; codecgan's resume is "
-        "exact, so a resumed run continues its trends."
-    )
-    smooth = sorted(set(resumes) - set(broken)) if resume_steps is None else []
-    if smooth:
-        plural = "s" if len(smooth) > 1 else ""
-        evidence += f" The resume{plural} at step {', '.join(map(str, smooth))} continued smoothly."
-    if not warned:
-        evidence += (
-            " Only loss terms jumped, not the total losses, the learning rates or the discriminator's schedule, and a "
-            "term can leap on its own (a codebook's commitment loss, now and then), so it is reported as info."
-        )
-    suggestion = (
-        "Resume with --ckpt_path pointing at a full checkpoint (last.ckpt, not weights only) and the same config as "
-        "the saved run: a changed learning rate, scheduler, discriminator_start_step or discriminator_update_period, "
-        "or optimizer and scheduler state that was not loaded, restarts them. Then resume again from that checkpoint "
-        "and check that the jumped series continue their trends."
-    )
+    values = {
+        "resumes": [
+            _resume_values(resumes[step], [jump for jump in jumps if jump.resume_step == step]) for step in broken
+        ],
+        "k": k,
+        "window": RESUME_WINDOW,
+        "relative_floor": RESUME_RELATIVE_FLOOR,
+        "after_points": RESUME_AFTER,
+        "smooth_steps": sorted(set(resumes) - set(broken)) if resume_steps is None else [],
+        "warning_steps": warned,
+    }
     first = resumes[(warned or broken)[0]]
     severity = "warning" if warned else "info"
-    return Finding("RESUME_DISCONTINUITY", severity, int(first.value), first.epoch, evidence, suggestion)
+    return Finding("RESUME_DISCONTINUITY", severity, int(first.value), first.epoch, values)

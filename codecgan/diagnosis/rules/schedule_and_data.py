@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import median, settle, where
+from codecgan.diagnosis.trends import median, settle
 
 # A learning rate under 1e-3 of its peak moves the weights a thousandth as far per step as at the peak: a run needs
 # a thousand times more steps to make the same progress. StepLR halving every 30 epochs gets there after 300 epochs;
@@ -110,25 +110,25 @@ def lr_vanished(history: MetricHistory, stall_rounds: int = LR_STALL_ROUNDS) -> 
     tag = vanished(start)[0]
     lr_start, peak = states[start][tag]
     lr_last, _ = states[-1].get(tag, (lr_start, peak))
-    stalled = [p.value for p in rounds[start + 1 : first + 1]]
-    relative = f"{lr_start / peak:.2g} of its peak {peak:.2g}" if peak > 0 else "never higher"
-    evidence = (
-        f"{tag} was {lr_start:.2g} at {where(rounds[start])}, {relative} "
-        f"(vanished: under {LR_VANISHED_FRACTION:g} of the peak or under {LR_FLOOR:g}), and {metric} did not improve "
-        f"on its best {rounds[best_index].value:.4g} ({where(rounds[best_index])}) in the {stall_rounds} validation "
-        f"rounds after that ({', '.join(f'{v:.4g}' for v in stalled)}, the last at {where(rounds[first])}); the "
-        f"latest {tag} is {lr_last:.2g}."
-    )
-    others = [t for t in vanished(start) if t != tag]
-    if others:
-        evidence += f" {', '.join(others)} had vanished too."
-    suggestion = (
-        "Check the scheduler's decay per step (ExponentialLR's gamma, StepLR's step_size, a cosine T_max shorter than "
-        "the run) and whether it steps per batch or per epoch (model.init_args.scheduler_interval), then resume from "
-        f"the last checkpoint with the learning rate restored and check that {metric} improves again."
-    )
     point = rounds[first]
-    finding = Finding("LR_VANISHED", "warning", point.step, point.epoch, evidence, suggestion)
+    values = {
+        "tag": tag,
+        "lr": lr_start,
+        "lr_at": position(rounds[start]),
+        "peak": peak,
+        "vanished_fraction": LR_VANISHED_FRACTION,
+        "floor": LR_FLOOR,
+        "metric": metric,
+        "mode": mode,
+        "best": rounds[best_index].value,
+        "best_at": position(rounds[best_index]),
+        "stall_rounds": stall_rounds,
+        "stalled": [p.value for p in rounds[start + 1 : first + 1]],
+        "first": position(point),
+        "latest_lr": lr_last,
+        "also_vanished": [t for t in vanished(start) if t != tag],
+    }
+    finding = Finding("LR_VANISHED", "warning", point.step, point.epoch, values)
     return settle(finding, rounds, flags, 1)
 
 
@@ -147,41 +147,22 @@ def data_leak(history: MetricHistory, examples: Sequence[str] = ()) -> Finding |
     shared = counted.get(tags.VAL_TEST_SHARED_FILES, [])
     latest_leaked = leaked[-1].value if leaked else 0.0
     latest_shared = shared[-1].value if shared else 0.0
-    parts = []
-    if latest_leaked > 0:
-        parts.append(
-            f"{_files(latest_leaked, 'validation or test file')} also training data (the same file, or the same "
-            "content under another name), so their scores measure memorisation, not generalisation"
-        )
-    if latest_shared > 0:
-        parts.append(
-            f"{_files(latest_shared, 'validation file')} also test data (the validation folder is the test folder or "
-            "shares files with it), so a checkpoint chosen on validation is chosen on the test set"
-        )
     first = min(
         (p for points in counted.values() for p in points if p.value > 0),
         key=lambda p: (_key(p, True), _key(p, False)),
     )
-    named = f" Examples: {', '.join(examples)}." if examples else " The text entry diag/data_leak lists examples."
-    suggestion = (
-        "Make the validation and test folders hold only utterances (ideally speakers) that are not in the training "
-        "folder, e.g. hold out VoiceBank speakers p286 and p287 for validation, and keep the test folder for the final "
-        "score only; then check that diag/data_leak_files and diag/val_test_shared_files are 0."
-    )
-    if not parts:
-        evidence = (
-            f"An earlier start of this run counted {first.value:.0f} shared files at {where(first)}; the latest start "
-            "counted none, so it is reported as info."
-        )
-        return Finding("DATA_LEAK", "info", first.step, first.epoch, evidence, suggestion)
     latest = max((points[-1] for points in counted.values()), key=lambda p: (_key(p, True), _key(p, False)))
-    evidence = f"When fit started at {where(latest)}, " + "; ".join(parts) + "." + named
-    return Finding("DATA_LEAK", "warning", latest.step, latest.epoch, evidence, suggestion)
-
-
-def _files(count: float, noun: str) -> str:
-    """'1 validation file is' / '3 validation files are'."""
-    return f"{count:.0f} {noun} is" if count == 1 else f"{count:.0f} {noun}s are"
+    values = {
+        "leaked_files": latest_leaked,
+        "val_test_shared_files": latest_shared,
+        "latest": position(latest),
+        "first_count": first.value,
+        "first": position(first),
+        "examples": list(examples),
+    }
+    if latest_leaked > 0 or latest_shared > 0:
+        return Finding("DATA_LEAK", "warning", latest.step, latest.epoch, values)
+    return Finding("DATA_LEAK", "info", first.step, first.epoch, values)
 
 
 @dataclass(frozen=True)
@@ -264,29 +245,29 @@ def spike_finding(spikes: Sequence[Spike], repeats: int = SPIKE_REPEATS) -> Find
             total_events.append(spike.point)
     severity = "warning" if len(total_events) >= repeats else "info"
     first = total_events[repeats - 1] if severity == "warning" else events[0]
-    listed = "; ".join(
-        f"{s.tag} {s.peak:.4g} at {where(s.point)} ({s.peak / s.baseline:.3g}× its trailing median {s.baseline:.4g})"
-        if s.baseline > 0
-        else f"{s.tag} {s.peak:.4g} at {where(s.point)} (trailing median {s.baseline:.4g})"
-        for s in ordered[:SPIKES_LISTED]
-    )
-    more = f" and {len(ordered) - SPIKES_LISTED} more" if len(ordered) > SPIKES_LISTED else ""
-    evidence = (
-        f"{len(events)} loss spike{'s' if len(events) != 1 else ''} (a logged value above the trailing median + "
-        f"{SPIKE_K:g}·MAD of its last {SPIKE_WINDOW} points, back under it within {SPIKE_RECOVERY} logging points): "
-        f"{listed}{more}."
-    )
-    if severity == "info":
-        evidence += (
-            f" Reported as info: a warning takes spikes of {' or '.join(TOTAL_LOSS_TAGS[:2])} at {repeats} or more "
-            "logging points (one bad batch, or one term's jumps, are not a pattern)."
-        )
-    suggestion = (
-        "Look at the batches of those steps (the training sampler is a pure function of seed, epoch and step) for "
-        "clipping, silence or a corrupt file; if the spikes are not tied to the data, clip the gradients "
-        "(model.init_args.grad_clip_g / grad_clip_d) or lower the learning rate and check that the spikes stop."
-    )
-    return Finding("LOSS_SPIKE", severity, first.step, first.epoch, evidence, suggestion)
+    values = {
+        "spike_points": len(events),
+        "total_loss_spike_points": len(total_events),
+        "repeats": repeats,
+        "total_loss_tags": list(TOTAL_LOSS_TAGS[:2]),
+        "k": SPIKE_K,
+        "window": SPIKE_WINDOW,
+        "recovery": SPIKE_RECOVERY,
+        "spike_count": len(ordered),
+        # The first SPIKES_LISTED, in order: a long run can spike at hundreds of points.
+        "spikes": [
+            {
+                "tag": s.tag,
+                "peak": s.peak,
+                "at": position(s.point),
+                "baseline": s.baseline,
+                "threshold": s.threshold,
+                "back": position(s.back),
+            }
+            for s in ordered[:SPIKES_LISTED]
+        ],
+    }
+    return Finding("LOSS_SPIKE", severity, first.step, first.epoch, values)
 
 
 def loss_spike(history: MetricHistory, repeats: int = SPIKE_REPEATS) -> Finding | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.findings import Finding
+from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import first_sustained, percent, settle, where
+from codecgan.diagnosis.trends import first_sustained, settle
 
 # DDP broadcasts the initial weights and all-reduces gradients, so replicas are bit-identical; 1e-6 (relative) only
 # leaves room for float64 summation order in the checksum itself.
@@ -40,27 +40,18 @@ def nonfinite_loss(history: MetricHistory) -> Finding | None:
         return None
     first, tag = min(hits, key=lambda hit: _order(hit[0]))
     bad_tags = sorted({t for _, t in hits})
-    what = (
-        f"counted {first.value:.0f} non-finite steps" if tag == tags.NONFINITE_LOSS_STEPS else f"became {first.value}"
-    )
-    evidence = (
-        f"{tag} {what} at {where(first)}; {len(hits)} logged values in {len(bad_tags)} tags were not finite "
-        f"({', '.join(bad_tags)})."
-    )
     repeated = len(skipped) >= NONFINITE_REPEATS or bad_tags != [tags.NONFINITE_LOSS_STEPS]
-    if not repeated:
-        evidence += (
-            f" The loop skipped {'that step' if first.value == 1 else 'those steps'} and went on: a warning while "
-            f"skipped steps stay isolated, critical if they come back in {NONFINITE_REPEATS} logging intervals."
-        )
-    suggestion = (
-        "Rerun from the last finite checkpoint with Trainer(detect_anomaly=True) for a few steps to find the first NaN, "
-        "and check the precision (bf16-mixed rather than 16-mixed), the learning rates, and every log or sqrt of a "
-        "magnitude for a missing epsilon."
-    )
-    return Finding(
-        "NONFINITE_LOSS", "critical" if repeated else "warning", first.step, first.epoch, evidence, suggestion
-    )
+    values = {
+        "tag": tag,
+        "value": first.value,
+        "first": position(first),
+        "count": len(hits),
+        "tags": bad_tags,
+        "skipped_intervals": len(skipped),
+        "repeats": NONFINITE_REPEATS,
+        "repeated": repeated,
+    }
+    return Finding("NONFINITE_LOSS", "critical" if repeated else "warning", first.step, first.epoch, values)
 
 
 def rank_divergence(history: MetricHistory) -> Finding | None:
@@ -74,17 +65,12 @@ def rank_divergence(history: MetricHistory) -> Finding | None:
         return None
     hits.sort(key=lambda hit: _order(hit[0]))
     first = hits[0][0]
-    listed = ", ".join(f"{module} (up to {spread:.2e})" for _, module, spread in hits)
-    evidence = (
-        f"Parameters differed across DDP ranks from {where(first)}: the relative checksum spread exceeded "
-        f"{RANK_SPREAD_TOLERANCE:g} in {listed}, so the replicas no longer train the same model."
-    )
-    suggestion = (
-        "Look for a rank-local change to the weights (an optimizer step or a backward skipped on one rank, a batch "
-        "dropped only there, unsynchronised norm buffers), then rerun on 2 processes with "
-        "RankConsistency(every_n_steps=1) to find the first step."
-    )
-    return Finding("RANK_DIVERGENCE", "critical", first.step, first.epoch, evidence, suggestion)
+    values = {
+        "first": position(first),
+        "threshold": RANK_SPREAD_TOLERANCE,
+        "modules": [{"module": module, "max_spread": spread, "first": position(p)} for p, module, spread in hits],
+    }
+    return Finding("RANK_DIVERGENCE", "critical", first.step, first.epoch, values)
 
 
 def codebook_collapse(history: MetricHistory, patience: int = COLLAPSE_PATIENCE) -> Finding | None:
@@ -100,24 +86,27 @@ def codebook_collapse(history: MetricHistory, patience: int = COLLAPSE_PATIENCE)
     if not hits:
         return None
     hits.sort(key=lambda hit: (_order(hit[0]), hit[1]))
-    parts = []
-    for _, quantizer, fraction, _, _ in hits:
+    quantizers = []
+    for point, quantizer, fraction, _, _ in hits:
         bits = history.series(tags.CODEBOOK_ENTROPY_PREFIX + quantizer)
         dead = history.series(tags.DEAD_CODES_PREFIX + quantizer)
-        detail = [f"{bits[-1].value:.1f} bits"] if bits else []
-        detail += [f"{dead[-1].value:.0f} dead codes"] if dead else []
-        parts.append(f"quantizer {quantizer} at {percent(fraction)}" + (f" ({', '.join(detail)})" if detail else ""))
+        quantizers.append(
+            {
+                "quantizer": quantizer,
+                "first": position(point),
+                "entropy_fraction": fraction,
+                "entropy_bits": bits[-1].value if bits else None,
+                "dead_codes": dead[-1].value if dead else None,
+            }
+        )
     first = hits[0][0]
     severity = "critical" if min(hit[2] for hit in hits) < COLLAPSE_CRITICAL_FRACTION else "warning"
-    evidence = (
-        f"{len(hits)} quantizer{'s' if len(hits) > 1 else ''} used under {percent(COLLAPSE_ENTROPY_FRACTION)} of the "
-        f"codebook's entropy (log2 of its size) for {patience} consecutive windows, first at {where(first)}; "
-        f"latest: {'; '.join(parts)}."
-    )
-    suggestion = (
-        "Rerun with k-means codebook initialisation or dead-code replacement (or a lower commitment weight) and check "
-        f"that {tags.CODEBOOK_ENTROPY_FRACTION_PREFIX}<q> rises above {COLLAPSE_ENTROPY_FRACTION:g}."
-    )
-    finding = Finding("CODEBOOK_COLLAPSE", severity, first.step, first.epoch, evidence, suggestion)
+    values = {
+        "threshold": COLLAPSE_ENTROPY_FRACTION,
+        "patience": patience,
+        "first": position(first),
+        "quantizers": quantizers,
+    }
+    finding = Finding("CODEBOOK_COLLAPSE", severity, first.step, first.epoch, values)
     still = [hit for hit in hits if len(hit[4]) >= patience and all(hit[4][-patience:])]
     return finding if still else settle(finding, hits[0][3], hits[0][4], patience)
