@@ -48,9 +48,11 @@ class MetricDiscriminatorMonitor(DiagnosticCallback):
     """Measures whether the metric discriminator learns: the mean absolute error and Pearson correlation between its
     prediction D(clean, estimate) and the true normalised PESQ.
 
-    Training: from the outputs `metric_d_prediction` and `pesq_target` (clips with a target only), per logging
-    interval, as `diag/metric_d_mae` and `diag/metric_d_corr`. Validation: from `metric_d_prediction` and `pesq`
-    (raw PESQ, normalised as (PESQ - 1) / 3.5), per round, as `diag/metric_d_mae_val` and `diag/metric_d_corr_val`.
+    Training: from the outputs `metric_d_prediction` (the discriminator's prediction in eval mode, without the
+    dropout its loss trains with, so the correlation measures the discriminator, not its dropout noise) and
+    `pesq_target` (clips with a target only), per logging interval, as `diag/metric_d_mae` and `diag/metric_d_corr`.
+    Validation: from `metric_d_prediction` and `pesq` (raw PESQ, normalised as (PESQ - 1) / 3.5), per round, as
+    `diag/metric_d_mae_val` and `diag/metric_d_corr_val`.
     Why: a metric discriminator that does not track PESQ turns the metric-GAN term into noise. Catches
     METRIC_D_NOT_LEARNING. Under DDP the moments are summed over ranks before dividing, so the values equal those of
     the same clips scored in one process.

@@ -203,6 +203,19 @@ class MetricGANEnhancer(GANModule):
     def gradient_probe(self, forward: Forward) -> tuple[Tensor, ...]:
         return (forward["real"], forward["imag"])  # every term (audio, magnitude) derives from these
 
+    def _prediction_without_dropout(self, clean: Tensor, estimate: Tensor) -> Tensor:
+        """The discriminator's prediction for `(clean, estimate)` in eval mode, without gradient: what
+        MetricDiscriminatorMonitor correlates with the PESQ targets. The prediction the loss uses has its dropout
+        active, which adds noise to any correlation; eval mode also leaves spectral norm's power iteration alone, so
+        this call does not change training."""
+        training = self.discriminator.training
+        self.discriminator.eval()
+        try:
+            with torch.no_grad():
+                return self.discriminator(clean, estimate).float()
+        finally:
+            self.discriminator.train(training)
+
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
         pending: PendingPesq | None = forward["pending_pesq"]
         if pending is None:  # pesq_lag=1 and no earlier batch: a zero-weighted term, counted as dropped
@@ -222,7 +235,7 @@ class MetricGANEnhancer(GANModule):
             "d_fake": estimate_prediction.mean(),
             "d_loss_chance": chance,
             "pesq_target": target,
-            "metric_d_prediction": estimate_prediction,
+            "metric_d_prediction": self._prediction_without_dropout(clean, estimate),
             "pesq_clips": len(result.failures),
             "pesq_failed_clips": result.failed_clips,
             "pesq_dropped_batch": dropped,

@@ -17,6 +17,9 @@ from tests.conftest import EXPERIMENTS
 COMPILED = ["--model.init_args.compile", "reduce-overhead", "--model.init_args.compile_backend", "aot_eager"]
 
 
+MOST_GRAPHS = {"codec_tiny": 4, "enhance_tiny": 5}
+
+
 @pytest.mark.parametrize("config", ["codec_tiny", "enhance_tiny"])
 def test_the_compiled_step_has_no_graph_break_and_no_host_read(config: str, tmp_path: Path) -> None:
     torch._dynamo.reset()
@@ -28,8 +31,9 @@ def test_the_compiled_step_has_no_graph_break_and_no_host_read(config: str, tmp_
         torch._dynamo.reset()
     assert breaks == {}
     # The generator, and the discriminator at its two batch sizes (real and generated audio together in its own
-    # step, one at a time in the generator's), each compiled once: the shapes are static.
-    assert graphs <= 4
+    # step, one at a time in the generator's), each compiled once: the shapes are static. The enhancer's metric
+    # discriminator runs once more in eval mode (the prediction MetricDiscriminatorMonitor correlates), a graph of its own.
+    assert graphs <= MOST_GRAPHS[config], graphs
     assert counts.host_reads == 0, "host reads at:\n" + "\n".join(counts.host_read_stacks)
 
 

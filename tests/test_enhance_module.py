@@ -42,11 +42,16 @@ def make_batch(seed: int, silent: int = 0, size: int = 4, seconds: float = 0.5) 
 
 
 class DiscriminatorCalls:
-    """Records every discriminator call's inputs and output."""
+    """Records the inputs and output of every discriminator call in training mode: the losses' calls, not the
+    eval-mode prediction the metric-discriminator monitor reads."""
 
     def __init__(self, module: MetricGANEnhancer) -> None:
         self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        module.discriminator.register_forward_hook(lambda _, inputs, output: self.calls.append((*inputs, output)))
+        module.discriminator.register_forward_hook(self._record)
+
+    def _record(self, discriminator: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if discriminator.training:
+            self.calls.append((*inputs, output))
 
 
 def discriminator_step(module: MetricGANEnhancer, batch: dict) -> tuple[dict, torch.Tensor, dict]:
@@ -76,6 +81,23 @@ def test_policies_train_on_valid_clips_or_drop_the_term_and_count_exactly(policy
         assert loss.item() == pytest.approx(clean_term.item(), rel=1e-6)
     loss.backward()  # always a backward through the discriminator: DDP ranks stay in step
     assert all(p.grad is not None for p in module.discriminator.parameters())
+    module.close_pesq_pool()
+
+
+def test_the_monitored_prediction_is_the_eval_mode_one_and_leaves_the_discriminator_unchanged():
+    """MetricDiscriminatorMonitor correlates predictions made without dropout; the loss keeps CMGAN's dropout."""
+    torch.manual_seed(0)
+    discriminator = MetricDiscriminator(channels=4, dropout=0.5)
+    module = MetricGANEnhancer(CMGANGenerator(**TINY_GENERATOR), discriminator, pesq_workers=1)
+    recorder = DiscriminatorCalls(module)
+    _, _, outputs = discriminator_step(module, make_batch(seed=3))
+    clean, estimate, trained_prediction = recorder.calls[1]
+    state = {name: value.clone() for name, value in discriminator.state_dict().items()}
+    again = module._prediction_without_dropout(clean, estimate)
+    assert all(torch.equal(value, discriminator.state_dict()[name]) for name, value in state.items())
+    assert discriminator.training and torch.equal(outputs["metric_d_prediction"], again)
+    assert torch.equal(again, discriminator.eval()(clean, estimate).float())
+    assert not torch.allclose(trained_prediction.float(), again)  # dropout at 0.5 moves the training prediction
     module.close_pesq_pool()
 
 
