@@ -11,7 +11,9 @@ TensorBoard directory. The table (printed, and written to bench/results/zoo.md a
 bench/zoo_report.py) has one row per overlay: the code the fault should raise, the codes found above `info`,
 whether the expected one was found, how many steps after the fault began it was first seen, the controls'
 findings above `info` (false alarms), the discriminator's loss relative to its chance value, and the wall time.
-bench/zoo_plots.py draws each run's key curve next to its family's control in bench/results/zoo/<name>.png.
+An entry may first write what its run needs into the run's folder (`data_leak`'s audio folders), or run as a fit and
+a resume from its checkpoint with changed arguments (`resume_discontinuity`), both in the same folder and TensorBoard
+run. bench/zoo_plots.py draws each run's key curve next to its family's control in bench/results/zoo/<name>.png.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
+import soundfile
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +39,7 @@ for path in (str(ROOT), str(ROOT / "bench")):  # codecgan, and zoo_report / zoo_
     if path not in sys.path:
         sys.path.append(path)
 
+from codecgan.data.synthetic_speech import derive_seed, synthesize_speech  # noqa: E402
 from codecgan.diagnosis.history import HistoryError, MetricHistory, load_histories  # noqa: E402
 from codecgan.diagnosis.report import alarms_at_end  # noqa: E402
 
@@ -58,6 +62,10 @@ class ZooEntry:
     processes: `codecgan fit` processes the run takes (DDP ranks), one slot each.
     extra_args: command-line overrides appended after the overlay (the smoke test shortens budgets).
     confirm_steps: the length of each `codecgan confirm` arm (its measurement must fall inside it).
+    prepare: writes what the run needs into its folder before it starts (audio folders, say) and returns the
+        command-line arguments that point the run at it.
+    resume_at: fit to this step, then resume from the checkpoint saved there (`checkpoints/step<N>.ckpt`) to the
+        budget with `resume_args` appended, as a user resumes a stopped run with an edited config.
     """
 
     name: str
@@ -67,6 +75,9 @@ class ZooEntry:
     processes: int = 1
     extra_args: tuple[str, ...] = ()
     confirm_steps: int = 60
+    prepare: Callable[[Path], tuple[str, ...]] | None = None
+    resume_at: int | None = None
+    resume_args: tuple[str, ...] = ()
 
     @property
     def overlay(self) -> Path:
@@ -100,6 +111,25 @@ class ZooEntry:
         return self.max_steps() * STEP_COST.get(self.base.name, 1.0)
 
 
+# ------------------------------------------------------------------------------------------------ prepared data
+SAMPLE_RATE = 16000  # codec_tiny's
+
+
+def leaky_folders(run_dir: Path) -> tuple[str, ...]:
+    """Write 20 training and 8 validation files of synthetic speech (1 s, 16 kHz, 16-bit WAV) under run_dir/data, 2 of
+    the validation files byte copies of training files under other names; return the arguments that point the run's
+    data at them."""
+    train, val = run_dir / "data" / "train", run_dir / "data" / "val"
+    for folder, prefix, count, seed in ((train, "utt", 20, 0), (val, "val", 6, 1)):
+        folder.mkdir(parents=True)
+        for index in range(count):
+            audio = synthesize_speech(SAMPLE_RATE, SAMPLE_RATE, derive_seed(seed, index))
+            soundfile.write(folder / f"{prefix}{index:02d}.wav", audio.numpy(), SAMPLE_RATE, subtype="PCM_16")
+    for index in (3, 12):  # the leak
+        shutil.copyfile(train / f"utt{index:02d}.wav", val / f"p287_{index:03d}.wav")
+    return ("--data.init_args.train_dir", str(train), "--data.init_args.val_dir", str(val))
+
+
 # Table order: the faults, then the controls.
 ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("random_eval_crop", "EVAL_NONDETERMINISTIC", "diag/eval_input_changed_fraction"),
@@ -122,6 +152,17 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("lr_too_high", "NEGATIVE_SNR", "val/snr_db"),
     # The learning rates fall under 1e-3 of their initial values at step 20 (0.7**20 = 8e-4).
     ZooEntry("lr_vanished", "LR_VANISHED", "train/lr_g", fault_step=20),
+    ZooEntry("data_leak", "DATA_LEAK", "diag/data_leak_files", prepare=leaky_folders),
+    # LOSS_SPIKE warns at the third spike (step 84).
+    ZooEntry("loss_spike", "LOSS_SPIKE", "train/loss_g", fault_step=54),
+    ZooEntry(
+        "resume_discontinuity",
+        "RESUME_DISCONTINUITY",
+        "train/loss_g",
+        fault_step=100,
+        resume_at=100,
+        resume_args=("--model.init_args.loss_weights", "{mel: 150}"),  # codec_tiny's 15 ×10
+    ),
     ZooEntry("healthy_codec", None, "val/amplitude_ratio"),
     ZooEntry("healthy_enhance", None, "val/pesq"),
 )
@@ -190,6 +231,19 @@ def fit_command(entry: ZooEntry, runs: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def fit_commands(entry: ZooEntry, runs: Path, data_args: tuple[str, ...] = ()) -> list[list[str]]:
+    """The `codecgan fit` commands of a run, one after another: one, or the fit to `resume_at` and the resume from
+    its checkpoint to the budget."""
+    command = [*fit_command(entry, runs), *data_args]
+    if entry.resume_at is None:
+        return [command]
+    checkpoint = runs / entry.name / "checkpoints" / f"step{entry.resume_at}.ckpt"
+    return [
+        [*command, "--trainer.max_steps", str(entry.resume_at)],
+        [*command, *entry.resume_args, "--ckpt_path", str(checkpoint)],
+    ]
+
+
 def single_thread_env() -> dict[str, str]:
     # Two processes with two intra-op threads each on 2 cores run ~20x slower than with one thread each.
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -201,6 +255,7 @@ class _Running:
     process: subprocess.Popen
     start: float
     log: IO[str]
+    pending: list[list[str]]  # the commands still to run after this one (a resume)
 
 
 def run_all(entries: list[ZooEntry], runs: Path, slots: int = 2, echo: bool = True) -> dict[str, ZooResult]:
@@ -224,6 +279,9 @@ def run_all(entries: list[ZooEntry], runs: Path, slots: int = 2, echo: bool = Tr
         for name, job in list(running.items()):
             if job.process.poll() is None and time.monotonic() - job.start < RUN_TIMEOUT_S:
                 continue
+            if job.process.returncode == 0 and job.pending:
+                job.process = launch(job.pending.pop(0), job.log)
+                continue
             if job.process.poll() is None:
                 os.killpg(job.process.pid, signal.SIGKILL)  # the group this run was started in
                 job.process.wait()
@@ -240,12 +298,19 @@ def run_all(entries: list[ZooEntry], runs: Path, slots: int = 2, echo: bool = Tr
 def start_run(entry: ZooEntry, runs: Path) -> _Running:
     shutil.rmtree(runs / entry.name, ignore_errors=True)  # fit refuses to start over an earlier run's checkpoints
     (runs / entry.name).mkdir(parents=True)
+    start = time.monotonic()
+    data_args = entry.prepare(runs / entry.name) if entry.prepare else ()
     log = open(runs / entry.name / "fit.log", "w")
-    process = subprocess.Popen(
-        fit_command(entry, runs), cwd=ROOT, env=single_thread_env(), stdout=log, stderr=subprocess.STDOUT,
+    first, *pending = fit_commands(entry, runs, data_args)
+    return _Running(entry, launch(first, log), start, log, pending)
+
+
+def launch(command: list[str], log: IO[str]) -> subprocess.Popen:
+    """Start one `codecgan fit`, its output appended to the run's log."""
+    return subprocess.Popen(
+        command, cwd=ROOT, env=single_thread_env(), stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: a timeout stops the DDP ranks with it
     )  # fmt: skip
-    return _Running(entry, process, time.monotonic(), log)
 
 
 def collect(entry: ZooEntry, runs: Path, exit_status: int, wall_s: float) -> ZooResult:
@@ -281,15 +346,20 @@ def read_history(log_dir: Path) -> MetricHistory | None:
     return histories[0][1] if histories else None
 
 
-def reuse_runs(entries: list[ZooEntry], runs: Path, results_dir: Path) -> dict[str, ZooResult]:
-    """The results of the last zoo's runs, diagnosed again with today's rules."""
+def reuse_runs(
+    entries: list[ZooEntry], runs: Path, results_dir: Path, slots: int = 2, echo: bool = True
+) -> dict[str, ZooResult]:
+    """The results of the last zoo's runs, diagnosed again with today's rules; the entries it has no run of (not in
+    its zoo.json, or no run folder) are run now."""
     previous = json.loads((results_dir / "zoo.json").read_text())
     earlier = {run["name"]: run for run in previous["runs"]}
-    missing = [entry.name for entry in entries if entry.name not in earlier or not (runs / entry.name).is_dir()]
-    if missing:
-        raise SystemExit(f"--reuse-runs: no earlier run of {missing}; run them first.")
-    results = {}
+    missing = [entry for entry in entries if entry.name not in earlier or not (runs / entry.name).is_dir()]
+    if missing and echo:
+        print(f"  no earlier run of {[entry.name for entry in missing]}: running them", flush=True)
+    results = run_all(missing, runs, slots, echo) if missing else {}
     for entry in entries:
+        if entry.name in results:
+            continue
         result = collect(entry, runs, earlier[entry.name]["exit_status"], earlier[entry.name]["wall_s"])
         result.confirm_wall_s = earlier[entry.name].get("confirm_wall_s")  # the arms' training, re-used below
         results[entry.name] = result
@@ -329,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse-runs",
         action="store_true",
-        help="train nothing: diagnose the runs of the last `make zoo` again (after a rule changed) and re-use their "
-        "finished confirm arms; exit statuses and wall times come from the last zoo.json",
+        help="diagnose the runs of the last `make zoo` again (after a rule changed) and re-use their finished confirm "
+        "arms; exit statuses and wall times come from the last zoo.json. Only overlays it has no run of are trained",
     )
     args = parser.parse_args(argv)
     by_name = {entry.name: entry for entry in ZOO}
@@ -341,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"failure zoo: {len(entries)} runs, {args.slots} processes at a time, logs in {args.runs}", flush=True)
     start = time.monotonic()
     results = (
-        reuse_runs(entries, args.runs, args.results) if args.reuse_runs else run_all(entries, args.runs, args.slots)
+        reuse_runs(entries, args.runs, args.results, args.slots)
+        if args.reuse_runs
+        else run_all(entries, args.runs, args.slots)
     )
     if not args.no_confirm:
         confirm_all(entries, results, args.slots)

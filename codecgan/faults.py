@@ -70,6 +70,41 @@ class NonFiniteFault(L.Callback):
             pl_module.discriminator_loss = discriminator_loss
 
 
+class LossSpikeFault(L.Callback):
+    """Multiply the generator output by ``scale`` on the given training steps (batches), as a bad batch would.
+
+    Both networks' steps of those batches see the scaled output, so the generator's loss jumps for one batch (and
+    the discriminator's, unless it normalises its input's level, as DAC's do) and comes back once the next batches
+    are ordinary. Used by the failure zoo's ``loss_spike`` with the steps on logging batches (LossSpikes judges the
+    logged values); LossSpikes should then report LOSS_SPIKE. Validation is left alone.
+
+    Args:
+        steps: the batches (``global_step``) whose output is scaled.
+        scale: the factor, greater than 1. A log10-mel loss grows by its weight × its resolutions per decade of it
+            (60 for codec_tiny's 15 × 4: 10^4 adds 200-240 to a generator loss of about 85).
+    """
+
+    def __init__(self, steps: list[int], scale: float = 1e4) -> None:
+        if not steps or any(not isinstance(step, int) or step < 0 for step in steps):
+            raise ValueError(f"LossSpikeFault steps must be a non-empty list of integers >= 0, got {steps!r}.")
+        if not (math.isfinite(scale) and scale > 1):
+            raise ValueError(f"LossSpikeFault scale must be a finite number greater than 1, got {scale!r}.")
+        self.steps = set(steps)
+        self.scale = scale
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        original = pl_module.generator_forward
+
+        @functools.wraps(original)
+        def generator_forward(batch):
+            forward = original(batch)
+            if pl_module.training and pl_module.global_step in self.steps:
+                forward["estimate"] = forward["estimate"] * self.scale
+            return forward
+
+        pl_module.generator_forward = generator_forward
+
+
 class RaiseAtStep(L.Callback):
     """Raise ``RuntimeError`` inside the training step of the given (0-based) batch."""
 

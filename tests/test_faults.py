@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from codecgan.faults import PerturbRankParameters
+from codecgan.faults import LossSpikeFault, PerturbRankParameters
 from codecgan.models import CMGANGenerator
 
 
@@ -47,6 +48,41 @@ def test_perturb_rank_parameters_names_a_missing_module() -> None:
 def test_perturb_rank_parameters_rejects_bad_arguments(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="PerturbRankParameters"):
         PerturbRankParameters(**kwargs)
+
+
+class Forwarding(nn.Module):
+    """A module with a generator_forward that returns a fixed estimate, at a settable step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.global_step = 0
+
+    def generator_forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"estimate": batch.clone(), "reference": batch}
+
+
+@pytest.mark.parametrize(("step", "training", "factor"), [(5, True, 100.0), (6, True, 1.0), (5, False, 1.0)])
+def test_loss_spike_fault_scales_the_estimate_on_its_training_steps(step: int, training: bool, factor: float) -> None:
+    module = Forwarding().train(training)
+    LossSpikeFault(steps=[5, 9], scale=100.0).setup(None, module, "fit")
+    module.global_step = step
+    batch = torch.full((1, 1, 4), 0.5)
+    forward = module.generator_forward(batch)
+    assert torch.equal(forward["estimate"], batch * factor) and torch.equal(forward["reference"], batch)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(steps=[]), r"steps must be a non-empty list of integers >= 0, got \[\]"),
+        (dict(steps=[3, -1]), r"steps must be a non-empty list of integers >= 0, got \[3, -1\]"),
+        (dict(steps=[3], scale=1.0), "scale must be a finite number greater than 1, got 1.0"),
+        (dict(steps=[3], scale=math.inf), "scale must be a finite number greater than 1, got inf"),
+    ],
+)
+def test_loss_spike_fault_names_bad_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="LossSpikeFault " + message):
+        LossSpikeFault(**kwargs)
 
 
 def test_cmgan_match_length_false_returns_the_istft_length() -> None:
