@@ -64,6 +64,27 @@ def test_a_condition_that_cleared_is_info_and_one_that_holds_is_not(code: str, c
     assert (past.first_step, past.first_epoch) == (now.first_step, now.first_epoch)  # where it first held
 
 
+@pytest.mark.parametrize(
+    ("fractions", "severity"),
+    [
+        ([0.7, 0.35, 0.31, 0.39, 0.47], "info"),  # the healthy zoo codec's quantizer 0: a dip, then rising
+        ([0.7, 0.35, 0.31, 0.33, 0.35], "warning"),  # rising, but by under 0.1 of the codebook's entropy
+        ([0.7, 0.31, 0.45, 0.41, 0.44], "warning"),  # not rising in each of the last two windows
+        ([0.7, 0.1, 0.12, 0.15], "critical"),  # under a fifth of the entropy, rising too little
+    ],
+)
+def test_a_codebook_collapse_that_is_reversing_is_info(fractions: list[float], severity: str) -> None:
+    finding = RULES["CODEBOOK_COLLAPSE"](history(**{ENTROPY: fractions}))
+    assert finding is not None and finding.severity == severity, finding
+    if severity == "info":
+        assert finding.evidence.endswith(
+            "Its usage is recovering, rising in each of the last 2 windows and by 0.1 of the codebook's entropy or "
+            "more since its lowest point (quantizer 0 from 31% at epoch 2 (step 300) to 47% at epoch 4 (step 500)), "
+            "so it is reported as info while it keeps rising."
+        )
+        assert finding.to_dict()["evidence_values"]["reported_as_info"]["quantizers"][0]["low"] == 0.31
+
+
 def test_a_condition_that_cleared_and_came_back_is_not_info() -> None:
     finding = RULES["NEGATIVE_SNR"](history(val__snr_db=[-2.0, -1.0, 1.0, 2.0, -0.5, -0.7]))
     assert finding is not None and finding.severity == "warning" and finding.first_epoch == 1

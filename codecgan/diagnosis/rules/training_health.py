@@ -7,7 +7,7 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
-from codecgan.diagnosis.trends import first_sustained, settle
+from codecgan.diagnosis.trends import as_info, first_sustained, settle
 
 # DDP broadcasts the initial weights and all-reduces gradients, so replicas are bit-identical; 1e-6 (relative) only
 # leaves room for float64 summation order in the checksum itself.
@@ -20,6 +20,11 @@ NONFINITE_REPEATS = 3
 COLLAPSE_ENTROPY_FRACTION = 0.5
 COLLAPSE_CRITICAL_FRACTION = 0.2
 COLLAPSE_PATIENCE = 2  # windows
+# A collapse that is reversing is not the failure: a codec's codebook usage often dips early in training, while the
+# encoder's output distribution settles, and then spreads again. Usage that rose in each of the last 2 windows, by 0.1
+# of the codebook's entropy or more since its lowest point, is reported as info while it keeps rising.
+COLLAPSE_RECOVERY_WINDOWS = 2
+COLLAPSE_RECOVERY_RISE = 0.1
 
 
 def _order(point: Point) -> tuple[int, int]:
@@ -109,4 +114,33 @@ def codebook_collapse(history: MetricHistory, patience: int = COLLAPSE_PATIENCE)
     }
     finding = Finding("CODEBOOK_COLLAPSE", severity, first.step, first.epoch, values)
     still = [hit for hit in hits if len(hit[4]) >= patience and all(hit[4][-patience:])]
-    return finding if still else settle(finding, hits[0][3], hits[0][4], patience)
+    if not still:
+        return settle(finding, hits[0][3], hits[0][4], patience)
+    recoveries = [_recovery(hit[3]) for hit in still]
+    if not all(recoveries):
+        return finding
+    recovering = [{"quantizer": hit[1], **recovery} for hit, recovery in zip(still, recoveries)]
+    return as_info(
+        finding,
+        "codebook_recovering",
+        quantizers=recovering,
+        windows=COLLAPSE_RECOVERY_WINDOWS,
+        rise=COLLAPSE_RECOVERY_RISE,
+    )
+
+
+def _recovery(points: list[Point]) -> dict | None:
+    """The lowest entropy fraction (its last occurrence) and the latest, if usage rose in each of the last
+    COLLAPSE_RECOVERY_WINDOWS windows and by COLLAPSE_RECOVERY_RISE since that lowest point; else None."""
+    values = [p.value for p in points]
+    low = min(range(len(values)), key=lambda i: (values[i], -i))
+    tail = values[-COLLAPSE_RECOVERY_WINDOWS - 1 :]
+    rising = len(values) - low > COLLAPSE_RECOVERY_WINDOWS and all(b > a for a, b in zip(tail, tail[1:]))
+    if not rising or values[-1] - values[low] < COLLAPSE_RECOVERY_RISE:
+        return None
+    return {
+        "low": values[low],
+        "low_at": position(points[low]),
+        "latest": values[-1],
+        "latest_at": position(points[-1]),
+    }

@@ -22,15 +22,13 @@ from codecgan.diagnosis.wording import (
 
 Values = Mapping[str, Any]
 
+MODULES = (training_health, quality, adversarial, discriminator_balance, schedule_and_data, resume)
 WORDING: dict[str, Callable[[Values], tuple[str, str]]] = {
-    **training_health.WORDING,
-    **quality.WORDING,
-    **adversarial.WORDING,
-    **discriminator_balance.WORDING,
-    **schedule_and_data.WORDING,
-    **resume.WORDING,
+    code: words for module in MODULES for code, words in module.WORDING.items()
 }
-INFO_NOTES: dict[str, Callable[[Values], str]] = {**settling.INFO_NOTES, **quality.INFO_NOTES}
+INFO_NOTES: dict[str, Callable[[Values], str]] = {
+    reason: words for module in (settling, *MODULES) for reason, words in module.INFO_NOTES.items()
+}
 
 # The key of a finding's values under which `codecgan.diagnosis.trends.as_info` records why it is info.
 REPORTED_AS_INFO = "reported_as_info"

@@ -64,9 +64,21 @@ def codebook_collapse(v: Mapping[str, Any]) -> tuple[str, str]:
     return evidence, suggestion
 
 
+def codebook_recovering(note: Mapping[str, Any]) -> str:
+    rises = "; ".join(
+        f"quantizer {q['quantizer']} from {percent(q['low'])} at {where(q['low_at'])} to {percent(q['latest'])} at "
+        f"{where(q['latest_at'])}"
+        for q in note["quantizers"]
+    )
+    return (
+        f"Its usage is recovering, rising in each of the last {note['windows']} windows and by {note['rise']:g} of the "
+        f"codebook's entropy or more since its lowest point ({rises}), so it is reported as info while it keeps rising."
+    )
+
+
 WORDING = {
     "NONFINITE_LOSS": nonfinite_loss,
     "RANK_DIVERGENCE": rank_divergence,
     "CODEBOOK_COLLAPSE": codebook_collapse,
 }
-INFO_NOTES: dict = {}
+INFO_NOTES = {"codebook_recovering": codebook_recovering}
