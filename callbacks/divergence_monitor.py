@@ -30,6 +30,8 @@ class DivergenceMonitor(DiagnosticCallback):
     terms that are not finite. These are the values `codecgan diagnose` reads from the logs, so both give one answer;
     under DDP every rank keeps rank 0's (the logged) values.
 
+    `metric`: by default (None) the family's quality measure, chosen as `codecgan diagnose` chooses it: the first of
+    `val/pesq` (an enhancer), `val/loss_mel` (a codec), `val/si_sdr`, `val/snr_db` that the first validation logs.
     `mode`: whether a higher (`max`) or lower (`min`) metric is better; by default the metric's known direction
     (`min` for `val/loss_mel`, the codec's metric; `max` for PESQ, SI-SDR and SNR).
 
@@ -44,7 +46,7 @@ class DivergenceMonitor(DiagnosticCallback):
 
     def __init__(
         self,
-        metric: str = tags.VAL_PESQ,
+        metric: str | None = None,
         loss: str = tags.TRAIN_LOSS_G,
         mode: str | None = None,
         min_drop: float | None = None,
@@ -57,7 +59,8 @@ class DivergenceMonitor(DiagnosticCallback):
             mode is None or mode in MODES,
             f"DivergenceMonitor mode must be one of {', '.join(MODES)} or null, got {mode!r}.",
         )
-        mode = mode or METRIC_MODES.get(metric, "max")
+        if metric is not None:
+            mode = mode or METRIC_MODES.get(metric, "max")
         require(action in ACTIONS, f"DivergenceMonitor action must be one of {', '.join(ACTIONS)}, got {action!r}.")
         require(
             isinstance(patience, int) and patience >= 1,
@@ -70,6 +73,7 @@ class DivergenceMonitor(DiagnosticCallback):
             loss.startswith("train/"),
             f"DivergenceMonitor loss must be a train/ tag such as 'train/loss_g', got {loss!r}.",
         )
+        self.configured_metric, self.configured_mode = metric, mode  # the state key: the same before and after a resume
         self.metric, self.loss, self.mode, self.min_drop = metric, loss, mode, min_drop
         self.patience, self.action, self.dirpath = patience, action, dirpath
         self._nonfinite = RunningSums(("steps",))
@@ -80,7 +84,7 @@ class DivergenceMonitor(DiagnosticCallback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(metric=self.metric, loss=self.loss, mode=self.mode)
+        return self._generate_state_key(metric=self.configured_metric, loss=self.loss, mode=self.configured_mode)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -152,17 +156,25 @@ class DivergenceMonitor(DiagnosticCallback):
             self.stopped_reason = self.stopped_reason or reason
 
     def _metric_value(self, trainer: Trainer) -> float | None:
+        if self.metric is None:
+            logged = {name.removesuffix("_epoch") for name in trainer.callback_metrics}
+            self.metric = next((metric for metric in METRIC_MODES if metric in logged), None)
+            if self.metric is None:
+                self._warn_missing(trainer, f"quality measure ({', '.join(repr(metric) for metric in METRIC_MODES)})")
+                return None
+            self.mode = self.mode or METRIC_MODES[self.metric]
         for name in (self.metric, self.metric + "_epoch"):
             if name in trainer.callback_metrics:
                 value = float(trainer.callback_metrics[name])
                 return value if math.isfinite(value) else None
+        self._warn_missing(trainer, repr(self.metric))
+        return None
+
+    def _warn_missing(self, trainer: Trainer, wanted: str) -> None:
         if not self._missing_warned:
             self._missing_warned = True
             available = ", ".join(sorted(k for k in trainer.callback_metrics if k.startswith("val/"))) or "none"
-            rank_zero_warn(
-                f"DivergenceMonitor found no {self.metric!r} in the logged metrics (val/ metrics: {available})."
-            )
-        return None
+            rank_zero_warn(f"DivergenceMonitor found no {wanted} in the logged metrics (val/ metrics: {available}).")
 
     def _dirpath(self, trainer: Trainer) -> str:
         return self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "checkpoints")
@@ -176,8 +188,12 @@ class DivergenceMonitor(DiagnosticCallback):
             "best": self.best,
             "best_path": self.best_path,
             "stopped_reason": self.stopped_reason,
+            "metric": self.metric,
+            "mode": self.mode,
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self._nonfinite.load_state_dict(state["nonfinite"])
         self.best, self.best_path, self.stopped_reason = state["best"], state["best_path"], state["stopped_reason"]
+        if self.configured_metric is None:  # the metric the run chose at its first validation
+            self.metric, self.mode = state.get("metric"), self.mode or state.get("mode")

@@ -74,3 +74,32 @@ def test_missing_metric_is_reported_once() -> None:
         callback.on_validation_end(trainer, module)
     callback.on_validation_end(trainer, module)
     assert callback.history.tags() == []
+
+
+def test_by_default_a_codec_is_watched_on_its_mel_distance_as_diagnose_does() -> None:
+    """No metric given: the first validation's logged quality measure in `codecgan diagnose`'s order (val/pesq, then
+    val/loss_mel, ...), kept through a checkpoint; the state key stays the configured one, so a resume finds it."""
+    callback, trainer, module = DivergenceMonitor(), FakeTrainer(log_every_n_steps=4), FakeModule()
+    key = callback.state_key
+    mel = [3.0, 2.8, 2.6, 2.7, 2.8, 2.9, 3.0]  # best at epoch 2, then rising while the loss falls
+    with pytest.warns(
+        UserWarning, match="LOSS_METRIC_DIVERGENCE: val/loss_mel rose 0.20 from its best 2.60 at epoch 2"
+    ):
+        for epoch, value in enumerate(mel):
+            trainer.current_epoch = epoch
+            train_steps(callback, trainer, module, loss_outputs(1.0 * 0.9**epoch))
+            trainer.callback_metrics = {"val/loss_mel": torch.tensor(value), "val/snr_db": torch.tensor(-2.0)}
+            callback.on_validation_end(trainer, module)
+    assert (callback.metric, callback.mode, callback.state_key) == ("val/loss_mel", "min", key)
+    assert callback.rule_settings()["LOSS_METRIC_DIVERGENCE"]["metric"] == "val/loss_mel"
+    resumed = DivergenceMonitor()
+    resumed.load_state_dict(callback.state_dict())
+    assert (resumed.metric, resumed.mode) == ("val/loss_mel", "min")
+
+
+def test_without_a_quality_measure_logged_the_default_says_what_it_looked_for() -> None:
+    callback, trainer, module = DivergenceMonitor(), FakeTrainer(), FakeModule()
+    trainer.callback_metrics = {"val/loss": torch.tensor(1.0)}
+    with pytest.warns(UserWarning, match="found no quality measure \\('val/pesq', 'val/loss_mel'"):
+        callback.on_validation_end(trainer, module)
+    assert callback.metric is None and callback.history.tags() == []
