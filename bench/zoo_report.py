@@ -82,7 +82,22 @@ def notes(entries: list[ZooEntry], results: dict[str, ZooResult]) -> list[str]:
         for finding in result.findings if result.is_control else []:
             if finding["severity"] != "info":
                 lines.append(f"- `{entry.name}` false alarm {finding['code']}: {finding['evidence']}")
+        if result.live_alarms != sorted(result.codes_above_info):
+            lines.append(
+                f"- `{entry.name}`: the alarms active when its logs end ({', '.join(result.live_alarms) or 'none'}) "
+                f"differ from its diagnosis above info ({', '.join(sorted(result.codes_above_info)) or 'none'})."
+            )
     return lines
+
+
+def live_equals_offline(entries: list[ZooEntry], results: dict[str, ZooResult]) -> str:
+    """The sentence saying in how many runs the live alarms at the end equal `codecgan diagnose`'s findings above
+    info (the callbacks and `diagnose` run the same rules with the same settings)."""
+    same = sum(results[e.name].live_alarms == sorted(results[e.name].codes_above_info) for e in entries)
+    return (
+        f"Live = offline: in {same} of {len(entries)} runs the alarms active when the logs end (`diag/alarm/<CODE>` "
+        "at 1) are the findings above `info` of `codecgan diagnose` on the same logs."
+    )
 
 
 def markdown_table(rows: list[dict[str, str]]) -> str:
@@ -112,6 +127,8 @@ def write_report(entries: list[ZooEntry], results: dict[str, ZooResult], total_s
             "entry's confirm_steps, from the last checkpoint before the finding or fresh); for a control, what confirm "
             "finds to run. Wall: the fault run + its confirmation. "
             "Each run's findings, with their evidence, are in `zoo.json`; its key curve is in `zoo/<overlay>.png`.",
+            "",
+            live_equals_offline(entries, results),
             "",
             *(["Notes:", "", *notes(entries, results), ""] if notes(entries, results) else []),
             "Hypotheses (`experiments/zoo/<overlay>.yaml`):",
