@@ -38,7 +38,7 @@ tensorboard: $(STAMP)  ## Open TensorBoard on runs/ (the dashboard is under Cust
 diagnose: $(STAMP)  ## Diagnose every run under runs/ (codecgan diagnose runs).
 	$(VENV)/bin/codecgan diagnose runs
 
-zoo: $(STAMP)  ## Run the failure zoo (every fault overlay + controls, about 35 min on 2 CPU cores).
+zoo: $(STAMP)  ## Run the failure zoo (every fault overlay + controls, about 45 min on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) bench/zoo.py
 
 bench: $(STAMP)  ## Run the benchmarks (GPU steps, and the CPU host-overhead table) into bench/results/<device>.md (~35 min on an H100 node).
