@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 
-def where(point: Any) -> str:
-    """'epoch 6 (step 1200)', 'epoch 6' or 'step 1200' for a history point or a {"epoch", "step"} mapping."""
-    epoch, step = (point.get("epoch"), point.get("step")) if isinstance(point, Mapping) else (point.epoch, point.step)
+def where(point: Mapping[str, Any]) -> str:
+    """'epoch 6 (step 1200)', 'epoch 6' or 'step 1200' for a finding's {"epoch", "step"} position."""
+    epoch, step = point.get("epoch"), point.get("step")
     if epoch is not None and step is not None:
         return f"epoch {epoch} (step {step})"
     if epoch is not None:
