@@ -18,7 +18,7 @@ from codecgan.diagnosis.history import load_histories
 from codecgan.lightning_cli import build_cli
 from tests.callbacks.callback_fakes import same
 from tests.callbacks.ddp_counts_script import run as run_scripted_counts
-from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
+from tests.conftest import EXPERIMENTS, ROOT, run_codecgan, tiny_trainer_overlay, write_overlay
 
 
 def fit(base: str, overlay: dict, directory: Path) -> L.Trainer:
@@ -146,20 +146,7 @@ def test_full_callback_set_under_two_process_ddp(tmp_path: Path, capsys) -> None
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=6, val_every=3, checkpoint_every=100)
     overlay["trainer"].update(devices=2, strategy="gan_ddp")
     overlay["trainer"]["callbacks"] += ALL_CALLBACKS
-    config = write_overlay(tmp_path, "ddp.yaml", overlay)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "codecgan",
-        "fit",
-        "--config",
-        str(EXPERIMENTS / "codec_tiny.yaml"),
-        "--config",
-        str(config),
-    ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_codecgan("fit", "codec_tiny.yaml", tmp_path, "ddp", overlay)
     assert diagnose_main([str(tmp_path / "run"), "--json"]) == 0
     codes = {f["code"] for f in json.loads(capsys.readouterr().out)}
     assert "RANK_DIVERGENCE" not in codes and "EVAL_NONDETERMINISTIC" not in codes
