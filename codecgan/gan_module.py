@@ -43,6 +43,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
@@ -254,6 +255,29 @@ class GANModule(L.LightningModule):
 
     def unwrap_networks(self) -> None:
         self._ddp_wrappers = {}
+
+    def backward(self, loss: Tensor, *args: Any, **kwargs: Any) -> None:
+        """Lightning's backward hook (``manual_backward`` calls it after the precision plugin has scaled ``loss``).
+
+        On one device the gradients are taken with ``torch.autograd.grad`` and stored in each trainable
+        parameter's ``.grad``. ``loss.backward()`` would give the same values, but autograd's per-parameter
+        accumulation dispatches one op per parameter tensor (690 per batch at DAC size), and ``grad`` does
+        not. Elsewhere (DDP, whose reducers all-reduce from those accumulation hooks) it is ``loss.backward()``.
+        """
+        if args or kwargs or not isinstance(self.trainer.strategy, SingleDeviceStrategy):
+            loss.backward(*args, **kwargs)
+            return
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        gradients = torch.autograd.grad(loss, parameters, allow_unused=True)
+        for parameter, gradient in zip(parameters, gradients):
+            if gradient is None:
+                continue
+            if gradient.stride() != parameter.stride():  # the layout autograd gives .grad: that of the parameter
+                gradient = torch.empty_like(parameter).copy_(gradient)
+            if parameter.grad is None:
+                parameter.grad = gradient
+            else:
+                parameter.grad += gradient
 
     def configure_model(self) -> None:
         if self.compile_mode:

@@ -8,6 +8,7 @@ import lightning as L
 import pytest
 import torch
 
+from codecgan.gan_module import GANModule
 from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 
@@ -35,9 +36,9 @@ class StepRecorder(L.Callback):
             self.d_grads_at_batch_end.append(self._d_grads(pl_module))
 
 
-def tiny_fit(tmp_path: Path, max_steps: int, *extra: str) -> tuple[object, StepRecorder]:
+def tiny_fit(tmp_path: Path, max_steps: int, *extra: str, config: str = "codec_tiny") -> tuple[object, StepRecorder]:
     overlay = write_overlay(tmp_path, "overlay.yaml", tiny_trainer_overlay(tmp_path / "run", max_steps=max_steps))
-    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(overlay), *extra], run=False)
+    cli = build_cli(["--config", str(EXPERIMENTS / f"{config}.yaml"), "--config", str(overlay), *extra], run=False)
     recorder = StepRecorder()
     cli.trainer.callbacks.append(recorder)
     cli.trainer.fit(cli.model, cli.datamodule)
@@ -147,3 +148,23 @@ def test_a_discriminator_with_learning_rate_zero_has_update_ratio_zero(tmp_path:
         tmp_path, 2, "--trainer.log_every_n_steps", "1", "--model.init_args.optimizer_d.init_args.lr", "0.0"
     )
     assert [out["d_update_ratio"] for out in recorder.outputs] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("config", ["codec_tiny", "enhance_tiny"])
+def test_one_device_gradients_equal_autograds_accumulated_ones(
+    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GANModule.backward`` takes the gradients with ``torch.autograd.grad`` on one device: the weights after
+    three steps equal those of ``loss.backward()`` bit for bit, and every ``.grad`` has its parameter's memory
+    layout, as autograd's accumulation gives it (the enhancer's convolutions return some weight gradients in
+    another layout)."""
+    (tmp_path / "grad").mkdir()
+    (tmp_path / "backward").mkdir()
+    crop = ["--data.init_args.crop_seconds", "0.5"] if config == "enhance_tiny" else []  # PESQ's shortest clip
+    cli, _ = tiny_fit(tmp_path / "grad", 3, *crop, config=config)
+    monkeypatch.setattr(GANModule, "backward", L.LightningModule.backward)
+    reference, _ = tiny_fit(tmp_path / "backward", 3, *crop, config=config)
+    weights = dict(cli.model.named_parameters())
+    for name, parameter in reference.model.named_parameters():
+        assert torch.equal(weights[name], parameter), name
+        assert weights[name].grad is None or weights[name].grad.stride() == parameter.stride(), name
