@@ -55,15 +55,17 @@ class VectorQuantizer(nn.Module):
         self.out_proj = weight_norm_conv1d(codebook_dim, input_dim, 1)
         self.codebook = nn.Embedding(codebook_size, codebook_dim)
 
+    @torch.no_grad()
     def nearest_codes(self, z_e: Tensor) -> Tensor:
         """Index of the codebook row with the highest cosine similarity; [B, d, N] -> [B, N].
 
-        DAC takes the smallest squared distance of the normalised vectors, `|e|² - 2 e·c + |c|²`: the same order
-        with fewer ops, so the same codes but for ties within rounding (none on the DAC reference fixture).
+        DAC takes the smallest squared distance of the normalised vectors, `|e|² - 2 e·c + |c|²`. The encoding's
+        norm scales a row of similarities and does not change its order, so only the codebook is normalised:
+        the same codes with fewer ops, but for ties within rounding (none on the DAC reference fixture). No
+        gradient flows through a code choice, so none is recorded.
         """
-        encodings = F.normalize(z_e.transpose(1, 2), dim=-1)
         codebook = F.normalize(self.codebook.weight.float(), dim=-1)
-        return (encodings @ codebook.t()).argmax(dim=-1)
+        return (codebook @ z_e).argmax(dim=1)
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Latent vectors of given codes; [B, N] int64 -> [B, D, N] fp32."""
