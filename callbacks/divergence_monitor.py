@@ -91,15 +91,16 @@ class DivergenceMonitor(DiagnosticCallback):
     ) -> None:
         losses: dict[str, torch.Tensor] = {}
         if isinstance(outputs, Mapping):
-            losses = {
-                f"train/{name}": value.detach().reshape(-1)[0]
-                for name, value in (outputs.get("losses") or {}).items()
-                if isinstance(value, torch.Tensor)
-            }
-            if isinstance(outputs.get("loss"), torch.Tensor):
-                losses.setdefault(tags.TRAIN_LOSS, outputs["loss"].detach().reshape(-1)[0])
-            if losses:
-                self._nonfinite.add("steps", ~torch.stack(list(losses.values())).isfinite().all())
+            with torch.no_grad():  # no graph, without a detach op per loss
+                losses = {
+                    f"train/{name}": first_element(value)
+                    for name, value in (outputs.get("losses") or {}).items()
+                    if isinstance(value, torch.Tensor)
+                }
+                if isinstance(outputs.get("loss"), torch.Tensor):
+                    losses.setdefault(tags.TRAIN_LOSS, first_element(outputs["loss"]))
+                if losses:
+                    self._nonfinite.add("steps", ~torch.stack(list(losses.values())).isfinite().all())
         if is_logging_step(trainer):
             steps = self._nonfinite.flush(trainer)["steps"]
             self._record(trainer, pl_module, {tags.NONFINITE_LOSS_STEPS: steps})
@@ -197,3 +198,8 @@ class DivergenceMonitor(DiagnosticCallback):
         self.best, self.best_path, self.stopped_reason = state["best"], state["best_path"], state["stopped_reason"]
         if self.configured_metric is None:  # the metric the run chose at its first validation
             self.metric, self.mode = state.get("metric"), self.mode or state.get("mode")
+
+
+def first_element(loss: torch.Tensor) -> torch.Tensor:
+    """A loss as a 0-dim tensor: itself when it is one (no op dispatched), else its first element."""
+    return loss if loss.dim() == 0 else loss.reshape(-1)[0]

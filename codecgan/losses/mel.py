@@ -120,12 +120,12 @@ class MultiScaleMelLoss(nn.Module):
         with torch.autocast(device_type=estimate.device.type, enabled=False):
             # One STFT per scale for both signals.
             both = torch.cat([estimate, reference]).float().squeeze(1)
-            total = torch.zeros((), device=estimate.device)
+            terms = []  # summed in order, as DAC sums them, without a zero to start from
             for spectrogram in self.spectrograms:
                 mel = spectrogram(both)
                 log_mel = mel.clamp(min=self.clamp_eps)
                 log_mel = (log_mel if self.power == 1.0 else log_mel.pow(self.power)).log10()
-                total = total + F.l1_loss(log_mel[:batch], log_mel[batch:])
+                terms.append(F.l1_loss(log_mel[:batch], log_mel[batch:]))
                 if self.magnitude_weight:
-                    total = total + self.magnitude_weight * F.l1_loss(mel[:batch], mel[batch:])
-        return total
+                    terms.append(self.magnitude_weight * F.l1_loss(mel[:batch], mel[batch:]))
+        return sum(terms[1:], terms[0])

@@ -7,7 +7,8 @@ ConvTranspose) and `original1` (v, the direction), and both count as parameters.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +55,8 @@ class Snake1d(nn.Module):
 
     The periodic term gives the generator an inductive bias towards periodic waveforms (pitch),
     which ReLU-family activations lack. `1e-9` keeps the division finite if an alpha reaches 0.
-    Computed by `snake` (5 ops forward, 9 backward, instead of autograd's 7 and 17).
+    Computed by `snake` (4 ops forward and 8 backward inside `shared_snake_constants`, 5 and 9 outside,
+    instead of autograd's 7 and 17).
 
     Args:
         channels: number of channels C of the input.
@@ -66,41 +68,67 @@ class Snake1d(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.alpha = nn.Parameter(torch.ones(1, channels, 1))
+        # (alpha + 1e-9, 2 alpha), set by `shared_snake_constants` for one forward of the network.
+        self.constants: tuple[Tensor, Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        return snake(x, self.alpha)
+        return snake(x, self.alpha, *(self.constants or ()))
 
 
-def snake(x: Tensor, alpha: Tensor) -> Tensor:
+@contextmanager
+def shared_snake_constants(snakes: Sequence[Snake1d]) -> Iterator[None]:
+    """Inside: every Snake of `snakes` takes its `alpha + 1e-9` and `2 alpha` from two foreach ops over all of them.
+
+    A DAC-size generator has 58 Snakes; computed by each, these constants are 116 ops of a few hundred elements
+    per training step. Their backward keeps them. Compiled code (`torch.compile`) fuses them anyway, so there the
+    Snakes compute their own.
+    """
+    if not snakes or torch.compiler.is_compiling():
+        yield
+        return
+    with torch.no_grad():
+        alphas = [snake.alpha for snake in snakes]
+        constants = zip(torch._foreach_add(alphas, 1e-9), torch._foreach_mul(alphas, 2.0))
+    for snake_module, snake_constants in zip(snakes, constants):
+        snake_module.constants = snake_constants
+    try:
+        yield
+    finally:
+        for snake_module in snakes:
+            snake_module.constants = None
+
+
+def snake(x: Tensor, alpha: Tensor, alpha_safe: Tensor | None = None, two_alpha: Tensor | None = None) -> Tensor:
     """`x + sin(alpha * x)^2 / (alpha + 1e-9)` for `x: [B, C, T]`, `alpha: [1, C, 1]`, with a hand-written backward.
 
-    A DAC-size generator has 58 Snakes, and autograd's backward of the formula dispatches 17 ops each; the
-    derivatives below need 9, from tensors the forward computes anyway. With `s = sin(alpha x)`,
-    `d/dx = 1 + sin(2 alpha x)` and `d/dalpha = (x sin(2 alpha x) - s^2 / alpha) / alpha`, summed over batch and
-    time for `grad_alpha`; the 1e-9 is treated as 0 inside the derivatives (a relative difference of 1e-9 / alpha).
-    The backward keeps `s^2` rather than the output: saving a function's own output costs autograd an op when it
-    saves it and another when it unpacks it.
+    `alpha_safe` (`alpha + 1e-9`) and `two_alpha` (`2 alpha`), without gradient, may be given precomputed
+    (`shared_snake_constants`). A DAC-size generator has 58 Snakes, and autograd's backward of the formula
+    dispatches 17 ops each; the derivatives below need 8 or 9, from tensors the forward computes anyway. With
+    `s = sin(alpha x)`, `d/dx = 1 + sin(2 alpha x)` and `d/dalpha = (x sin(2 alpha x) - s^2 / alpha) / alpha`, summed
+    over batch and time for `grad_alpha`; the 1e-9 is treated as 0 inside the derivatives (a relative difference of
+    1e-9 / alpha). The backward keeps `s^2` rather than the output: saving a function's own output costs autograd an
+    op when it saves it and another when it unpacks it.
 
     DAC multiplies by `(alpha + 1e-9).reciprocal()` where this divides: one rounding instead of two, one op fewer,
     so values differ from DAC's in the last bit: a DAC-size generator's output by 1.4e-6 of its scale at most
     (tests/models/test_dac_reference.py); computed in DAC's form, the whole generator equals DAC's to the bit.
     """
-    return _Snake.apply(x, alpha)
+    return _Snake.apply(x, alpha, alpha_safe, two_alpha)
 
 
 class _Snake(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, alpha: Tensor) -> Tensor:
-        alpha_safe = alpha + 1e-9
+    def forward(ctx: Any, x: Tensor, alpha: Tensor, alpha_safe: Tensor | None, two_alpha: Tensor | None) -> Tensor:
+        alpha_safe = alpha + 1e-9 if alpha_safe is None else alpha_safe
         sin_squared = torch.sin(alpha * x).square()
-        ctx.save_for_backward(x, alpha, alpha_safe, sin_squared)
+        ctx.save_for_backward(x, alpha, alpha_safe, sin_squared, two_alpha)
         return torch.addcdiv(x, sin_squared, alpha_safe)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        x, alpha, alpha_safe, sin_squared = ctx.saved_tensors
-        sin_double = torch.sin(x * (2 * alpha))
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        x, alpha, alpha_safe, sin_squared, two_alpha = ctx.saved_tensors
+        sin_double = torch.sin(x * (2 * alpha if two_alpha is None else two_alpha))
         grad_x = torch.addcmul(grad, grad, sin_double)
         per_sample = torch.addcdiv(x * sin_double, sin_squared, alpha_safe, value=-1).mul_(grad)
-        return grad_x, (per_sample.sum(dim=(0, 2), keepdim=True) / alpha_safe).to(alpha.dtype)
+        return grad_x, (per_sample.sum(dim=(0, 2), keepdim=True) / alpha_safe).to(alpha.dtype), None, None

@@ -17,6 +17,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from codecgan.models.conv_blocks import (
     Float32Conv1d,
     Snake1d,
+    shared_snake_constants,
     weight_norm_conv1d,
     weight_norm_conv_transpose1d,
 )
@@ -191,6 +192,7 @@ class CodecGenerator(nn.Module):
             latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
         )
         self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides)
+        self.snakes = tuple(module for module in self.modules() if isinstance(module, Snake1d))  # not submodules
         # DAC's init_weights zeroes every Conv1d's bias (not the ConvTranspose1d's). Its trunc_normal_(std=0.02) of
         # the weights has no effect: under the old weight norm, `weight` is recomputed from g and v before each
         # forward. So the weights keep PyTorch's default init, and a seeded CodecGenerator equals a seeded DAC
@@ -216,8 +218,9 @@ class CodecGenerator(nn.Module):
         """
         length = audio.shape[-1]
         padded = F.pad(audio, (0, -length % self.hop_length))
-        quantized = self.quantizer(self.encoder(padded), n_quantizers)
-        reconstruction = self.decoder(quantized.z_q)[..., :length]
+        with shared_snake_constants(self.snakes):
+            quantized = self.quantizer(self.encoder(padded), n_quantizers)
+            reconstruction = self.decoder(quantized.z_q)[..., :length]
         return CodecOutput(reconstruction, quantized.codes, quantized.commitment_loss, quantized.codebook_loss)
 
     def encode(self, audio: Tensor, n_codebooks: int | None = None) -> Tensor:

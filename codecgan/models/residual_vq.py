@@ -64,8 +64,9 @@ class VectorQuantizer(nn.Module):
         the same codes with fewer ops, but for ties within rounding (none on the DAC reference fixture). No
         gradient flows through a code choice, so none is recorded.
         """
-        codebook = F.normalize(self.codebook.weight.float(), dim=-1)
-        return (codebook @ z_e).argmax(dim=1)
+        codebook = self.codebook.weight.float()
+        codebook = codebook / codebook.norm(dim=1, keepdim=True).clamp_min(1e-12)  # F.normalize's values
+        return torch.bmm(codebook.expand(z_e.shape[0], -1, -1), z_e).argmax(dim=1)
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Latent vectors of given codes; [B, N] int64 -> [B, D, N] fp32."""
