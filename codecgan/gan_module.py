@@ -261,7 +261,7 @@ class GANModule(L.LightningModule):
 
         On one device the gradients are taken with ``torch.autograd.grad`` and stored in each trainable
         parameter's ``.grad``. ``loss.backward()`` would give the same values, but autograd's per-parameter
-        accumulation dispatches one op per parameter tensor (690 per batch at DAC size), and ``grad`` does
+        accumulation dispatches one op per parameter tensor (625 per batch at DAC size), and ``grad`` does
         not. Elsewhere (DDP, whose reducers all-reduce from those accumulation hooks) it is ``loss.backward()``.
         """
         if args or kwargs or not isinstance(self.trainer.strategy, SingleDeviceStrategy):
