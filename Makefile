@@ -39,10 +39,10 @@ diagnose: $(STAMP)  ## Diagnose every run under runs/ (codecgan diagnose runs).
 	$(VENV)/bin/codecgan diagnose runs
 
 zoo: $(STAMP)  ## Run the failure zoo (every fault overlay + controls, about 45 min on 2 CPU cores).
-	OMP_NUM_THREADS=1 $(PYTHON) bench/zoo.py
+	OMP_NUM_THREADS=1 $(PYTHON) -m bench.zoo
 
 bench: $(STAMP)  ## Run the benchmarks (GPU steps, and the CPU host-overhead table) into bench/results/<device>.md (~35 min on an H100 node).
-	$(PYTHON) bench/run_all.py
+	$(PYTHON) -m bench.run_all
 
 clean:  ## Remove runs/ and caches (keeps .venv).
 	rm -rf runs lightning_logs .pytest_cache

@@ -1,6 +1,6 @@
 """How much the full diagnostic callback set slows a tiny CPU fit.
 
-    .venv/bin/python bench/callbacks_overhead.py [--steps 60] [--repeats 2]
+    .venv/bin/python -m bench.callbacks_overhead [--steps 60] [--repeats 2]
 
 Fits `experiments/codec_tiny.yaml` (shortened to --steps batches, validating twice) with and without every
 codecgan diagnostic callback, alternating, in one process; prints each fit's time and the ratios of the
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -21,10 +20,9 @@ from pathlib import Path
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from codecgan.lightning_cli import build_cli
 
-from codecgan.lightning_cli import build_cli  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DIAGNOSTIC_CALLBACKS = [
     {"class_path": "callbacks.DiagnosticsDashboard"},

@@ -1,8 +1,9 @@
 """Data throughput of folder training data: start-up time per file and time per training item.
 
-    .venv/bin/python bench/data_throughput.py                      # 24 files of 2 minutes, 44.1 kHz 16-bit stereo
-    .venv/bin/python bench/data_throughput.py --files 4 --minutes 5 --no-enhancement
-    PYTHONPATH=/tmp/data_base .venv/bin/python bench/data_throughput.py   # the code of another checkout
+    .venv/bin/python -m bench.data_throughput                      # 24 files of 2 minutes, 44.1 kHz 16-bit stereo
+    .venv/bin/python -m bench.data_throughput --files 4 --minutes 5 --no-enhancement
+    PYTHONPATH=/tmp/data_base .venv/bin/python bench/data_throughput.py   # another checkout's code: run as a file,
+                                                    # as -m would put this checkout's root first on the path
 
 Writes the files into a temporary folder (synthesized: tones and noise under a syllable-rate envelope,
 with pauses), then for each family:
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,10 +104,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
+    import codecgan
     from codecgan.data import CodecDataModule, EnhancementDataModule
 
     seconds = 60 * args.minutes
-    code = Path(sys.modules["codecgan"].__file__).parent
+    code = Path(codecgan.__file__).parent
     print(f"{args.files} files of {args.minutes:g} min per family, code from {code}")
     with tempfile.TemporaryDirectory(prefix="codecgan_data_bench_") as directory:
         root = Path(directory)

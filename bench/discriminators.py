@@ -1,7 +1,7 @@
 """Forward + backward of DAC's discriminator set (MPD + multi-band STFT) on a batch of real and fake audio.
 
-    python bench/discriminators.py                      # DAC size, batch 12 x 0.38 s at 44.1 kHz, ~2 min on an H100
-    python bench/discriminators.py --batch 2 --seconds 0.2 --variants "fp32 eager,bf16 eager"   # CPU smoke run
+    python -m bench.discriminators                      # DAC size, batch 12 x 0.38 s at 44.1 kHz, ~2 min on an H100
+    python -m bench.discriminators --batch 2 --seconds 0.2 --variants "fp32 eager,bf16 eager"   # CPU smoke run
 
 Two passes, each what one optimizer step of the GAN loop asks of the discriminator:
 - "D step": D(real) and D(fake) with the discriminator's parameters trainable, the least-squares loss, backward.
@@ -17,20 +17,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.precision_variants import VARIANTS, Variant, apply_tf32, dynamo_counts, reset_compiler
+from bench.results_markdown import environment_line, write_section
+from codecgan.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
+from codecgan.models import DACDiscriminator
 
-from bench.precision_variants import VARIANTS, Variant, apply_tf32, dynamo_counts, reset_compiler  # noqa: E402
-from bench.results_markdown import environment_line, write_section  # noqa: E402
-from codecgan.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss  # noqa: E402
-from codecgan.models import DACDiscriminator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def d_step(discriminator: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

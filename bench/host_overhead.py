@@ -1,8 +1,8 @@
 """What one training batch costs the host, for every shipped config: ATen ops, host reads, gradient traffic.
 
-    python bench/host_overhead.py                     # every config in experiments/*.yaml, ~8 min on 2 CPU cores
-    python bench/host_overhead.py --configs codec_dac --stacks --top 30   # where the host reads and ops come from
-    python bench/host_overhead.py --strategy ddp_find_unused_parameters_true   # the one-wrapper DDP, for comparison
+    python -m bench.host_overhead                     # every config in experiments/*.yaml, ~8 min on 2 CPU cores
+    python -m bench.host_overhead --configs codec_dac --stacks --top 30   # where the host reads and ops come from
+    python -m bench.host_overhead --strategy ddp_find_unused_parameters_true   # the one-wrapper DDP, for comparison
 
 Each config is built as shipped (its callbacks and progress bar included), on the CPU, in fp32, at batch 1, and
 fitted for a few batches on synthetic data; `bench/dispatch_counts.py` counts the ATen ops dispatched by one batch
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,12 +27,11 @@ import lightning as L
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.allreduce_bytes import measure_ratio
+from bench.dispatch_counts import HOST_READ, BatchDispatchCounter, DispatchCounts
+from codecgan.lightning_cli import build_cli
 
-from bench.allreduce_bytes import measure_ratio  # noqa: E402
-from bench.dispatch_counts import HOST_READ, BatchDispatchCounter, DispatchCounts  # noqa: E402
-from codecgan.lightning_cli import build_cli  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 COUNTED_BATCH = 2  # batches 0 and 1 warm up (lazy state, first optimizer step); batch 2 does not log
 

@@ -1,8 +1,8 @@
 """Training-step time of the enhancement family with PESQ (a) inline and blocking, CMGAN's way, (b) in
 the worker pool with lag 0, (c) in the pool with lag 1, and (d) not computed at all.
 
-    .venv/bin/python bench/pesq_overlap.py                    # tiny and CMGAN size, ~2 min on 2 idle CPU cores
-    .venv/bin/python bench/pesq_overlap.py --configs tiny --steps 30
+    .venv/bin/python -m bench.pesq_overlap                    # tiny and CMGAN size, ~2 min on 2 idle CPU cores
+    .venv/bin/python -m bench.pesq_overlap --configs tiny --steps 30
 
 For each config the module comes from ``experiments/enhance_<config>.yaml``; the batches are synthesized
 once beforehand (data generation is not timed) and each variant fits ``--warmup + --steps`` batches in
@@ -24,7 +24,6 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import time
 import types
 import warnings
@@ -35,12 +34,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from codecgan.data import SyntheticNoisySpeech
+from codecgan.lightning_cli import build_cli
+from codecgan.metrics import PesqHandle, PesqResult
 
-from codecgan.data import SyntheticNoisySpeech  # noqa: E402
-from codecgan.lightning_cli import build_cli  # noqa: E402
-from codecgan.metrics import PesqHandle, PesqResult  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = {
     "(a) inline, blocking": {"pesq_workers": 0, "pesq_lag": 0},

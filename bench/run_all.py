@@ -1,10 +1,11 @@
-"""Every benchmark in one go (`make bench`): each script runs in its own process and writes its section of
-`bench/results/<device>.md`; the scripts that only print get their output stored as a section here.
+"""Every benchmark in one go (`make bench`): each runs in its own process (`python -m bench.<name>` from the
+repository root) and writes its section of `bench/results/<device>.md`; the output of those that only print is
+stored as a section here.
 
-    python bench/run_all.py                 # ~35 min on an H100 node: the GPU benchmarks need a CUDA device
-    python bench/run_all.py --only host_overhead    # the CPU table only (~15 min on 2 cores, ~12 GB of memory)
+    python -m bench.run_all                 # ~35 min on an H100 node: the GPU benchmarks need a CUDA device
+    python -m bench.run_all --only host_overhead    # the CPU table only (~15 min on 2 cores, ~12 GB of memory)
 
-A script that fails is reported with its exit status and the others still run; the exit status is 1 if any failed.
+A benchmark that fails is reported with its exit status and the others still run; the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -15,27 +16,26 @@ import sys
 import time
 from pathlib import Path
 
+from bench.results_markdown import environment_line, write_section
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.results_markdown import environment_line, write_section  # noqa: E402
-
-# name -> (arguments after the interpreter, whether the script writes its own section)
+# name -> (module of bench and its arguments, whether it writes its own section)
 BENCHMARKS = {
     "train_step_codec": (
         [
-            "bench/train_step.py",
+            "bench.train_step",
             "--config",
             "experiments/codec_dac.yaml",
             "--override=--data.init_args.synthetic_seconds=0.5",
         ],
         True,
     ),
-    "train_step_enhance": (["bench/train_step.py", "--config", "experiments/enhance_cmgan.yaml"], True),
-    "discriminators": (["bench/discriminators.py"], True),
-    "pesq_overlap": (["bench/pesq_overlap.py", "--configs", "cmgan"], False),
-    "callbacks_overhead": (["bench/callbacks_overhead.py"], False),
-    "host_overhead": (["bench/host_overhead.py"], False),  # CPU: ops, host reads, all-reduce ratio per config
+    "train_step_enhance": (["bench.train_step", "--config", "experiments/enhance_cmgan.yaml"], True),
+    "discriminators": (["bench.discriminators"], True),
+    "pesq_overlap": (["bench.pesq_overlap", "--configs", "cmgan"], False),
+    "callbacks_overhead": (["bench.callbacks_overhead"], False),
+    "host_overhead": (["bench.host_overhead"], False),  # CPU: ops, host reads, all-reduce ratio per config
 }
 
 
@@ -50,11 +50,12 @@ def main() -> None:
         parser.error(f"unknown benchmarks {unknown}; choose from {list(BENCHMARKS)}")
     failed = []
     for name in names:
-        script, writes_section = BENCHMARKS[name]
-        if not (ROOT / script[0]).exists():
-            print(f"{name}: {script[0]} is missing, skipped", flush=True)
+        (module, *arguments), writes_section = BENCHMARKS[name]
+        script = ROOT / f"{module.replace('.', '/')}.py"
+        if not script.exists():
+            print(f"{name}: {script.relative_to(ROOT)} is missing, skipped", flush=True)
             continue
-        command = [sys.executable, *script] + (
+        command = [sys.executable, "-m", module, *arguments] + (
             ["--results-dir", args.results_dir] if args.results_dir and writes_section else []
         )
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)

@@ -1,8 +1,8 @@
 """Training-step throughput of a codecgan config: fp32, bf16-mixed, torch.compile and TF32, through the real loop.
 
-    python bench/train_step.py --config experiments/codec_dac.yaml            # ~6 min on an H100
-    python bench/train_step.py --config experiments/enhance_cmgan.yaml
-    python bench/train_step.py --config experiments/codec_tiny.yaml --variants "fp32 eager,bf16 eager"   # CPU
+    python -m bench.train_step --config experiments/codec_dac.yaml            # ~6 min on an H100
+    python -m bench.train_step --config experiments/enhance_cmgan.yaml
+    python -m bench.train_step --config experiments/codec_tiny.yaml --variants "fp32 eager,bf16 eager"   # CPU
 
 Every variant builds the config's module afresh (same seed, same weights) and fits it with a Lightning Trainer
 on `--warmup + --steps` cached synthetic batches (data generation is not timed), so each step is the real
@@ -24,7 +24,6 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
@@ -36,20 +35,19 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.precision_variants import (  # noqa: E402
+from bench.precision_variants import (
     VARIANTS,
     Variant,
     apply_tf32,
     graph_break_reasons,
     reset_compiler,
 )
-from bench.profile_summary import profile_table  # noqa: E402
-from bench.results_markdown import environment_line, write_section  # noqa: E402
-from bench.step_clock import StepClock  # noqa: E402
-from codecgan.lightning_cli import build_cli  # noqa: E402
+from bench.profile_summary import profile_table
+from bench.results_markdown import environment_line, write_section
+from bench.step_clock import StepClock
+from codecgan.lightning_cli import build_cli
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The fault injectors the failure zoo's overlays use (codecgan/faults.py)."""
+"""The fault injectors the failure zoo's overlays use (codecgan/testing/faults.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from codecgan.faults import LossSpikeFault, PerturbRankParameters
 from codecgan.models import CMGANGenerator
+from codecgan.testing.faults import LossSpikeFault, PerturbRankParameters
 
 
 class TwoNetworks(nn.Module):

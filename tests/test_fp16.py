@@ -12,8 +12,8 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
 from codecgan.config_error import ConfigError
-from codecgan.faults import NonFiniteFault
 from codecgan.lightning_cli import build_cli
+from codecgan.testing.faults import NonFiniteFault
 from tests.conftest import EXPERIMENTS
 
 INITIAL_SCALE = 256.0  # low enough that the tiny codec's gradients never overflow by themselves

@@ -89,7 +89,10 @@ def failing_overlay(run_dir: Path, failing_rank: int, weights_dir: Path) -> dict
             "class_path": "tests.test_one_rank_failure.SaveWeightsAtStep",
             "init_args": {"directory": str(weights_dir), "step": FAILING_STEP},
         },
-        {"class_path": "codecgan.faults.RaiseOnRank", "init_args": {"rank": failing_rank, "step": FAILING_STEP}},
+        {
+            "class_path": "codecgan.testing.faults.RaiseOnRank",
+            "init_args": {"rank": failing_rank, "step": FAILING_STEP},
+        },
     ]
     return overlay
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
-from codecgan.faults import NonFiniteFault, RaiseAtStep
 from codecgan.gan_module import NonFiniteTrainingError
 from codecgan.lightning_cli import EXIT_PREEMPTED, build_cli
+from codecgan.testing.faults import NonFiniteFault, RaiseAtStep
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
 
 
@@ -99,7 +99,7 @@ def test_sigterm_saves_exits_nonzero_and_resumes_to_the_straight_result(tmp_path
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=8, val_every=50, checkpoint_every=50)
     overlay["trainer"]["callbacks"] += [
         {"class_path": "codecgan.crash_checkpoint.CrashCheckpoint"},
-        {"class_path": "codecgan.faults.SignalAtStep", "init_args": {"step": 3}},
+        {"class_path": "codecgan.testing.faults.SignalAtStep", "init_args": {"step": 3}},
     ]
     config = write_overlay(tmp_path, "sigterm.yaml", overlay)
     command = [

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from codecgan import optimizer_steps
-from codecgan.faults import NonFiniteFault
 from codecgan.lightning_cli import build_cli
+from codecgan.testing.faults import NonFiniteFault
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 
 

@@ -1,30 +1,20 @@
-"""A reduced failure zoo (bench/zoo.py) in the default suite: two faults and the codec control on short budgets,
-run as real `codecgan fit` processes (two at a time, one thread each) and read back with `codecgan diagnose --json`.
-Fails if the diagnosis stops naming a fault, or raises findings above `info` on a healthy run (other than the two
-that describe the tiny codec's first 50 steps), or if the alarms active when a run ends are not its findings above
-`info`. About 90 s on 2 CPU cores."""
+"""A reduced failure zoo (`python -m bench.zoo`) in the default suite: two faults and the codec control on short
+budgets, run as real `codecgan fit` processes (two at a time, one thread each) and read back with
+`codecgan diagnose --json`. Fails if the diagnosis stops naming a fault, or raises findings above `info` on a healthy
+run (other than the two that describe the tiny codec's first 50 steps), or if the alarms active when a run ends are
+not its findings above `info`. About 90 s on 2 CPU cores."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from bench.zoo.entries import ZOO
+from bench.zoo.runner import run_all
 from codecgan.lightning_cli import build_cli
 from tests.conftest import ROOT
-
-
-def load_zoo():
-    """bench/zoo.py as the module `zoo` (bench/ is a folder of scripts, not a package)."""
-    if "zoo" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("zoo", ROOT / "bench" / "zoo.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["zoo"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["zoo"]
 
 
 def budget(max_steps: int, val_every: int) -> tuple[str, ...]:
@@ -52,10 +42,9 @@ CODEC_WARMUP_CODES = {"NEGATIVE_SNR", "AMPLITUDE_UNSTABLE"}
 
 
 def test_reduced_zoo_names_each_fault_and_nothing_on_the_control(tmp_path: Path) -> None:
-    zoo = load_zoo()
-    by_name = {entry.name: entry for entry in zoo.ZOO}
+    by_name = {entry.name: entry for entry in ZOO}
     entries = [dataclasses.replace(by_name[name], extra_args=args) for name, args in SMOKE.items()]
-    results = zoo.run_all(entries, tmp_path, slots=2, echo=False)
+    results = run_all(entries, tmp_path, slots=2, echo=False)
     for entry in entries:
         result = results[entry.name]
         assert result.exit_status == 0, (entry.name, (tmp_path / entry.name / "fit.log").read_text()[-2000:])
@@ -71,8 +60,7 @@ def test_reduced_zoo_names_each_fault_and_nothing_on_the_control(tmp_path: Path)
 
 @pytest.mark.parametrize("overlay", sorted((ROOT / "experiments" / "zoo").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_zoo_overlay_builds_on_its_base_and_is_in_the_zoo(overlay: Path) -> None:
-    zoo = load_zoo()
-    entry = next(entry for entry in zoo.ZOO if entry.overlay == overlay)  # the zoo runs every overlay
+    entry = next(entry for entry in ZOO if entry.overlay == overlay)  # the zoo runs every overlay
     assert entry.hypothesis and entry.base.exists()
     cli = build_cli(["--config", str(entry.base), "--config", str(overlay), "--trainer.logger", "false"], run=False)
     assert cli.trainer.max_steps == entry.max_steps() <= 1000

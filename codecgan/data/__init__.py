@@ -1,4 +1,5 @@
-"""Datasets of codecgan: synthetic speech and noise, audio folders, crops and excerpts (docs/interfaces.md).
+"""Datasets of codecgan: synthetic speech and noise, audio folders, crops and excerpts, the
+files a prediction reads (docs/interfaces.md).
 
 Names are imported on first use, so that `codecgan scan` (``codecgan.data.scan_command``) starts
 without loading torch and Lightning.
@@ -43,6 +44,7 @@ _LAZY = {
     "pink_noise": "codecgan.data.noise",
     "white_noise": "codecgan.data.noise",
     "shift_phase": "codecgan.data.phase_shift",
+    "PredictionFiles": "codecgan.data.prediction_files",
     "SyntheticSpeech": "codecgan.data.synthetic_speech",
     "derive_seed": "codecgan.data.synthetic_speech",
     "synthesize_speech": "codecgan.data.synthetic_speech",

@@ -15,9 +15,9 @@ from codecgan.data.excerpt_recipe import ExcerptRecipe
 from codecgan.data.excerpts import ExcerptDataset
 from codecgan.data.item_audio import SHORT_ITEM_FILLS
 from codecgan.data.noise import SyntheticNoisySpeech
+from codecgan.data.prediction_files import PredictionFiles, one_item
 from codecgan.data.samplers import EvaluationSampler, ResumableDataLoader, ResumableTrainSampler
 from codecgan.data.synthetic_speech import SyntheticSpeech
-from codecgan.inference.prediction_files import PredictionFiles, one_item
 
 SPLITS = ("train", "val", "test")
 
@@ -50,7 +50,7 @@ class AudioDataModule(L.LightningDataModule):
             are skipped and listed in the dataset's ``skipped``); by default codecgan refuses to start
             and lists them. A file that fails to decode later is skipped and counted either way.
         predict_paths: files and folders (searched recursively) for ``codecgan predict``: each file whole,
-            every channel, at ``sample_rate``, one per step (``codecgan.inference.prediction_files``).
+            every channel, at ``sample_rate``, one per step (``codecgan.data.prediction_files``).
     """
 
     default_short_items = "zero_pad"

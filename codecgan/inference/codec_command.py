@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from codecgan.inference.audio_files import InputFile, list_inputs, read_at_rate, to_file_rate, write_wav
+from codecgan.data.input_files import InputFile, list_inputs, read_at_rate
+from codecgan.inference.audio_writing import to_file_rate, write_wav
 from codecgan.inference.codec_chunks import CodecChunking, decode_in_chunks, encode_in_chunks
 from codecgan.inference.codes_file import CODES_SUFFIX, CodesFile, CodesFileError, bitrate_kbps
 from codecgan.inference.file_runs import (

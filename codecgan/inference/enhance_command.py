@@ -13,7 +13,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from codecgan.inference.audio_files import InputFile, list_inputs, read_at_rate, to_file_rate, write_wav
+from codecgan.data.input_files import InputFile, list_inputs, read_at_rate
+from codecgan.inference.audio_writing import to_file_rate, write_wav
 from codecgan.inference.enhancement import EnhanceSettings, enhance
 from codecgan.inference.file_runs import (
     CommandError,

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from codecgan.data.audio_reading import AudioReadError
-from codecgan.inference.audio_files import InputFile
+from codecgan.data.input_files import InputFile
 from codecgan.inference.checkpoint_loading import load
 from codecgan.inference.codes_file import CodesFileError
 

@@ -4,7 +4,7 @@
         --data.init_args.predict_paths '[recordings/]'
 
 writes ``<trainer.default_root_dir>/predictions/<name>.wav`` per input (and ``<name>.pt`` codes from a codec),
-named and laid out as ``codecgan enhance``/``encode`` name them (``codecgan.inference.audio_files``): the CLI
+named and laid out as ``codecgan enhance``/``encode`` name them (``codecgan.data.input_files``): the CLI
 adds this callback when the config has none. Give it in ``trainer.callbacks`` to choose the folder or the rate.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from codecgan.data.folder_scan import BadAudioError, BadAudioFile
-from codecgan.inference.audio_files import to_file_rate, write_wav
+from codecgan.inference.audio_writing import to_file_rate, write_wav
 from codecgan.inference.codes_file import CODES_SUFFIX
 
 log = logging.getLogger(__name__)

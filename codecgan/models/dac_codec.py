@@ -21,6 +21,11 @@ from codecgan.models.conv_blocks import (
     weight_norm_conv1d,
     weight_norm_conv_transpose1d,
 )
+from codecgan.models.dac_checkpoint_format import (
+    codec_generator_kwargs,
+    load_dac_generator_weights,
+    read_dac_checkpoint,
+)
 from codecgan.models.residual_vq import ResidualVectorQuantizer
 
 RESIDUAL_DILATIONS = (1, 3, 9)
@@ -203,12 +208,17 @@ class CodecGenerator(nn.Module):
 
     @classmethod
     def from_dac_checkpoint(cls, source: str | PathLike | Mapping[str, Any], **overrides: Any) -> CodecGenerator:
-        """A generator with a DAC checkpoint's weights and hyperparameters (a `.pth` saved by DAC, or its loaded
-        dict); `overrides` replace hyperparameters. See `codecgan.models.dac_checkpoint`."""
-        # Imported here: that module builds CodecGenerators, so it imports this one.
-        from codecgan.models.dac_checkpoint import generator_from_dac_checkpoint
+        """A generator holding a DAC checkpoint's weights (a `.pth` saved by DAC, or its loaded dict), built with
+        the checkpoint's `DAC(...)` arguments, then `overrides`. See `codecgan.models.dac_checkpoint`.
 
-        return generator_from_dac_checkpoint(source, **overrides)
+        A checkpoint without metadata builds with the defaults, which are DAC's 44.1 kHz model. DAC 1.0's save
+        records `quantizer_dropout` as its default (off) whatever the model trained with: to fine-tune as DAC
+        trained (0.5 in its final configs), pass it.
+        """
+        checkpoint = read_dac_checkpoint(source)
+        generator = cls(**{**codec_generator_kwargs(checkpoint.kwargs), **overrides})
+        load_dac_generator_weights(generator, checkpoint.state_dict)
+        return generator
 
     def forward(self, audio: Tensor, n_quantizers: int | None = None) -> CodecOutput:
         """Encode, quantize and decode `audio: [B, 1, T]` with the first `n_quantizers` codebooks.
@@ -236,7 +246,3 @@ class CodecGenerator(nn.Module):
         adds the straight-through residual, this sums the codebook vectors)."""
         audio = self.decoder(self.quantizer.decode_codes(codes))
         return audio if length is None else audio[..., :length]
-
-    def decode_codes(self, codes: Tensor, length: int | None = None) -> Tensor:
-        """Same as `decode` (the name earlier callers use)."""
-        return self.decode(codes, length)

@@ -1,5 +1,5 @@
 """Findings about a condition that held and then cleared are info; a frozen discriminator is named as frozen, and one
-that comes down from its initialisation is not at chance. Found by the failure zoo (bench/zoo.py) on live tiny runs."""
+that comes down from its initialisation is not at chance. Found by the failure zoo (bench/zoo) on live tiny runs."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import torch
 
 from codecgan.cli import main
 from codecgan.data.audio_reading import resampled_length
-from codecgan.inference.audio_files import read_at_rate
+from codecgan.data.input_files import read_at_rate
 from codecgan.inference.checkpoint_loading import load
 from codecgan.inference.codes_file import CodesFile
 from tests.conftest import write_overlay

@@ -39,7 +39,7 @@ def test_odd_strides_keep_exact_length():
     codec = CodecGenerator(4, (3, 5), None, 16, (5, 3), 2, 8, 4)
     assert codec.hop_length == 15
     assert codec(torch.randn(1, 1, 301)).audio.shape == (1, 1, 301)
-    assert codec.decode_codes(torch.zeros(1, 2, 7, dtype=torch.long)).shape == (1, 1, 105)
+    assert codec.decode(torch.zeros(1, 2, 7, dtype=torch.long)).shape == (1, 1, 105)
 
 
 def test_mismatched_hops_and_indivisible_decoder_dim_are_rejected():
@@ -68,7 +68,7 @@ def test_decoding_the_codes_reproduces_the_reconstruction(codec):
     codec.eval()
     audio = torch.randn(2, 1, 96) * 0.1
     output = codec(audio)
-    torch.testing.assert_close(codec.decode_codes(output.codes, 96), output.audio)
+    torch.testing.assert_close(codec.decode(output.codes, 96), output.audio)
 
 
 @pytest.mark.parametrize("n_codebooks", [None, 1, 2])

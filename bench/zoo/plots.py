@@ -13,8 +13,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from zoo import ZooEntry, ZooResult, read_history  # noqa: E402
 
+from bench.zoo.entries import ZooEntry  # noqa: E402
+from bench.zoo.results import ZooResult, read_history  # noqa: E402
 from codecgan.diagnosis.history import MetricHistory  # noqa: E402
 
 FIGURE_SIZE = (6.4, 3.2)

@@ -10,7 +10,8 @@ import os
 import platform
 from pathlib import Path
 
-from zoo import ZooEntry, ZooResult
+from bench.zoo.entries import ZooEntry
+from bench.zoo.results import ZooResult
 
 COLUMNS = (
     ("overlay", "overlay"), ("steps", "steps"), ("expected", "expected"), ("found", "codes found (above info)"),
@@ -115,7 +116,7 @@ def write_report(entries: list[ZooEntry], results: dict[str, ZooResult], total_s
         [
             "# The failure zoo",
             "",
-            f"Made on {stamp} on {where}. `bench/zoo.py` took {total_s / 60:.1f} min for {len(entries)} runs, at most "
+            f"Made on {stamp} on {where}. `python -m bench.zoo` took {total_s / 60:.1f} min for {len(entries)} runs, at most "
             "two `codecgan fit` processes at a time with one thread each.",
             "",
             markdown_table(rows),

@@ -1,7 +1,7 @@
 """The inputs of ``codecgan predict``: each file whole, with every channel, at the model's rate.
 
 An item is a dict: ``audio`` ``[channels, T]`` float32 at ``sample_rate``, ``name`` (the output name,
-see ``audio_files``), ``path``, ``file_sample_rate``, ``file_frames`` and ``index``. A file that cannot be
+see ``input_files``), ``path``, ``file_sample_rate``, ``file_frames`` and ``index``. A file that cannot be
 read gives an item with ``error`` (a sentence) instead of ``audio``, so that the run goes on and the
 prediction writer names it at the end. Items are not batched (``batch_size=1`` with ``collate=one_item``):
 files differ in length and channels, and each is processed in windows anyway.
@@ -16,7 +16,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from codecgan.data.audio_reading import AudioReadError
-from codecgan.inference.audio_files import list_inputs, read_at_rate
+from codecgan.data.input_files import list_inputs, read_at_rate
 
 
 def one_item(items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,13 +1,12 @@
-"""The files an inference run reads and writes.
+"""The files an inference run reads (``codecgan enhance|encode|decode|predict``).
 
 Inputs are files and folders (searched recursively). Each input gets an output name: a file given by
 itself keeps its stem (``a/b/take1.flac`` -> ``take1``); a file found in a folder keeps its path inside
 that folder (``data/x/y.wav`` under ``data`` -> ``x/y``), so a folder's layout is mirrored. Two inputs
 with the same output name are refused before anything runs.
 
-Audio is read with every channel, resampled to the model's rate (``torchaudio.functional.resample``),
-and written as 32-bit float WAV, which keeps an output that exceeds full scale instead of clipping it:
-at the model's rate by default, or back at the input file's rate and exact length.
+Audio is read with every channel and resampled to the model's rate (``torchaudio.functional.resample``);
+``codecgan.inference.audio_writing`` writes the outputs, at that rate or back at the input file's.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile
-import torch
 import torchaudio.functional as audio_functional
 from torch import Tensor
 
@@ -88,18 +85,3 @@ def read_at_rate(path: str | Path, sample_rate: int) -> ModelRateAudio:
     if file_rate != sample_rate:
         audio = audio_functional.resample(audio, orig_freq=file_rate, new_freq=sample_rate)
     return ModelRateAudio(audio, sample_rate, file_rate, frames)
-
-
-def to_file_rate(audio: Tensor, sample_rate: int, file_sample_rate: int, file_frames: int) -> Tensor:
-    """``audio`` ``[channels, T]`` at ``sample_rate`` back at the file's rate and exact length:
-    ``[channels, file_frames]`` (resampling rounds lengths up, so at most a sample is cut or zero-padded)."""
-    if file_sample_rate != sample_rate:
-        audio = audio_functional.resample(audio, orig_freq=sample_rate, new_freq=file_sample_rate)
-    return torch.nn.functional.pad(audio, (0, max(0, file_frames - audio.shape[-1])))[..., :file_frames]
-
-
-def write_wav(path: str | Path, audio: Tensor, sample_rate: int) -> None:
-    """Write ``audio`` ``[channels, T]`` as a 32-bit float WAV, creating the folders on the way."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), audio.detach().float().cpu().T.numpy(), sample_rate, subtype="FLOAT")
