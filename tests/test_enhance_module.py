@@ -326,7 +326,7 @@ def test_drop_batch_skips_the_whole_discriminator_update_as_cmgan_does(tmp_path)
         assert moved == stepped == (not was_dropped)
     _, scheduler_d = cli.model.lr_schedulers()
     # Skips are read at logging steps and the epoch's end; a scheduler still owes the batches it has not yet waited.
-    waits = cli.model.scheduler_waits[1]
+    waits = cli.model.nonfinite_guard.scheduler_waits[1]
     assert scheduler_d.last_epoch - waits == optimizer_steps_taken(cli.trainer.optimizers[1]) == 8 - sum(dropped)
     cli.model.close_pesq_pool()
 

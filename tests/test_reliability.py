@@ -14,8 +14,8 @@ import torch
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
 from codecgan.faults import NonFiniteFault, RaiseAtStep
-from codecgan.gan_module import NonFiniteTrainingError
 from codecgan.lightning_cli import EXIT_PREEMPTED, build_cli
+from codecgan.nonfinite_guard import NonFiniteTrainingError
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
 
 
