@@ -411,3 +411,14 @@ def test_codecgan_test_scores_every_test_utterance_whole_with_every_measure_and_
     assert summary["systems"]["noisy input"]["utterances"] == 5 and noisy_pesq["scored"] == 5 - len(silent)
     assert noisy_pesq["failed"] == [f"#{index}" for index in sorted(silent)]
     cli.model.close_pesq_pool()
+
+
+def test_discriminator_first_is_refused_naming_the_key_and_why(tmp_path):
+    """The enhancer steps the generator first, as CMGAN does; a config asking otherwise fails on the key, not with a
+    TypeError about a repeated argument."""
+    message = r"model.init_args.discriminator_first must be false .*steps the generator first, as CMGAN does"
+    with pytest.raises(ConfigError, match=message):
+        make_module(discriminator_first=True)
+    with pytest.raises(ValueError, match=message):
+        build_cli(tiny_fit_args(tmp_path, max_steps=1, val_every=1, discriminator_first=True), run=False)
+    assert make_module(discriminator_first=False).discriminator_first is False
