@@ -49,8 +49,8 @@ def main(args: list[str] | None = None) -> None:
 
     from codecgan.config_error import ConfigError
     from codecgan.data.folder_scan import BadAudioError
-    from codecgan.gan_module import NonFiniteTrainingError
     from codecgan.lightning_cli import CRASH_NOTE, EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_PREEMPTED, build_cli
+    from codecgan.nonfinite_guard import NonFiniteTrainingError
 
     try:
         build_cli(args)

@@ -6,11 +6,11 @@ twice the gradient traffic of the trainable parameters, and ``find_unused_parame
 each backward leaves one network without gradients (Lightning #20866). DAC and CMGAN wrap the two networks
 separately; ``GANDDPStrategy`` does the same inside Lightning:
 
-- the generator and the discriminator get a ``DistributedDataParallel`` each (``GANModule.wrap_networks``), with
-  ``find_unused_parameters=False``; the LightningModule itself stays unwrapped, so Lightning calls
-  ``training_step`` directly and parameter names and checkpoints are unchanged;
-- a step calls the network it trains through ``GANModule.trained(network)`` and the frozen one directly, so each
-  trainable gradient is all-reduced exactly once per batch.
+- the generator and the discriminator get a ``DistributedDataParallel`` each (``DDPRouting.wrap``, on the
+  module's ``ddp_routing``), with ``find_unused_parameters=False``; the LightningModule itself stays unwrapped, so
+  Lightning calls ``training_step`` directly and parameter names and checkpoints are unchanged;
+- a step calls the network it trains through ``GANModule.trained(network)`` (``DDPRouting.trained``) and the
+  frozen one directly, so each trainable gradient is all-reduced exactly once per batch.
 
 Use it as ``trainer.strategy: gan_ddp`` (registered when codecgan's CLI is imported) or by class path. Every other
 DDP argument (``timeout``, ``process_group_backend``, ``broadcast_buffers``, ``gradient_as_bucket_view``, comm
@@ -22,10 +22,13 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
+import torch
 from lightning.pytorch.overrides.distributed import _register_ddp_comm_hook
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from codecgan.config_error import ConfigError
@@ -36,6 +39,43 @@ STRATEGY_NAME = "gan_ddp"
 REAP_SECONDS = 5.0
 
 log = logging.getLogger(__name__)
+
+
+class DDPRouting:
+    """Which module a training step calls for a network: its own DDP wrapper under ``gan_ddp`` when the step trains
+    it, the network itself otherwise.
+
+    The wrappers are kept in a dict, not as submodules, so parameter names and checkpoints are the same with and
+    without DDP; they share the networks' parameters.
+    """
+
+    def __init__(self) -> None:
+        self.wrappers: dict[nn.Module, nn.Module] = {}
+
+    def wrap(self, networks: list[nn.Module], wrap: Callable[[nn.Module], nn.Module]) -> list[nn.Module]:
+        """Give each of ``networks`` a DDP wrapper (``wrap(network) -> wrapper``) and return the wrappers; called by
+        ``GANDDPStrategy.configure_ddp``."""
+        self.wrappers = {network: wrap(network) for network in networks}
+        return list(self.wrappers.values())
+
+    def unwrap(self) -> None:
+        self.wrappers = {}
+
+    def trained(self, network: nn.Module, training: bool) -> nn.Module:
+        """``network`` as the step that trains it must call it: through its wrapper (so that this step's backward
+        all-reduces its gradients, once), itself when there is none or outside training (``training`` false). The
+        network a step keeps frozen is called directly, never through this."""
+        return self.wrappers.get(network, network) if training else network
+
+
+def on_any_rank(flag: Tensor, world_size: int) -> Tensor:
+    """``flag`` (a bool tensor) or-ed over the ``world_size`` ranks, on the device: a collective under DDP (every
+    rank must call it), no host read; ``flag`` itself on one rank."""
+    if world_size <= 1:
+        return flag
+    flag = flag.to(torch.int32)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return flag.bool()
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -56,12 +96,13 @@ class GANDDPStrategy(DDPStrategy):
 
     def configure_ddp(self) -> None:
         module = self.model
-        if not hasattr(module, "wrap_networks"):
+        routing = getattr(module, "ddp_routing", None)
+        if not isinstance(routing, DDPRouting):
             raise ConfigError(
                 f"strategy {STRATEGY_NAME} trains a codecgan GANModule (generator + discriminator); "
                 f"{type(module).__name__} is not one. Use strategy: ddp for other modules."
             )
-        self.wrappers = module.wrap_networks(self._setup_model)
+        self.wrappers = routing.wrap([module.generator, module.discriminator], self._setup_model)
         self._register_ddp_hooks()
 
     def _register_ddp_hooks(self) -> None:
@@ -81,9 +122,9 @@ class GANDDPStrategy(DDPStrategy):
         kill_launched_ranks(self, exception)
 
     def teardown(self) -> None:
-        module = self.lightning_module
-        if module is not None and hasattr(module, "unwrap_networks"):
-            module.unwrap_networks()
+        routing = getattr(self.lightning_module, "ddp_routing", None)
+        if isinstance(routing, DDPRouting):
+            routing.unwrap()
         self.wrappers = []
         super().teardown()
 

@@ -68,8 +68,10 @@ class MetricGANEnhancer(GANModule):
         pesq_lag: 0 or 1 (see the module docstring).
         pesq_workers: PESQ processes per rank; ``None`` = this rank's share of the CPU cores;
             0 = inline and blocking.
+        discriminator_first: ``false``, the only value: the generator steps first, as in CMGAN, so that the metric
+            discriminator learns the PESQ of the estimate the generator step started from.
         gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, clipping,
-            ...): see ``GANModule``. The generator always steps first, as in CMGAN.
+            ...): see ``GANModule``.
     """
 
     def __init__(
@@ -82,8 +84,15 @@ class MetricGANEnhancer(GANModule):
         clamp_pesq_targets: bool = False,
         pesq_lag: int = 0,
         pesq_workers: int | None = None,
+        discriminator_first: bool = False,
         **gan_options: Any,
     ) -> None:
+        if discriminator_first:
+            raise ConfigError(
+                "model.init_args.discriminator_first must be false for MetricGANEnhancer: it steps the generator "
+                "first, as CMGAN does, so that its metric discriminator learns the PESQ of the estimate the "
+                "generator step started from. Remove the key."
+            )
         super().__init__(generator, discriminator, discriminator_first=False, **gan_options)
         unknown = set(loss_weights or {}) - set(CMGAN_LOSS_WEIGHTS)
         if unknown:
@@ -255,24 +264,7 @@ class MetricGANEnhancer(GANModule):
         return self.score_utterances(batch, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
-        """Score each test utterance whole with every measure of ``EnhancementScores``, for the enhanced output and
-        for the noisy input as the baseline (``outputs["scores"]``, one row each, for ``EvaluationReport``).
-        Logs ``test/pesq`` (wide-band) and ``test/stoi`` of the enhanced output with their failed-clip counts,
-        reduced across ranks."""
-        estimate, estimate_length, _ = self.enhance_utterances(batch)
-        scored, clean, length = cut_to_common_length(
-            estimate, batch["clean"], torch.minimum(batch["length"], estimate_length)
-        )
-        noisy = batch["noisy"][..., : scored.shape[-1]]
-        rows = self.test_scores(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
-        enhanced = [row for row in rows if row["system"] == "enhanced"]
-        for name, measure in (("pesq", "pesq_wb"), ("stoi", "stoi")):
-            scores = torch.tensor([row[measure] for row in enhanced], dtype=torch.float32)
-            mean, failed = getattr(self, f"test_{name}"), getattr(self, f"test_{name}_failed")
-            mean.update(scores)
-            failed.update(torch.isnan(scores).sum())
-            self.log_dict({f"test/{name}": mean, f"test/{name}_failed_clips": failed})
-        return {"scores": rows, "index": batch["index"], "length": batch["length"], "estimate_length": estimate_length}
+        return self.score_utterances(batch, "test")
 
     @property
     def test_scores(self) -> EnhancementScores:
@@ -295,31 +287,51 @@ class MetricGANEnhancer(GANModule):
         return estimate, estimate_length, torch.cat(predictions)
 
     def score_utterances(self, batch: Batch, split: str) -> dict[str, Any]:
-        """Score each utterance whole (``enhance_utterances``), so every metric is the per-utterance value papers
-        report. Logs ``<split>/pesq``, ``<split>/stoi`` and their failed-clip counts, reduced across ranks."""
+        """Enhance each utterance whole (``enhance_utterances``) and score it, so every metric is the per-utterance
+        value papers report. Logs ``<split>/pesq`` (wide-band), ``<split>/stoi`` and their failed-clip counts,
+        reduced across ranks.
+
+        ``val``: the outputs callbacks read (docs/interfaces.md). ``test``: also every measure of
+        ``EnhancementScores``, for the enhanced output and for the noisy input as the baseline
+        (``outputs["scores"]``, one row each, for ``EvaluationReport``)."""
         estimate, estimate_length, predictions = self.enhance_utterances(batch)
         # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
         scored, clean, length = cut_to_common_length(
             estimate, batch["clean"], torch.minimum(batch["length"], estimate_length)
         )
-        handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
-        stoi = stoi_scores(clean, scored, length, self.sample_rate)
-        pesq = torch.from_numpy(handle.result().scores).float()
+        if split == "test":
+            noisy = batch["noisy"][..., : scored.shape[-1]]
+            rows = self.test_scores(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
+            enhanced = [row for row in rows if row["system"] == "enhanced"]
+            pesq, stoi = (
+                torch.tensor([row[key] for row in enhanced], dtype=torch.float32) for key in ("pesq_wb", "stoi")
+            )
+            outputs = {
+                "scores": rows,
+                "index": batch["index"],
+                "length": batch["length"],
+                "estimate_length": estimate_length,
+            }
+        else:
+            handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
+            stoi = stoi_scores(clean, scored, length, self.sample_rate)
+            pesq = torch.from_numpy(handle.result().scores).float()
+            outputs = {
+                "estimate": estimate.detach(),
+                "estimate_length": estimate_length,
+                "reference": batch["clean"],
+                "input": batch["noisy"],
+                "length": batch["length"],
+                "index": batch["index"],
+                "metric_d_prediction": predictions.detach(),
+                "pesq": pesq.to(self.device),
+            }
         for name, scores in (("pesq", pesq), ("stoi", stoi)):
             mean, failed = getattr(self, f"{split}_{name}"), getattr(self, f"{split}_{name}_failed")
             mean.update(scores)
             failed.update(torch.isnan(scores).sum())
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
-        return {
-            "estimate": estimate.detach(),
-            "estimate_length": estimate_length,
-            "reference": batch["clean"],
-            "input": batch["noisy"],
-            "length": batch["length"],
-            "index": batch["index"],
-            "metric_d_prediction": predictions.detach(),
-            "pesq": pesq.to(self.device),
-        }
+        return outputs
 
     # ------------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

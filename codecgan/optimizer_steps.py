@@ -18,17 +18,25 @@ fp16 (``precision: 16-mixed``). The gradients are unscaled (``GradScaler.unscale
 clipped, and every step, skipped or not, goes through ``GradScaler.step`` and ``update`` in Lightning's precision
 plugin, so the scale backs off after an overflow. Lightning's plugin unscales a non-fused optimizer a second time,
 so 16-mixed needs a fused optimizer (``require_device_skipping`` says so at start).
+
+Backward on one device. ``backward`` takes the gradients with ``torch.autograd.grad`` and stores them in each
+trainable parameter's ``.grad``. ``loss.backward()`` gives the same values, but autograd's per-parameter accumulation
+dispatches one op per parameter tensor (625 per batch at DAC size: weight norm gives each conv three tensors), and
+``grad`` does not. Under DDP, whose reducers all-reduce from those accumulation hooks, it is ``loss.backward()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import lightning
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer, do_nothing_closure
+from lightning.pytorch.strategies import SingleDeviceStrategy, Strategy
+from lightning.pytorch.utilities import rank_zero_warn
 from packaging.version import Version
-from torch import Tensor
+from torch import Tensor, nn
 
 from codecgan.config_error import ConfigError
 
@@ -65,11 +73,50 @@ def require_device_skipping(trainer: Any, optimizers: dict[str, torch.optim.Opti
             )
 
 
+def check_optimizers(trainer: Any, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """At the start of a fit: refuse what cannot work (``require_device_skipping``), and warn about each optimizer
+    that needs a host read to skip a step and about a Lightning release whose step counting was not tested.
+    ``optimizers``: by config key (``optimizer_g``, ``optimizer_d``)."""
+    require_device_skipping(trainer, optimizers)
+    slow = [name for name, optimizer in optimizers.items() if not skips_on_device(optimizer)]
+    if slow:
+        rank_zero_warn(
+            f"{' and '.join(slow)} cannot skip a non-finite step on the device, so each of its steps waits for the "
+            "device once to read the decision. Fused optimizers skip on the device: set "
+            f"model.init_args.{slow[0]}.init_args.fused: true (torch.optim.AdamW, Adam or SGD)."
+        )
+    if not lightning_is_tested():
+        rank_zero_warn(
+            f"codecgan's step counting was tested with Lightning {', '.join(TESTED_LIGHTNING)}.x; "
+            "this run checks it at every logging step and stops if Lightning counts differently."
+        )
+
+
 def unscale(trainer: Any, optimizer: LightningOptimizer) -> None:
     """Divide the gradients by the loss scale (fp16 only), so that they can be measured and clipped."""
     scaler = grad_scaler(trainer)
     if scaler is not None:
         scaler.unscale_(optimizer.optimizer)
+
+
+def clip(
+    trainer: Any, optimizer: LightningOptimizer, network: nn.Module, max_norm: float | None, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """The gradient norm of ``network`` before clipping and whether its step must be skipped (a non-finite norm),
+    both on ``device``; the gradients clipped to ``max_norm`` (``None``: measured only). Under fp16 the gradients
+    are unscaled first.
+
+    The norm is computed once (foreach kernels) and reused for clipping. Clipping non-finite gradients makes them
+    NaN, which does no harm: that step is skipped and the next backward starts from zero.
+    """
+    unscale(trainer, optimizer)
+    parameters = [p for p in network.parameters() if p.grad is not None]
+    if not parameters:
+        return torch.zeros((), device=device), torch.zeros((), dtype=torch.bool, device=device)
+    norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+    if max_norm is not None:
+        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, norm)
+    return (norm.detach() if norm.requires_grad else norm), ~torch.isfinite(norm)
 
 
 def step(trainer: Any, optimizer: LightningOptimizer, skip: Tensor, counted: bool) -> None:
@@ -91,6 +138,32 @@ def step(trainer: Any, optimizer: LightningOptimizer, skip: Tensor, counted: boo
     finally:
         if own_flag:
             del raw.found_inf
+
+
+def backward(loss: Tensor, parameters: Iterable[Tensor], strategy: Strategy, *args: Any, **kwargs: Any) -> None:
+    """Add the gradients of ``loss`` to the ``.grad`` of each of ``parameters`` that requires one: with
+    ``accumulate_gradients`` on one device, with ``loss.backward(*args, **kwargs)`` under any other strategy or
+    when arguments are given."""
+    if args or kwargs or not isinstance(strategy, SingleDeviceStrategy):
+        loss.backward(*args, **kwargs)
+        return
+    accumulate_gradients(loss, [p for p in parameters if p.requires_grad])
+
+
+def accumulate_gradients(loss: Tensor, parameters: list[Tensor]) -> None:
+    """Add the gradients of ``loss`` to the ``.grad`` of ``parameters`` (all of which require one) as
+    ``loss.backward()`` would, values and memory layout alike, without an accumulation op per parameter tensor.
+    A parameter ``loss`` does not depend on keeps its ``.grad``."""
+    gradients = torch.autograd.grad(loss, parameters, allow_unused=True)
+    for parameter, gradient in zip(parameters, gradients):
+        if gradient is None:
+            continue
+        if gradient.stride() != parameter.stride():  # the layout autograd gives .grad: that of the parameter
+            gradient = torch.empty_like(parameter).copy_(gradient)
+        if parameter.grad is None:
+            parameter.grad = gradient
+        else:
+            parameter.grad += gradient
 
 
 def check_step_count(trainer: Any, batches_this_fit: int, first_step: int) -> None:

@@ -326,7 +326,7 @@ def test_drop_batch_skips_the_whole_discriminator_update_as_cmgan_does(tmp_path)
         assert moved == stepped == (not was_dropped)
     _, scheduler_d = cli.model.lr_schedulers()
     # Skips are read at logging steps and the epoch's end; a scheduler still owes the batches it has not yet waited.
-    waits = cli.model.scheduler_waits[1]
+    waits = cli.model.nonfinite_guard.scheduler_waits[1]
     assert scheduler_d.last_epoch - waits == optimizer_steps_taken(cli.trainer.optimizers[1]) == 8 - sum(dropped)
     cli.model.close_pesq_pool()
 
@@ -411,3 +411,14 @@ def test_codecgan_test_scores_every_test_utterance_whole_with_every_measure_and_
     assert summary["systems"]["noisy input"]["utterances"] == 5 and noisy_pesq["scored"] == 5 - len(silent)
     assert noisy_pesq["failed"] == [f"#{index}" for index in sorted(silent)]
     cli.model.close_pesq_pool()
+
+
+def test_discriminator_first_is_refused_naming_the_key_and_why(tmp_path):
+    """The enhancer steps the generator first, as CMGAN does; a config asking otherwise fails on the key, not with a
+    TypeError about a repeated argument."""
+    message = r"model.init_args.discriminator_first must be false .*steps the generator first, as CMGAN does"
+    with pytest.raises(ConfigError, match=message):
+        make_module(discriminator_first=True)
+    with pytest.raises(ValueError, match=message):
+        build_cli(tiny_fit_args(tmp_path, max_steps=1, val_every=1, discriminator_first=True), run=False)
+    assert make_module(discriminator_first=False).discriminator_first is False

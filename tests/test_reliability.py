@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from codecgan.checkpoint_resolution import resolve_ckpt_path
-from codecgan.gan_module import NonFiniteTrainingError
 from codecgan.lightning_cli import EXIT_PREEMPTED, build_cli
+from codecgan.nonfinite_guard import NonFiniteTrainingError
 from codecgan.testing.faults import NonFiniteFault, RaiseAtStep
 from tests.conftest import EXPERIMENTS, ROOT, tiny_trainer_overlay, write_overlay
 
