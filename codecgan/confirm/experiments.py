@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from codecgan.diagnosis.quality_metric import QUALITY_METRICS
+
 FAMILIES = ("codec", "enhancement")
 DIRECTIONS = ("max", "min")
 STARTS = ("before_finding", "best")
@@ -22,8 +24,6 @@ STARTS = ("before_finding", "best")
 G_LR = "model.init_args.optimizer_g.init_args.lr"
 D_LR = "model.init_args.optimizer_d.init_args.lr"
 WEIGHTS = "model.init_args.loss_weights."
-# Each family's validation quality, better direction first: PESQ for an enhancer, the mel distance for a codec.
-QUALITY = {"codec": (("val/loss_mel", "min"), ("val/si_sdr", "max")), "enhancement": (("val/pesq", "max"),)}
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,9 @@ class Experiment:
 def both(*candidates: tuple[str, str]) -> dict[str, tuple[tuple[str, str], ...]]:
     return {"*": candidates}
 
+
+# The family's quality metric, as the rules that watch quality choose it: the first the run logged decides.
+QUALITY = both(*QUALITY_METRICS)
 
 EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
     "EVAL_NONDETERMINISTIC": (
