@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from codecgan.diagnosis.quality_metric import QUALITY_METRICS
+from codecgan.diagnosis.registry import DIAGNOSES
 
 FAMILIES = ("codec", "enhancement")
 DIRECTIONS = ("max", "min")
@@ -212,12 +213,5 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
     ),
 }
 
-# Codes whose fix is not a config switch; `confirm` says so instead of guessing.
-WITHOUT_EXPERIMENT = {
-    "NONFINITE_LOSS": "rerun from the last finite checkpoint with Trainer(detect_anomaly=True) to find the first NaN",
-    "FEATURE_MATCHING_VANISHED": "a feature-matching loss that vanishes follows from its discriminator; confirm that code first",
-    "CODEBOOK_COLLAPSE": "codebook collapse needs a change of quantizer (e.g. codebook_dim, k-means init), not a weight",
-    "DATA_LEAK": "remove the shared files from the validation or test folder; nothing to train",
-    "LOSS_SPIKE": "a spike that recovers needs no experiment",
-    "RESUME_DISCONTINUITY": "compare the resumed run with an uninterrupted one from the same checkpoint",
-}
+# Codes whose fix is not a config switch; `confirm` says so instead of guessing. The reasons are the registry's.
+WITHOUT_EXPERIMENT = {d.code: d.without_experiment for d in DIAGNOSES if d.without_experiment}

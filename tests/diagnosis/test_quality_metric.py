@@ -16,7 +16,7 @@ from codecgan.diagnosis.quality_metric import (
     quality_metric,
     quality_values,
 )
-from codecgan.diagnosis.rules import RULES
+from codecgan.diagnosis.registry import RULES
 from tests.diagnosis.test_rules import FALLING, history
 from tests.diagnosis.test_schedule_and_data_rules import exponential, schedule_history
 
