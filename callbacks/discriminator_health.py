@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import torch
@@ -13,13 +12,13 @@ from callbacks.distributed import reduce_sum
 from callbacks.running_sums import RunningSums
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
+from codecgan.diagnosis.quality_metric import quality_values
 from codecgan.diagnosis.rules import (
     discriminator_at_chance,
     discriminator_frozen,
     discriminator_overpowering,
     feature_matching_vanished,
 )
-from codecgan.diagnosis.rules.discriminator_balance import QUALITY_METRICS
 
 # name -> (sum, count) pairs; a term is averaged over the batches that reported a finite value.
 TERMS = ("loss_d", "chance", "margin", "loss_fm", "loss_g", "grad_norm_d")
@@ -32,7 +31,8 @@ class DiscriminatorHealth(DiagnosticCallback):
 
     Reads the outputs `losses` (`loss_d`, `loss_fm`, `loss_g`, and `loss_adv` at logging steps), `d_stepped`, `d_real`,
     `d_fake`, `d_loss_chance`, `grad_norm_d` and `d_update_ratio` (logging steps), and at each validation end the
-    family's quality metric (`val/pesq`, `val/loss_mel` or `val/snr_db`) from `trainer.callback_metrics`. Logs
+    candidates of the family's quality metric (`codecgan.diagnosis.quality_metric`: `val/pesq`, `val/loss_mel`,
+    `val/si_sdr`, `val/snr_db`) from `trainer.callback_metrics`. Logs
     `diag/d_loss_to_chance`, `diag/d_margin`, `diag/fm_to_early` and `diag/grad_norm_d` (the module itself logs
     `train/loss_d`, its chance value `diag/d_loss_chance` and `diag/d_update_ratio`). Why: a discriminator stuck at
     chance gives the generator no adversarial signal, and feature matching then vanishes with it; one whose weights do
@@ -111,11 +111,7 @@ class DiscriminatorHealth(DiagnosticCallback):
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        values = {}
-        for tag, _ in QUALITY_METRICS:
-            value = trainer.callback_metrics.get(tag, trainer.callback_metrics.get(tag + "_epoch"))
-            if value is not None and math.isfinite(float(value)):
-                values[tag] = float(value)
+        values = quality_values(trainer.callback_metrics)
         if values:
             self._record(trainer, None, values, log=False)
             self._raise(trainer, {"DISCRIMINATOR_OVERPOWERING": discriminator_overpowering(self.history)})

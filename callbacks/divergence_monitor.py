@@ -14,8 +14,9 @@ from callbacks.base import DiagnosticCallback, require
 from callbacks.running_sums import RunningSums
 from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
+from codecgan.diagnosis.quality_metric import QUALITY_METRICS, direction, logged_quality_metric
 from codecgan.diagnosis.rules import loss_metric_divergence, nonfinite_loss
-from codecgan.diagnosis.rules.quality import DIVERGENCE_PATIENCE, METRIC_MODES
+from codecgan.diagnosis.rules.quality import DIVERGENCE_PATIENCE
 
 ACTIONS = ("warn", "stop", "warn_and_checkpoint_best")
 MODES = ("max", "min")
@@ -30,8 +31,9 @@ class DivergenceMonitor(DiagnosticCallback):
     terms that are not finite. These are the values `codecgan diagnose` reads from the logs, so both give one answer;
     under DDP every rank keeps rank 0's (the logged) values.
 
-    `metric`: by default (None) the family's quality measure, chosen as `codecgan diagnose` chooses it: the first of
-    `val/pesq` (an enhancer), `val/loss_mel` (a codec), `val/si_sdr`, `val/snr_db` that the first validation logs.
+    `metric`: by default (None) the family's quality metric (`codecgan.diagnosis.quality_metric`), chosen as
+    `codecgan diagnose` chooses it: the first of `val/pesq` (an enhancer), `val/loss_mel` (a codec), `val/si_sdr`,
+    `val/snr_db` that the first validation logs.
     `mode`: whether a higher (`max`) or lower (`min`) metric is better; by default the metric's known direction
     (`min` for `val/loss_mel`, the codec's metric; `max` for PESQ, SI-SDR and SNR).
 
@@ -60,7 +62,7 @@ class DivergenceMonitor(DiagnosticCallback):
             f"DivergenceMonitor mode must be one of {', '.join(MODES)} or null, got {mode!r}.",
         )
         if metric is not None:
-            mode = mode or METRIC_MODES.get(metric, "max")
+            mode = mode or direction(metric)
         require(action in ACTIONS, f"DivergenceMonitor action must be one of {', '.join(ACTIONS)}, got {action!r}.")
         require(
             isinstance(patience, int) and patience >= 1,
@@ -158,12 +160,13 @@ class DivergenceMonitor(DiagnosticCallback):
 
     def _metric_value(self, trainer: Trainer) -> float | None:
         if self.metric is None:
-            logged = {name.removesuffix("_epoch") for name in trainer.callback_metrics}
-            self.metric = next((metric for metric in METRIC_MODES if metric in logged), None)
-            if self.metric is None:
-                self._warn_missing(trainer, f"quality measure ({', '.join(repr(metric) for metric in METRIC_MODES)})")
+            chosen = logged_quality_metric(trainer.callback_metrics)
+            if chosen is None:
+                candidates = ", ".join(repr(metric) for metric, _ in QUALITY_METRICS)
+                self._warn_missing(trainer, f"quality measure ({candidates})")
                 return None
-            self.mode = self.mode or METRIC_MODES[self.metric]
+            self.metric, mode = chosen
+            self.mode = self.mode or mode
         for name in (self.metric, self.metric + "_epoch"):
             if name in trainer.callback_metrics:
                 value = float(trainer.callback_metrics[name])

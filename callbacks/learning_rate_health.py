@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
@@ -11,8 +10,8 @@ from callbacks.base import DiagnosticCallback
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.history import MetricHistory
+from codecgan.diagnosis.quality_metric import quality_values
 from codecgan.diagnosis.rules import lr_vanished
-from codecgan.diagnosis.rules.schedule_and_data import QUALITY_METRICS
 
 LR_TAGS_BY_OPTIMIZER = (tags.TRAIN_LR_G, tags.TRAIN_LR_D)
 
@@ -20,8 +19,8 @@ LR_TAGS_BY_OPTIMIZER = (tags.TRAIN_LR_G, tags.TRAIN_LR_D)
 class LearningRateHealth(DiagnosticCallback):
     """Keeps the generator's and discriminator's learning rates (the first parameter group of the first two
     optimizers) at every logging step, the values the module logs as `train/lr_g` and `train/lr_d`, and the family's
-    quality metric at every validation round (val/pesq, else val/loss_mel, else val/snr_db, from
-    `trainer.callback_metrics`), and judges them at each round.
+    quality metric at every validation round (every candidate of `codecgan.diagnosis.quality_metric` that
+    `trainer.callback_metrics` holds: val/pesq, val/loss_mel, val/si_sdr, val/snr_db), and judges them at each round.
 
     Logs nothing of its own. Why: an exponential decay that is harmless over the run it was tuned for reaches 1e-100
     over a longer one (coqui-ai/TTS#1003: 7e-111 at step 244k, no progress for 240k steps) and nothing else in the
@@ -52,15 +51,7 @@ class LearningRateHealth(DiagnosticCallback):
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        values = {}
-        for metric, _ in QUALITY_METRICS:
-            for name in (metric, metric + "_epoch"):
-                if name in trainer.callback_metrics:
-                    value = float(trainer.callback_metrics[name])
-                    if math.isfinite(value):
-                        values[metric] = value
-                    break
-        self._record(trainer, None, values, log=False)
+        self._record(trainer, None, quality_values(trainer.callback_metrics), log=False)
         self._raise(trainer, {"LR_VANISHED": lr_vanished(self.history)})
 
     @staticmethod

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from codecgan.diagnosis.quality_metric import QUALITY_METRICS
+from codecgan.diagnosis.registry import DIAGNOSES
+
 FAMILIES = ("codec", "enhancement")
 DIRECTIONS = ("max", "min")
 STARTS = ("before_finding", "best")
@@ -22,8 +25,6 @@ STARTS = ("before_finding", "best")
 G_LR = "model.init_args.optimizer_g.init_args.lr"
 D_LR = "model.init_args.optimizer_d.init_args.lr"
 WEIGHTS = "model.init_args.loss_weights."
-# Each family's validation quality, better direction first: PESQ for an enhancer, the mel distance for a codec.
-QUALITY = {"codec": (("val/loss_mel", "min"), ("val/si_sdr", "max")), "enhancement": (("val/pesq", "max"),)}
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class Experiment:
 def both(*candidates: tuple[str, str]) -> dict[str, tuple[tuple[str, str], ...]]:
     return {"*": candidates}
 
+
+# The family's quality metric, as the rules that watch quality choose it: the first the run logged decides.
+QUALITY = both(*QUALITY_METRICS)
 
 EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
     "EVAL_NONDETERMINISTIC": (
@@ -209,12 +213,5 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
     ),
 }
 
-# Codes whose fix is not a config switch; `confirm` says so instead of guessing.
-WITHOUT_EXPERIMENT = {
-    "NONFINITE_LOSS": "rerun from the last finite checkpoint with Trainer(detect_anomaly=True) to find the first NaN",
-    "FEATURE_MATCHING_VANISHED": "a feature-matching loss that vanishes follows from its discriminator; confirm that code first",
-    "CODEBOOK_COLLAPSE": "codebook collapse needs a change of quantizer (e.g. codebook_dim, k-means init), not a weight",
-    "DATA_LEAK": "remove the shared files from the validation or test folder; nothing to train",
-    "LOSS_SPIKE": "a spike that recovers needs no experiment",
-    "RESUME_DISCONTINUITY": "compare the resumed run with an uninterrupted one from the same checkpoint",
-}
+# Codes whose fix is not a config switch; `confirm` says so instead of guessing. The reasons are the registry's.
+WITHOUT_EXPERIMENT = {d.code: d.without_experiment for d in DIAGNOSES if d.without_experiment}

@@ -5,14 +5,15 @@ One implementation serves both the live callbacks (`callbacks/`) and `codecgan d
 
 from codecgan.diagnosis.findings import SEVERITIES, Finding
 from codecgan.diagnosis.history import HistoryError, MetricHistory, Point, load_histories
+from codecgan.diagnosis.registry import REGISTRY, RULES, run_rules
 from codecgan.diagnosis.report import diagnose_history, diagnose_path, rank, render_json, render_text
-from codecgan.diagnosis.rules import RULES, run_rules
 
 __all__ = [
     "Finding",
     "HistoryError",
     "MetricHistory",
     "Point",
+    "REGISTRY",
     "RULES",
     "SEVERITIES",
     "diagnose_history",

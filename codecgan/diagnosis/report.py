@@ -9,7 +9,7 @@ import textwrap
 
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import HistoryError, MetricHistory, load_histories
-from codecgan.diagnosis.rules import run_rules
+from codecgan.diagnosis.registry import run_rules
 from codecgan.diagnosis.tags import ALARM_PREFIX
 
 TEXT_WIDTH = 100

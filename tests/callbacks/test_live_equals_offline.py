@@ -22,8 +22,9 @@ from callbacks.base import DiagnosticCallback
 from codecgan.cadence import logged_step
 from codecgan.diagnosis import MetricHistory, diagnose_path, load_histories
 from codecgan.diagnosis.cli import diagnose_main
+from codecgan.diagnosis.registry import RULES
 from codecgan.diagnosis.report import alarms_at_end
-from codecgan.diagnosis.rules import RULES, feature_matching_vanished, loss_metric_divergence
+from codecgan.diagnosis.rules import feature_matching_vanished, loss_metric_divergence
 from codecgan.lightning_cli import build_cli
 from tests.callbacks.callback_fakes import FakeModule, FakeTrainer
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay

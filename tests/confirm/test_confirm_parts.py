@@ -10,7 +10,7 @@ import pytest
 from codecgan.confirm.arms import ConfirmError, apply_change, arm_config, get_path, start_checkpoint, transform
 from codecgan.confirm.experiments import EXPERIMENTS, WITHOUT_EXPERIMENT, Scale, Set
 from codecgan.confirm.verdict import decide, metric_value
-from codecgan.diagnosis.rules import RULES
+from codecgan.diagnosis.registry import RULES
 
 
 def run_config() -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from codecgan.diagnosis.rules import RULES, run_rules
+from codecgan.diagnosis.registry import RULES, run_rules
 from tests.diagnosis.test_rules import history
 
 AT_CHANCE, FROZEN, OVERPOWERING = "DISCRIMINATOR_AT_CHANCE", "DISCRIMINATOR_FROZEN", "DISCRIMINATOR_OVERPOWERING"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from codecgan.diagnosis.rules import RULES
+from codecgan.diagnosis.registry import RULES
 from tests.diagnosis.test_rules import FALLING, history
 
 MEL_RISING = [3.0, 2.6, 2.3, 2.2] + [2.2 + 0.05 * k for k in range(1, 17)]  # best at epoch 3, then up for 16 epochs

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from codecgan.diagnosis.history import MetricHistory
-from codecgan.diagnosis.rules import RULES
+from codecgan.diagnosis.registry import RULES
 from codecgan.diagnosis.rules.resume import RESUME_MIN_BEFORE, resume_discontinuity, resume_jumps
 
 EVERY = 10  # logging interval in batches

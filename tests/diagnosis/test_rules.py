@@ -7,7 +7,7 @@ import math
 import pytest
 
 from codecgan.diagnosis import MetricHistory
-from codecgan.diagnosis.rules import RULES, run_rules
+from codecgan.diagnosis.registry import RULES, run_rules
 
 REQUIRED_CODES = {
     "LOSS_METRIC_DIVERGENCE",

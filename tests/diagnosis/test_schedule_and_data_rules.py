@@ -10,7 +10,7 @@ import time
 import pytest
 
 from codecgan.diagnosis import MetricHistory
-from codecgan.diagnosis.rules import RULES, run_rules
+from codecgan.diagnosis.registry import RULES, run_rules
 from codecgan.diagnosis.rules.schedule_and_data import find_spikes, loss_series
 
 NEW_CODES = {"LR_VANISHED", "DATA_LEAK", "LOSS_SPIKE"}

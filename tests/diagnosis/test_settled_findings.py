@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from codecgan.diagnosis import MetricHistory
-from codecgan.diagnosis.rules import RULES
+from codecgan.diagnosis.registry import RULES
 
 
 def history(**series: list[float]) -> MetricHistory:

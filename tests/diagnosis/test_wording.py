@@ -11,7 +11,7 @@ from story_traces import codec_stuck_discriminator, enhancement_divergence, writ
 
 from codecgan.diagnosis import Finding
 from codecgan.diagnosis.cli import diagnose_main
-from codecgan.diagnosis.rules import RULES
+from codecgan.diagnosis.registry import RULES
 from codecgan.diagnosis.wording import INFO_NOTES, WORDING
 
 PACKAGE = Path(__file__).resolve().parents[2] / "codecgan" / "diagnosis"

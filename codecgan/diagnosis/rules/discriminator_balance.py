@@ -13,6 +13,7 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
+from codecgan.diagnosis.quality_metric import quality_metric
 from codecgan.diagnosis.rules.quality import DIVERGENCE_MIN_DROP, DIVERGENCE_RELATIVE_DROP
 from codecgan.diagnosis.trends import first_sustained, settle, theil_sen_slope
 
@@ -37,9 +38,6 @@ OVERPOWERING_RATIO = 0.1
 # The generator's adversarial term rising by 10% of its value at the quality peak: beyond its step-to-step noise.
 OVERPOWERING_ADV_RISE = 0.1
 OVERPOWERING_PATIENCE = 2  # validation rounds after the best; the quality's fall is averaged over them
-# The validation quality a family is judged by, with its better direction: PESQ for an enhancer, the mel distance for a
-# codec (GAN codecs trade waveform SNR for perceptual quality), SNR otherwise.
-QUALITY_METRICS = ((tags.VAL_PESQ, "max"), (tags.VAL_LOSS_MEL, "min"), (tags.VAL_SNR, "max"))
 
 
 def _ratio(loss: float | None, chance: float | None) -> float:
@@ -137,11 +135,13 @@ def discriminator_overpowering(history: MetricHistory, patience: int = OVERPOWER
     """DISCRIMINATOR_OVERPOWERING: at a validation round at least `patience` rounds after the best validation quality,
     the D loss under 10% of chance over the last `patience` rounds, the generator's adversarial term (train/loss_adv)
     risen by 10% since the best (a Theil–Sen trend), and the quality worse than its best by the divergence rule's
-    minimum, averaged over the last `patience` rounds. Quality is val/pesq (higher is better), else val/loss_mel (lower
-    is better), else val/snr_db."""
-    metric, mode = next(((tag, mode) for tag, mode in QUALITY_METRICS if history.has(tag)), (None, "max"))
-    if metric is None or not history.has(tags.TRAIN_LOSS_ADV):
+    minimum, averaged over the last `patience` rounds. Quality is the family's quality metric
+    (`codecgan.diagnosis.quality_metric`: val/pesq, else val/loss_mel, lower is better, else val/si_sdr, else
+    val/snr_db)."""
+    chosen = quality_metric(history)
+    if chosen is None or not history.has(tags.TRAIN_LOSS_ADV):
         return None
+    metric, mode = chosen
     rounds = [p for p in history.series(metric) if math.isfinite(p.value)]
     ratios = chance_ratios_at(history, rounds)
     adversarial = history.aligned(tags.TRAIN_LOSS_ADV, rounds)

@@ -7,18 +7,9 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
+from codecgan.diagnosis.quality_metric import base_tag, direction, quality_metric
 from codecgan.diagnosis.trends import as_info, decibels, finite, first_sustained, settle, theil_sen_slope
 
-# The validation quality each family is judged by, in order, with its better direction. An enhancer logs PESQ. A codec
-# logs its mel distance: GAN codecs trade waveform SNR for perceptual quality, and a low-bitrate codec can sit below
-# 0 dB SNR while it improves, so its divergence is read on the mel distance; SI-SDR and SNR are the fallbacks.
-METRIC_CANDIDATES = (
-    (tags.VAL_PESQ, "max"),
-    (tags.VAL_LOSS_MEL, "min"),
-    (tags.VAL_SI_SDR, "max"),
-    (tags.VAL_SNR, "max"),
-)
-METRIC_MODES = dict(METRIC_CANDIDATES)
 LOSS_CANDIDATES = (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS)
 # Smallest fall from the best that counts, in the metric's unit. 0.1 MOS is about three times the round-to-round
 # jitter of validation PESQ on fixed crops, and 0.5 dB is the same margin for SNR/SI-SDR.
@@ -91,15 +82,17 @@ def loss_metric_divergence(
 
     Holds at the first round that is at least `patience` rounds after the best, where the loss of quality averaged
     over the last `patience` rounds exceeds `min_drop`, the metric's Theil–Sen trend since the best points the wrong
-    way, and the loss's trend over the same rounds points down. `metric` defaults to the first logged of
-    `METRIC_CANDIDATES` (PESQ for an enhancer, the mel distance for a codec); `mode` ("max" or "min") to that
-    metric's better direction ("max" for metrics not listed there).
+    way, and the loss's trend over the same rounds points down. `metric` defaults to the family's quality metric
+    (`codecgan.diagnosis.quality_metric`: PESQ for an enhancer, the mel distance for a codec); `mode` ("max" or "min")
+    to that metric's better direction ("max" for a metric that is not a quality candidate).
     """
-    metric = metric or _first_present(history, tuple(METRIC_MODES))
+    if metric is None:
+        chosen = quality_metric(history)
+        metric = chosen[0] if chosen else None
     loss = loss or _first_present(history, LOSS_CANDIDATES)
     if metric is None or loss is None:
         return None
-    mode = mode or METRIC_MODES.get(metric.removesuffix("_epoch"), "max")
+    mode = mode or direction(metric)
     rounds = _finite_points(history, metric)
     losses = history.aligned(loss, rounds)
     sign = 1.0 if mode == "max" else -1.0
@@ -119,7 +112,7 @@ def loss_metric_divergence(
 
 
 def _default_min_drop(metric: str, best: float) -> float:
-    base = metric.removesuffix("_epoch").removesuffix("_step")
+    base = base_tag(metric)
     if base in DIVERGENCE_MIN_DROP:
         return DIVERGENCE_MIN_DROP[base]
     return DIVERGENCE_RELATIVE_DROP * abs(best) if best else DIVERGENCE_RELATIVE_DROP

@@ -12,6 +12,7 @@ from typing import Sequence
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory, Point
+from codecgan.diagnosis.quality_metric import base_tag, quality_metric
 from codecgan.diagnosis.trends import median, settle
 
 # A learning rate under 1e-3 of its peak moves the weights a thousandth as far per step as at the peak: a run needs
@@ -24,12 +25,10 @@ LR_TAGS = (tags.TRAIN_LR_G, tags.TRAIN_LR_D)
 # Validation rounds without improvement, after the round where the learning rate had vanished, before it is a
 # finding: a cosine schedule reaching 0 on the last round of a run that was still improving is not one.
 LR_STALL_ROUNDS = 3
-# The family's quality metric and its direction: PESQ for enhancement, the validation mel distance for a codec,
-# else SNR.
-QUALITY_METRICS = ((tags.VAL_PESQ, "max"), (tags.VAL_LOSS_MEL, "min"), (tags.VAL_SNR, "max"))
 # Smallest change that counts as an improvement: under half the round-to-round jitter of validation PESQ on fixed
-# crops (0.1 MOS is the divergence rule's fall), 0.1 dB of SNR; 0.5% of the best for other metrics (the mel distance).
-STALL_MIN_IMPROVEMENT = {tags.VAL_PESQ: 0.02, tags.VAL_SNR: 0.1}
+# crops (0.1 MOS is the divergence rule's fall), 0.1 dB of SNR or SI-SDR; 0.5% of the best for other metrics (the mel
+# distance).
+STALL_MIN_IMPROVEMENT = {tags.VAL_PESQ: 0.02, tags.VAL_SNR: 0.1, tags.VAL_SI_SDR: 0.1}
 STALL_RELATIVE_IMPROVEMENT = 0.005
 
 # A loss spike: a logging point above the median of the trailing SPIKE_WINDOW points by more than SPIKE_K times their
@@ -51,12 +50,8 @@ def _key(point: Point, by_step: bool) -> float:
     return -math.inf if value is None else value
 
 
-def _quality_metric(history: MetricHistory) -> tuple[str, str] | None:
-    return next(((tag, mode) for tag, mode in QUALITY_METRICS if history.has(tag)), None)
-
-
 def _min_improvement(metric: str, best: float) -> float:
-    base = metric.removesuffix("_epoch").removesuffix("_step")
+    base = base_tag(metric)
     return STALL_MIN_IMPROVEMENT.get(base, STALL_RELATIVE_IMPROVEMENT * abs(best))
 
 
@@ -66,9 +61,10 @@ def lr_vanished(history: MetricHistory, stall_rounds: int = LR_STALL_ROUNDS) -> 
     Holds at a validation round when the generator's or the discriminator's learning rate (`train/lr_g`,
     `train/lr_d`, the latest value logged at or before each round) was vanished at that round and the `stall_rounds`
     rounds before it, and none of the last `stall_rounds` rounds improved on the best up to the first of them. The
-    quality metric is the family's: val/pesq, else val/loss_mel (lower is better), else val/snr_db.
+    quality metric is the family's (`codecgan.diagnosis.quality_metric`: val/pesq, else val/loss_mel, lower is better,
+    else val/si_sdr, else val/snr_db).
     """
-    chosen = _quality_metric(history)
+    chosen = quality_metric(history)
     lr_tags = [tag for tag in LR_TAGS if history.has(tag)]
     if chosen is None or not lr_tags:
         return None
