@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from codecgan.models.precision import at_least_float32
+
 
 def weight_norm_conv1d(in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any) -> nn.Conv1d:
     """A weight-normed `nn.Conv1d`; `conv_kwargs` go to the convolution (stride, padding, ...)."""
@@ -25,12 +27,12 @@ class Float32Conv1d(nn.Conv1d):
 
     A bf16 waveform carries rounding noise about 50 dB below the signal (8 bits of mantissa), spread over all
     frequencies, which the log-mel loss sees in quiet high bands and which caps a reconstruction's SNR. The
-    output layer has one channel, so fp32 costs next to nothing. Returns float32.
+    output layer has one channel, so fp32 costs next to nothing. Returns float32 (float64 in a float64 model).
     """
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return super().forward(x.float())
+            return super().forward(at_least_float32(x))
 
 
 def weight_norm_conv_transpose1d(
