@@ -107,12 +107,13 @@ def snake(x: Tensor, alpha: Tensor, alpha_safe: Tensor | None = None, two_alpha:
     (`shared_snake_constants`). A DAC-size generator has 58 Snakes, and autograd's backward of the formula
     dispatches 17 ops each; the derivatives below need 8 or 9, from tensors the forward computes anyway. With
     `s = sin(alpha x)`, `d/dx = 1 + sin(2 alpha x)` and `d/dalpha = (x sin(2 alpha x) - s^2 / alpha) / alpha`, summed
-    over batch and time for `grad_alpha`; the 1e-9 is treated as 0 inside the derivatives (a relative difference of
-    1e-9 / alpha). The backward keeps `s^2` rather than the output: saving a function's own output costs autograd an
-    op when it saves it and another when it unpacks it.
+    over batch and time for `grad_alpha`; the 1e-9 is treated as 0 inside `d/dx` (a relative difference of
+    1e-9 / alpha, which moves a DAC-size generator's float64 gradients by 2.5e-8 of their scale). The backward
+    keeps `s^2` rather than the output: saving a function's own output costs autograd an op when it saves it and
+    another when it unpacks it.
 
     DAC multiplies by `(alpha + 1e-9).reciprocal()` where this divides: one rounding instead of two, one op fewer,
-    so values differ from DAC's in the last bit: a DAC-size generator's output by 1.4e-6 of its scale at most
+    so values differ from DAC's in the last bit: a DAC-size generator's output by 1.8e-6 of its scale at most
     (tests/models/test_dac_reference.py); computed in DAC's form, the whole generator equals DAC's to the bit.
     """
     return _Snake.apply(x, alpha, alpha_safe, two_alpha)
