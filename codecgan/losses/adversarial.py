@@ -3,7 +3,7 @@
 Terms are summed over sub-discriminators, not averaged, as in DAC and HiFi-GAN: adding a
 sub-discriminator adds a term, and `discriminator_loss_at_chance` tells the callbacks where
 "the discriminator cannot tell" lies for a given set: the loss of the best constant output. Everything is
-computed in fp32.
+computed in fp32 (float64 for float64 outputs).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
+
+from codecgan.models.precision import at_least_float32
 
 LOSS_KINDS = ("least_squares", "hinge")
 # The lowest discriminator loss of one sub-discriminator that outputs the same constant c for every input: least
@@ -33,7 +35,7 @@ def _check_counts(*outputs: DiscriminatorOutputs) -> None:
 
 
 def _logits(outputs: DiscriminatorOutputs) -> list[Tensor]:
-    return [features[-1].float() for features in outputs]
+    return [at_least_float32(features[-1]) for features in outputs]
 
 
 def discriminator_loss(
@@ -168,7 +170,7 @@ class _FeatureMatchingL1(torch.autograd.Function):
 
 
 def _as_float(tensors: Sequence[Tensor]) -> list[Tensor]:
-    return [tensor.float() for tensor in tensors]
+    return [at_least_float32(tensor) for tensor in tensors]
 
 
 def discriminator_loss_at_chance(real_outputs: DiscriminatorOutputs, kind: str = "least_squares") -> float:

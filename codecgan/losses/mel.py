@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchaudio.transforms import MelSpectrogram
 
+from codecgan.models.precision import at_least_float32
+
 
 def hz_to_slaney_mel(hz: Tensor) -> Tensor:
     """Slaney's mel scale (librosa's default, `htk=False`): linear below 1 kHz (15 mels), logarithmic above."""
@@ -51,8 +53,8 @@ class MultiScaleMelLoss(nn.Module):
     Summed over scales, not averaged, as in DAC (so its weight, 15 in DAC, applies per scale).
     Each scale is a magnitude (not power) mel spectrogram with a periodic Hann window, hop
     `window // 4`, centred reflect padding and librosa's default Slaney mel filters. Short windows
-    resolve transients, long ones harmonics. Computed in fp32 with autocast disabled, since log10
-    of bf16 magnitudes near `clamp_eps` is too coarse to compare.
+    resolve transients, long ones harmonics. Computed in fp32 (float64 in a float64 model) with
+    autocast disabled, since log10 of bf16 magnitudes near `clamp_eps` is too coarse to compare.
 
     Args:
         sample_rate: Hz.
@@ -119,7 +121,7 @@ class MultiScaleMelLoss(nn.Module):
         batch = estimate.shape[0]
         with torch.autocast(device_type=estimate.device.type, enabled=False):
             # One STFT per scale for both signals.
-            both = torch.cat([estimate, reference]).float().squeeze(1)
+            both = at_least_float32(torch.cat([estimate, reference])).squeeze(1)
             terms = []  # summed in order, as DAC sums them, without a zero to start from
             for spectrogram in self.spectrograms:
                 mel = spectrogram(both)

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from codecgan.models.precision import at_least_float32
+
 
 def weight_norm_conv1d(in_channels: int, out_channels: int, kernel_size: int, **conv_kwargs: Any) -> nn.Conv1d:
     """A weight-normed `nn.Conv1d`; `conv_kwargs` go to the convolution (stride, padding, ...)."""
@@ -25,12 +27,12 @@ class Float32Conv1d(nn.Conv1d):
 
     A bf16 waveform carries rounding noise about 50 dB below the signal (8 bits of mantissa), spread over all
     frequencies, which the log-mel loss sees in quiet high bands and which caps a reconstruction's SNR. The
-    output layer has one channel, so fp32 costs next to nothing. Returns float32.
+    output layer has one channel, so fp32 costs next to nothing. Returns float32 (float64 in a float64 model).
     """
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return super().forward(x.float())
+            return super().forward(at_least_float32(x))
 
 
 def weight_norm_conv_transpose1d(
@@ -105,12 +107,13 @@ def snake(x: Tensor, alpha: Tensor, alpha_safe: Tensor | None = None, two_alpha:
     (`shared_snake_constants`). A DAC-size generator has 58 Snakes, and autograd's backward of the formula
     dispatches 17 ops each; the derivatives below need 8 or 9, from tensors the forward computes anyway. With
     `s = sin(alpha x)`, `d/dx = 1 + sin(2 alpha x)` and `d/dalpha = (x sin(2 alpha x) - s^2 / alpha) / alpha`, summed
-    over batch and time for `grad_alpha`; the 1e-9 is treated as 0 inside the derivatives (a relative difference of
-    1e-9 / alpha). The backward keeps `s^2` rather than the output: saving a function's own output costs autograd an
-    op when it saves it and another when it unpacks it.
+    over batch and time for `grad_alpha`; the 1e-9 is treated as 0 inside `d/dx` (a relative difference of
+    1e-9 / alpha, which moves a DAC-size generator's float64 gradients by 2.5e-8 of their scale). The backward
+    keeps `s^2` rather than the output: saving a function's own output costs autograd an op when it saves it and
+    another when it unpacks it.
 
     DAC multiplies by `(alpha + 1e-9).reciprocal()` where this divides: one rounding instead of two, one op fewer,
-    so values differ from DAC's in the last bit: a DAC-size generator's output by 1.4e-6 of its scale at most
+    so values differ from DAC's in the last bit: a DAC-size generator's output by 1.8e-6 of its scale at most
     (tests/models/test_dac_reference.py); computed in DAC's form, the whole generator equals DAC's to the bit.
     """
     return _Snake.apply(x, alpha, alpha_safe, two_alpha)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codecgan.models.conv_blocks import weight_norm_conv2d
+from codecgan.models.precision import at_least_float32
 
 LEAKY_RELU_SLOPE = 0.1  # DAC and HiFi-GAN
 DAC_BANDS = ((0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
@@ -67,7 +68,8 @@ class STFTBandDiscriminator(nn.Module):
     """Sees one STFT resolution's [Re, Im] planes, split into frequency bands with separate convs.
 
     The STFT is DAC's: periodic Hann window, hop `window_length * hop_factor`, reflect-padded so
-    that it yields exactly `ceil(T / hop)` frames ("match_stride"), unnormalised, computed in fp32.
+    that it yields exactly `ceil(T / hop)` frames ("match_stride"), unnormalised, computed in fp32 (float64 in a
+    float64 model).
 
     Args:
         window_length: STFT window and FFT size in samples.
@@ -113,12 +115,12 @@ class STFTBandDiscriminator(nn.Module):
         frames = -(-length // self.hop_length)
         side = (self.window_length - self.hop_length) // 2
         with torch.autocast(device_type=audio.device.type, enabled=False):
-            padded = F.pad(audio.float(), (side, side + frames * self.hop_length - length), mode="reflect")
+            padded = F.pad(at_least_float32(audio), (side, side + frames * self.hop_length - length), mode="reflect")
             spectrum = torch.stft(
                 padded.squeeze(1),
                 n_fft=self.window_length,
                 hop_length=self.hop_length,
-                window=self.window.float(),
+                window=at_least_float32(self.window),
                 center=True,
                 return_complex=True,
             )

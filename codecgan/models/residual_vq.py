@@ -1,8 +1,9 @@
 """DAC's factorized residual vector quantizer: cosine code lookup, no EMA, quantizer dropout.
 
-Everything here runs in fp32 with autocast disabled: the nearest-code search compares cosine
-similarities that differ in the third decimal, which bf16 (8 bits of mantissa) cannot resolve,
-and the residual of later codebooks is small next to the latent it is subtracted from.
+Everything here runs in fp32 (float64 in a float64 model) with autocast disabled: the nearest-code
+search compares cosine similarities that differ in the third decimal, which bf16 (8 bits of
+mantissa) cannot resolve, and the residual of later codebooks is small next to the latent it is
+subtracted from.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codecgan.models.conv_blocks import weight_norm_conv1d
+from codecgan.models.precision import at_least_float32
 
 
 class VectorQuantizerOutput(NamedTuple):
@@ -64,22 +66,22 @@ class VectorQuantizer(nn.Module):
         the same codes with fewer ops, but for ties within rounding (none on the DAC reference fixture). No
         gradient flows through a code choice, so none is recorded.
         """
-        codebook = self.codebook.weight.float()
+        codebook = at_least_float32(self.codebook.weight)
         codebook = codebook / codebook.norm(dim=1, keepdim=True).clamp_min(1e-12)  # F.normalize's values
         return torch.bmm(codebook.expand(z_e.shape[0], -1, -1), z_e).argmax(dim=1)
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Latent vectors of given codes; [B, N] int64 -> [B, D, N] fp32."""
         with torch.autocast(device_type=codes.device.type, enabled=False):
-            z_q = F.embedding(codes, self.codebook.weight.float()).transpose(1, 2)
+            z_q = F.embedding(codes, at_least_float32(self.codebook.weight)).transpose(1, 2)
             return self.out_proj(z_q)
 
     def forward(self, z: Tensor) -> VectorQuantizerOutput:
         """Quantize `z: [B, D, N]`; gradients pass straight through the lookup to `in_proj`."""
         with torch.autocast(device_type=z.device.type, enabled=False):
-            z_e = self.in_proj(z.float())
+            z_e = self.in_proj(at_least_float32(z))
             codes = self.nearest_codes(z_e)
-            z_q = F.embedding(codes, self.codebook.weight.float()).transpose(1, 2)
+            z_q = F.embedding(codes, at_least_float32(self.codebook.weight)).transpose(1, 2)
             commitment = F.mse_loss(z_e, z_q.detach(), reduction="none").mean(dim=(1, 2))
             codebook = F.mse_loss(z_q, z_e.detach(), reduction="none").mean(dim=(1, 2))
             z_q = z_e + (z_q - z_e).detach()
@@ -137,14 +139,14 @@ class ResidualVectorQuantizer(nn.Module):
         if not 1 <= n_quantizers <= self.n_codebooks:
             raise ValueError(f"n_quantizers must lie in [1, {self.n_codebooks}], got {n_quantizers}.")
         active = self.active_quantizers(latents.shape[0], n_quantizers, latents.device)
-        residual = latents.float()
+        residual = at_least_float32(latents)
         steps = []
         for quantizer in self.quantizers[:n_quantizers]:
             steps.append(quantizer(residual))
             # DAC subtracts the unmasked output: the residual chain is the same for every item.
             residual = residual - steps[-1].z_q
         # Item b uses codebook q when q < active[b]; the masked sums run once over all codebooks.
-        used = (torch.arange(n_quantizers, device=latents.device) < active[:, None]).float()  # [B, n_q]
+        used = (torch.arange(n_quantizers, device=latents.device) < active[:, None]).to(residual.dtype)  # [B, n_q]
         z_q = torch.einsum("qbdn,bq->bdn", torch.stack([step.z_q for step in steps]), used)
         commitment_loss = (torch.stack([step.commitment_loss for step in steps], dim=1) * used).mean(0).sum()
         codebook_loss = (torch.stack([step.codebook_loss for step in steps], dim=1) * used).mean(0).sum()
