@@ -39,6 +39,7 @@ from codecgan.losses.enhancement import (
 from codecgan.metrics import (
     PendingPesq,
     PesqHandle,
+    PesqLimits,
     PesqPool,
     cut_to_common_length,
     default_worker_count,
@@ -70,6 +71,8 @@ class MetricGANEnhancer(GANModule):
             0 = inline and blocking.
         discriminator_first: ``false``, the only value: the generator steps first, as in CMGAN, so that the metric
             discriminator learns the PESQ of the estimate the generator step started from.
+        pesq_limits: the longest clip PESQ scores and each clip's time bound in the worker processes
+            (``PesqLimits``); a clip beyond them counts as ``too_long`` or ``timeout``, never as a target.
         gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, clipping,
             ...): see ``GANModule``.
     """
@@ -85,6 +88,7 @@ class MetricGANEnhancer(GANModule):
         pesq_lag: int = 0,
         pesq_workers: int | None = None,
         discriminator_first: bool = False,
+        pesq_limits: PesqLimits | None = None,
         **gan_options: Any,
     ) -> None:
         if discriminator_first:
@@ -108,6 +112,7 @@ class MetricGANEnhancer(GANModule):
         self.loss_weights = {**CMGAN_LOSS_WEIGHTS, **(loss_weights or {})}
         self.pesq_failure_policy, self.pesq_lag, self.pesq_workers = pesq_failure_policy, pesq_lag, pesq_workers
         self.clamp_pesq_targets = clamp_pesq_targets
+        self.pesq_limits = PesqLimits() if pesq_limits is None else pesq_limits
         self._pesq_pool: PesqPool | None = None
         self._pesq_nb_pool: PesqPool | None = None  # narrow-band PESQ, for `codecgan test` only
         self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
@@ -124,7 +129,7 @@ class MetricGANEnhancer(GANModule):
         if self._pesq_pool is None or self._pesq_pool.closed:
             ranks_here = self._trainer.num_devices if self._trainer is not None else 1
             workers = default_worker_count(ranks_here) if self.pesq_workers is None else self.pesq_workers
-            self._pesq_pool = PesqPool(workers, self.sample_rate)
+            self._pesq_pool = PesqPool(workers, self.sample_rate, limits=self.pesq_limits)
         return self._pesq_pool
 
     def close_pesq_pool(self) -> None:
@@ -139,11 +144,18 @@ class MetricGANEnhancer(GANModule):
             _ = self.pesq_pool
 
     def check_crop_length(self, crop: int) -> None:
-        """Fail at start when crops are too short for PESQ (the metric discriminator takes any length)."""
+        """Fail at start when crops are too short or too long for PESQ (the metric discriminator takes any length)."""
         if crop < self.sample_rate // 4:
             raise ConfigError(
                 f"data.crop_seconds gives {crop}-sample crops; PESQ needs at least {self.sample_rate // 4} "
                 "(0.25 s), so every clip would fail as too_short and the metric discriminator learn nothing."
+            )
+        if crop > self.pesq_limits.max_samples(self.sample_rate):
+            raise ConfigError(
+                f"data.crop_seconds gives {crop / self.sample_rate:g} s crops, longer than "
+                f"model.init_args.pesq_limits.max_clip_seconds ({self.pesq_limits.max_clip_seconds:g} s), so every "
+                "clip would fail as too_long and the metric discriminator learn nothing. Shorten the crops or raise "
+                "the limit."
             )
 
     def teardown(self, stage: str) -> None:
@@ -270,7 +282,7 @@ class MetricGANEnhancer(GANModule):
     def test_scores(self) -> EnhancementScores:
         """Wide-band PESQ from this rank's pool, narrow-band from a second pool started on first use."""
         if self._pesq_nb_pool is None or self._pesq_nb_pool.closed:
-            self._pesq_nb_pool = PesqPool(self.pesq_pool.processes, self.sample_rate, mode="nb")
+            self._pesq_nb_pool = PesqPool(self.pesq_pool.processes, self.sample_rate, "nb", self.pesq_limits)
         return EnhancementScores(self.pesq_pool, self._pesq_nb_pool)
 
     def enhance_utterances(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:

@@ -26,6 +26,7 @@ VAL_CLIPS = "diag/val_clips"
 # PesqHealth and MetricDiscriminatorMonitor (enhancement family).
 PESQ_NONE_RATE = "diag/pesq_none_rate"
 PESQ_CLIP_FAIL_RATE = "diag/pesq_clip_fail_rate"
+PESQ_FAILED_CLIPS_PREFIX = "diag/pesq_failed_clips/"  # one tag per failure kind, e.g. diag/pesq_failed_clips/timeout
 METRIC_D_MAE = "diag/metric_d_mae"
 METRIC_D_CORR = "diag/metric_d_corr"
 METRIC_D_MAE_VAL = "diag/metric_d_mae_val"

@@ -2,6 +2,7 @@
 
 from codecgan.metrics.common_length import cut_to_common_length, pad_to_batch
 from codecgan.metrics.pending_pesq import PendingPesq
+from codecgan.metrics.pesq_limits import PesqLimits
 from codecgan.metrics.pesq_pool import (
     PesqHandle,
     PesqPool,
@@ -16,6 +17,7 @@ __all__ = [
     "FAILURE_KINDS",
     "PendingPesq",
     "PesqHandle",
+    "PesqLimits",
     "PesqPool",
     "PesqResult",
     "cut_to_common_length",

@@ -4,9 +4,12 @@
 waits for the scores. Each clip goes to one worker process (``pesq_worker.py``) in one call:
 ``pesq``'s C library keeps global state and never releases the GIL, so threads would neither be
 safe nor faster. One light thread per worker in this process only feeds its worker and waits on
-its pipe (``pesq_processes.py``). A clip that cannot be scored gets NaN and a failure kind (``FAILURE_KINDS``); a worker
-that dies or hangs is replaced and its clip counted as ``worker_died``. Results never depend on
-the number of workers. ``processes=0`` scores inline, blocking, in this process.
+its pipe (``pesq_processes.py``). A clip that cannot be scored gets NaN and a failure kind
+(``FAILURE_KINDS``): a clip PESQ must not see (too short or long, NaN/inf, a silent estimate) is
+refused before it reaches a worker; a worker that exceeds the clip's time bound (``PesqLimits``) is
+killed and replaced and the clip counted as ``timeout``; one that dies is replaced and the clip counted
+as ``worker_died``. Results never depend on the number of workers. ``processes=0`` scores inline,
+blocking, in this process: the same refusals, but no time bound.
 
 Workers exit when the pool closes, when it is garbage collected, at interpreter exit, and when this
 process dies (their stdin closes), so none outlives the trainer. They run in their own session, so
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from codecgan.metrics.pesq_limits import PesqLimits
 from codecgan.metrics.pesq_processes import Clip, Score, WorkerSet
 from codecgan.metrics.pesq_worker import FAILURE_KINDS, score_clip
 
@@ -116,11 +120,15 @@ class PesqPool:
         processes: worker processes; ``None`` = ``default_worker_count()``; 0 = inline, blocking.
         sample_rate: Hz (16000 for wideband, 8000 or 16000 for narrowband).
         mode: ``wb`` or ``nb``.
-        clip_timeout_s: a worker silent for this long on one clip is killed and replaced.
+        limits: the longest clip accepted and each clip's time bound (``PesqLimits``; ``None`` = its defaults).
     """
 
     def __init__(
-        self, processes: int | None = None, sample_rate: int = 16000, mode: str = "wb", clip_timeout_s: float = 120.0
+        self,
+        processes: int | None = None,
+        sample_rate: int = 16000,
+        mode: str = "wb",
+        limits: PesqLimits | None = None,
     ) -> None:
         if (sample_rate, mode) not in ((16000, "wb"), (16000, "nb"), (8000, "nb")):
             raise ValueError(
@@ -128,11 +136,10 @@ class PesqPool:
             )
         if processes is not None and processes < 0:
             raise ValueError(f"processes must be >= 0 (0 scores inline) or None, got {processes}.")
-        if clip_timeout_s <= 0:
-            raise ValueError(f"clip_timeout_s must be positive, got {clip_timeout_s}.")
         self.processes = default_worker_count() if processes is None else processes
         self.sample_rate, self.mode = sample_rate, mode
-        self._state = WorkerSet(self.processes, sample_rate, mode, clip_timeout_s)
+        self.limits = PesqLimits() if limits is None else limits
+        self._state = WorkerSet(self.processes, sample_rate, mode, self.limits)
         self._finalizer = weakref.finalize(self, self._state.close)  # also runs at interpreter exit
 
     def submit(self, reference: Tensor, estimate: Tensor, length: Tensor | None = None) -> PesqHandle:
@@ -150,7 +157,8 @@ class PesqPool:
         clips = [Clip(r, e, lengths, row, ready, Future()) for row, (r, e) in enumerate(zip(references, estimates))]
         if self.processes == 0:
             ready()
-            scores = [score_clip(*clip.samples(), self.sample_rate, self.mode) for clip in clips]
+            max_samples = self.limits.max_samples(self.sample_rate)
+            scores = [score_clip(*clip.samples(), self.sample_rate, self.mode, max_samples) for clip in clips]
             return PesqHandle(result=PesqResult.from_scores(scores))
         for clip in clips:
             self._state.clips.put(clip)
@@ -166,7 +174,7 @@ class PesqPool:
 
     @property
     def replaced_workers(self) -> int:
-        """Workers replaced after they died or hung, since the pool started."""
+        """Workers replaced after they died or exceeded a clip's time bound, since the pool started."""
         return self._state.replaced_workers
 
     @property

@@ -1,9 +1,12 @@
 """The PESQ pool's machinery: one ``pesq_worker.py`` process per slot, each fed by one thread here.
 
-A feeder thread takes the next queued clip, waits for its host copy, pickles it to its worker's
-stdin and waits on the worker's stdout; it releases the GIL while it waits, so the training thread
-keeps running. A worker that died between clips is replaced before its next clip; one that dies or
-exceeds the timeout on a clip is killed, replaced, and the clip gets ``worker_died``.
+A feeder thread takes the next queued clip, waits for its host copy, refuses it if PESQ must not
+see it (``pesq_worker.refusal``: too short or long, NaN/inf, a silent estimate), else writes it to its
+worker's stdin and waits on the worker's stdout; it releases the GIL while it waits, so the training
+thread keeps running. A worker that died between clips is replaced before its next clip. Sending a
+clip and waiting for its score share one deadline (``PesqLimits.timeout_for``), so even a worker that
+stops reading its stdin cannot hold a feeder: past the deadline the worker is killed and replaced and
+the clip gets ``timeout``; a worker that dies on a clip is replaced and the clip gets ``worker_died``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,9 @@ from typing import Callable
 
 import numpy as np
 from torch import Tensor
+
+from codecgan.metrics.pesq_limits import PesqLimits
+from codecgan.metrics.pesq_worker import refusal
 
 WORKER_SCRIPT = Path(__file__).with_name("pesq_worker.py")
 Score = tuple[float, "str | None"]
@@ -61,21 +68,42 @@ class WorkerProcess:
             # Its own session: Ctrl-C in the terminal reaches the trainer only, which then closes the pool.
             start_new_session=True,
         )
+        # Written without blocking, so a worker that stops reading cannot hold the feeder past its deadline.
+        os.set_blocking(self.process.stdin.fileno(), False)
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def score(self, reference: np.ndarray, estimate: np.ndarray, timeout: float) -> Score:
-        """The worker's ``(score, failure)``; ``(nan, "worker_died")`` if it dies or exceeds ``timeout`` s."""
+        """The worker's ``(score, failure)``. If the clip is not sent and answered within ``timeout`` s, the worker
+        is killed and the clip gets ``(nan, "timeout")``; if the worker dies first, ``(nan, "worker_died")``."""
+        deadline = time.monotonic() + timeout
         try:
-            pickle.dump((reference, estimate), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
-            if select.select([self.process.stdout], [], [], timeout)[0]:
+            request = pickle.dumps((reference, estimate), protocol=pickle.HIGHEST_PROTOCOL)
+            if self._send(request, deadline) and self._wait_readable(deadline):
                 return pickle.load(self.process.stdout)
+            failure = "timeout"
         except (OSError, ValueError, EOFError, pickle.UnpicklingError):
-            pass
+            failure = "worker_died"
         self.stop(grace=0.0)
-        return float("nan"), "worker_died"
+        return float("nan"), failure
+
+    def _send(self, request: bytes, deadline: float) -> bool:
+        """Write ``request`` to the worker's stdin; False if the deadline passes first."""
+        stdin, view = self.process.stdin.fileno(), memoryview(request)
+        while view:
+            if not select.select([], [stdin], [], max(0.0, deadline - time.monotonic()))[1]:
+                return False
+            try:
+                written = os.write(stdin, view)
+            except BlockingIOError:  # the pipe filled between select and write
+                written = 0
+            view = view[written:]
+        return True
+
+    def _wait_readable(self, deadline: float) -> bool:
+        """Whether the worker answered (or closed its stdout) before the deadline."""
+        return bool(select.select([self.process.stdout], [], [], max(0.0, deadline - time.monotonic()))[0])
 
     def stop(self, grace: float = 1.0) -> None:
         """Close its stdin (it exits at end of input), kill it after ``grace`` s, and reap it."""
@@ -95,8 +123,8 @@ class WorkerSet:
     """``processes`` workers and their feeder threads, sharing one queue of clips. The pool's finalizer
     holds this object, not the pool, so garbage collection of the pool can trigger ``close``."""
 
-    def __init__(self, processes: int, sample_rate: int, mode: str, clip_timeout_s: float) -> None:
-        self.sample_rate, self.mode, self.clip_timeout_s = sample_rate, mode, clip_timeout_s
+    def __init__(self, processes: int, sample_rate: int, mode: str, limits: PesqLimits) -> None:
+        self.sample_rate, self.mode, self.limits = sample_rate, mode, limits
         self.owner_pid = os.getpid()
         self.lock = threading.Lock()
         self.closed = False
@@ -121,10 +149,14 @@ class WorkerSet:
                 clip.future.set_exception(error)
 
     def score_on(self, slot: int, reference: np.ndarray, estimate: np.ndarray) -> Score:
+        kind = refusal(reference, estimate, self.sample_rate, self.limits.max_samples(self.sample_rate))
+        if kind is not None:  # checked here, so the worker never gets a clip that would crash or stall it
+            return float("nan"), kind
         if not self.workers[slot].alive():  # died between clips: replace it, the clip is not lost
             self.replace(slot)
-        score = self.workers[slot].score(reference, estimate, self.clip_timeout_s)
-        if score[1] == "worker_died":
+        timeout = self.limits.timeout_for(len(estimate), self.sample_rate)
+        score = self.workers[slot].score(reference, estimate, timeout)
+        if score[1] in ("timeout", "worker_died"):
             self.replace(slot)
         return score
 

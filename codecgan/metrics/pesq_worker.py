@@ -7,7 +7,8 @@ hence torch and Lightning: 5-7 s and about 750 MB resident per worker, measured 
 and ``fork`` copies a multi-threaded, possibly CUDA-initialised trainer. This script starts and
 scores its first clip in about 0.15 s.
 
-``score_clip`` is also the in-process ("inline") scorer, so both paths classify failures alike.
+``score_clip`` is also the in-process ("inline") scorer, so both paths classify failures alike. The pool
+refuses a hostile clip (``refusal``) before it sends it here; the worker's own check costs microseconds.
 """
 
 from __future__ import annotations
@@ -19,37 +20,66 @@ import sys
 
 import numpy as np
 
-# Why a clip has no score. `worker_died` is assigned by the pool, never by `score_clip`: the worker
-# died, hung past the timeout, or was stopped (the pool closed) before it scored the clip.
-FAILURE_KINDS = ("no_utterances", "too_short", "nonfinite_or_silent_estimate", "other", "worker_died")
+# Why a clip has no score. Refused before the library runs (``refusal``): ``too_short`` (under a quarter second,
+# where the library raises BufferTooShortError), ``too_long`` (over ``PesqLimits.max_clip_seconds``: the library's
+# cost grows faster than the length and it crashes near 93 s), ``nonfinite`` (NaN or +-inf in the reference or the
+# estimate: the library would raise a ValueError or report no utterance), ``silent_estimate`` (all zeros, or a
+# power that underflows to zero inside the library). From the library: ``no_utterances`` (no speech found in the
+# reference, e.g. an all-zero one) and ``other``. Assigned by the pool, never by ``score_clip``: ``timeout`` (the
+# worker exceeded the clip's time bound and was replaced) and ``worker_died`` (it crashed, or the pool closed first).
+# The order is part of the checkpoint format (``PendingPesq`` stores indices into it): new kinds go at the end.
+FAILURE_KINDS = (
+    "no_utterances",
+    "too_short",
+    "nonfinite",
+    "other",
+    "worker_died",
+    "silent_estimate",
+    "too_long",
+    "timeout",
+)
 
 
-def score_clip(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, mode: str) -> tuple[float, str | None]:
+def refusal(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, max_samples: int | None) -> str | None:
+    """The failure kind of a clip that must not reach the library, or None. ``reference`` and ``estimate`` are
+    ``[T]``; ``max_samples`` None sets no upper bound. The length is checked before the samples are read, so a
+    clip of hours costs nothing. Clipped (+-1) or DC-only audio is not refused: the library scores it."""
+    if min(len(reference), len(estimate)) < sample_rate // 4:
+        return "too_short"
+    if max_samples is not None and max(len(reference), len(estimate)) > max_samples:
+        return "too_long"
+    if not (np.isfinite(reference).all() and np.isfinite(estimate).all()):
+        return "nonfinite"
+    if not np.any(estimate):
+        return "silent_estimate"
+    return None
+
+
+def score_clip(
+    reference: np.ndarray, estimate: np.ndarray, sample_rate: int, mode: str, max_samples: int | None = None
+) -> tuple[float, str | None]:
     """PESQ (P.862.2 MOS-LQO for ``wb``) of ``estimate`` against ``reference``, both ``[T]`` float.
 
-    Returns ``(score, None)``, or ``(nan, kind)`` with ``kind`` in ``FAILURE_KINDS``:
-    ``too_short`` below a quarter second (checked before calling: the library raises
-    BufferTooShortError there), ``nonfinite_or_silent_estimate`` for an estimate holding NaN/inf or
-    only zeros (the library raises a plain ValueError, not a PesqError, or returns NaN),
-    ``no_utterances`` when the library finds no speech in the reference, ``other`` for anything else.
+    Returns ``(score, None)``, or ``(nan, kind)`` with ``kind`` in ``FAILURE_KINDS`` (a ``refusal`` or the
+    library's failure). Any exception of the library is a counted failure, never a crash; a crash of the
+    library's C code (a segmentation fault) ends the process, which the pool counts as ``worker_died``.
     """
     from pesq import NoUtterancesError, pesq
 
-    if min(len(reference), len(estimate)) < sample_rate // 4:
-        return float("nan"), "too_short"
-    if not np.all(np.isfinite(estimate)) or not np.any(estimate):
-        return float("nan"), "nonfinite_or_silent_estimate"
+    kind = refusal(reference, estimate, sample_rate, max_samples)
+    if kind is not None:
+        return float("nan"), kind
     try:
         score = float(pesq(sample_rate, reference, estimate, mode))
     except NoUtterancesError:
         return float("nan"), "no_utterances"
     except ValueError:
-        # "cannot convert float NaN to integer": the estimate's power underflowed to zero.
-        return float("nan"), "nonfinite_or_silent_estimate"
+        # "cannot convert float NaN to integer": the estimate's power underflowed to zero (e.g. 1e-30 noise).
+        return float("nan"), "silent_estimate"
     except Exception:  # noqa: BLE001 - any library failure is a counted failure, never a crash
         return float("nan"), "other"
     if not np.isfinite(score):
-        return float("nan"), "nonfinite_or_silent_estimate"
+        return float("nan"), "silent_estimate"
     return score, None
 
 

@@ -18,13 +18,15 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from callbacks import MetricDiscriminatorMonitor, PesqHealth
+from codecgan.metrics import FAILURE_KINDS
 
 BATCHES = 12
 CLIPS = 4
 
 
 class ScriptedBatches(Dataset):
-    """Batch i: targets in [0, 1] with clip (i * 7 + c) % 5 == 0 failed (NaN), and predictions near the targets."""
+    """Batch i: targets in [0, 1] with clip (i * 7 + c) % 5 == 0 failed (NaN) as FAILURE_KINDS[(i + c) % 8], and
+    predictions near the targets."""
 
     def __len__(self) -> int:
         return BATCHES
@@ -34,7 +36,8 @@ class ScriptedBatches(Dataset):
         target = ((i * 7 + clips) % 11).double() / 10
         target[(i * 7 + clips) % 5 == 0] = math.nan
         prediction = 0.8 * target.nan_to_num(0.3) + 0.05 * ((i + clips) % 3)
-        return {"target": target.float(), "prediction": prediction.float(), "x": torch.ones(2)}
+        kind = torch.where(target.isnan(), (i + clips) % len(FAILURE_KINDS), -1)
+        return {"target": target.float(), "prediction": prediction.float(), "kind": kind, "x": torch.ones(2)}
 
 
 class ScriptedModule(L.LightningModule):
@@ -52,6 +55,7 @@ class ScriptedModule(L.LightningModule):
             "pesq_clips": CLIPS,
             "pesq_failed_clips": failed,
             "pesq_dropped_batch": int(failed > 0),
+            "pesq_failures": {kind: int((batch["kind"] == k).sum()) for k, kind in enumerate(FAILURE_KINDS)},
         }
 
     def train_dataloader(self) -> DataLoader:
@@ -83,6 +87,7 @@ def run(devices: int) -> dict:
     mae, corr = metric_d.train_mae_and_correlation
     return {
         "counts": pesq.total_counts,
+        "failure_counts": pesq.failure_counts,
         "none_rate": pesq.none_rate,
         "mae": mae,
         "corr": corr,

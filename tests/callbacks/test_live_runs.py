@@ -121,6 +121,20 @@ def test_two_process_ddp_counts_equal_one_process(tmp_path: Path) -> None:
         == one["counts"]
         == {"batches": 12.0, "dropped_batches": 10.0, "clips": 48.0, "failed_clips": 10.0}
     )
+    assert (
+        two["failure_counts"]
+        == one["failure_counts"]
+        == {
+            "no_utterances": 2.0,
+            "too_short": 1.0,
+            "nonfinite": 1.0,
+            "other": 2.0,
+            "worker_died": 1.0,
+            "silent_estimate": 1.0,
+            "too_long": 2.0,
+            "timeout": 0.0,
+        }
+    )
     assert two["none_rate"] == one["none_rate"]
     assert two["mae"] == pytest.approx(one["mae"], abs=1e-12) and two["corr"] == pytest.approx(one["corr"], abs=1e-12)
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from callbacks import MetricDiscriminatorMonitor, PesqHealth
+from codecgan.metrics import FAILURE_KINDS
 from tests.callbacks.callback_fakes import FakeModule, FakeTrainer, train_steps, validation_round
 
 
@@ -27,6 +28,40 @@ def test_pesq_none_rate_is_the_fraction_of_dropped_batches_per_interval_and_epoc
     callback.on_train_epoch_end(trainer, module)
     assert module.last("diag/pesq_none_rate_epoch") == 0.25
     assert callback.none_rate == 0.25
+
+
+def kind_outputs(failures: dict[str, int], clips: int = 4) -> dict:
+    """A batch's outputs with its failed clips by kind, as MetricGANEnhancer reports them (every kind present)."""
+    failed = sum(failures.values())
+    return {
+        "pesq_dropped_batch": int(failed > 0),
+        "pesq_clips": clips,
+        "pesq_failed_clips": failed,
+        "pesq_failures": {**dict.fromkeys(FAILURE_KINDS, 0), **failures},
+    }
+
+
+def test_failed_clips_are_logged_by_kind_from_the_first_interval_that_has_one() -> None:
+    callback, trainer, module = PesqHealth(), FakeTrainer(log_every_n_steps=2), FakeModule()
+    steps = [{}, {}, {"timeout": 1}, {"too_long": 2, "nonfinite": 1}, {}, {"nonfinite": 1}]
+    with pytest.warns(UserWarning, match="PESQ_NONE_HIGH"):  # half the batches had a failed clip
+        train_steps(callback, trainer, module, [kind_outputs(failures) for failures in steps])
+    logged = {}
+    for name, value, _ in module.logged:
+        if name.startswith("diag/pesq_failed_clips/"):
+            logged.setdefault(name.removeprefix("diag/pesq_failed_clips/"), []).append(value)
+    assert logged == {"timeout": [1.0, 0.0], "too_long": [2.0, 0.0], "nonfinite": [1.0, 1.0]}
+    assert module.last("diag/pesq_clip_fail_rate") == 1 / 8
+    expected = {**dict.fromkeys(FAILURE_KINDS, 0.0), "timeout": 1.0, "too_long": 2.0, "nonfinite": 2.0}
+    assert callback.failure_counts == expected
+
+    resumed, module = PesqHealth(), FakeModule()
+    resumed.load_state_dict(callback.state_dict())
+    assert resumed.failure_counts == expected
+    train_steps(resumed, trainer, module, [kind_outputs({"worker_died": 1}), kind_outputs({})])
+    assert {name for name, _, _ in module.logged if name.startswith("diag/pesq_failed_clips/")} == {
+        f"diag/pesq_failed_clips/{kind}" for kind in ("timeout", "too_long", "nonfinite", "worker_died")
+    }
 
 
 def test_pesq_none_high_alarm_starts_once_and_clears_when_the_rate_falls() -> None:
