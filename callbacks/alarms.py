@@ -17,6 +17,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from callbacks.sync_moments import log_epoch_value
 from codecgan.cadence import logged_step
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.tags import ALARM_PREFIX
@@ -95,14 +96,11 @@ class AlarmBook:
         training-batch hook, or an epoch-end hook). Lightning writes a step value again at later logging steps of
         the epoch, so a cleared alarm must be logged as 0, not left out."""
         for code in sorted({*self.active, *self.cleared}):
-            pl_module.log(
-                ALARM_PREFIX + code,
-                1.0 if code in self.active else 0.0,
-                on_step=not on_epoch,
-                on_epoch=on_epoch,
-                sync_dist=on_epoch,
-                batch_size=1,
-            )
+            value = 1.0 if code in self.active else 0.0
+            if on_epoch:  # alike on every rank: no sync_dist
+                log_epoch_value(pl_module, ALARM_PREFIX + code, value)
+            else:
+                pl_module.log(ALARM_PREFIX + code, value, on_step=True, on_epoch=False, sync_dist=False, batch_size=1)
 
     def state_dict(self) -> dict[str, Any]:
         return {

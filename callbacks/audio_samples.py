@@ -6,10 +6,11 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from callbacks.base import require
+from callbacks.guard import GuardedCallback
 from codecgan.cadence import logged_step
 
 ROLES = ("reference", "input", "estimate")
@@ -37,13 +38,13 @@ def spectrogram_image(waves: dict[str, torch.Tensor], sample_rate: int, n_fft: i
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 
 
-class AudioSamples(Callback):
+class AudioSamples(GuardedCallback):
     """Writes, each validation round, the reference, input and estimate audio of a few fixed validation items to
     TensorBoard (`audio/item<index>/<role>`), with their spectrograms side by side (`spectrogram/item<index>`).
 
     Items are `indices` if given, else the first `n_items` items rank 0 validates in the first round, kept from then
     on (and in `state_dict`). Why: some failures (buzz, metallic phase, level pumping) are heard long before any
-    metric names them. Writes from rank 0 only and does no collectives.
+    metric names them. Writes from rank 0 only and does no collectives. Guarded: an error disables it, not the run.
     """
 
     def __init__(self, sample_rate: int = 16000, n_items: int = 3, indices: list[int] | None = None) -> None:

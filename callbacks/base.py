@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.alarms import AlarmBook
+from callbacks.guard import GuardedCallback
 from callbacks.run_config import write_run_config
 from callbacks.running_sums import RunningSums
+from callbacks.sync_moments import log_epoch_value
 from codecgan.cadence import logged_step
 from codecgan.diagnosis.findings import Finding
 from codecgan.diagnosis.history import MetricHistory
 
 
-class DiagnosticCallback(Callback):
+class DiagnosticCallback(GuardedCallback):
     """Base class: logs values on the batch axis (epoch values through `pl_module.log`, step values straight to the
     loggers, once each) and into `self.history`, runs the diagnosis rules on that history, and keeps each rule's alarm
     in step with its current finding.
@@ -29,6 +31,10 @@ class DiagnosticCallback(Callback):
     primitives, so a resumed run continues its windows and alarms exactly. Sums not yet reduced across ranks are
     rank 0's in a checkpoint; after a DDP resume the other ranks start those from zero (a single process resumes
     exactly).
+
+    Every hook runs guarded (`callbacks/guard.py`): an exception in it, or in a rule it runs, disables this callback
+    on every rank instead of ending the run. A subclass names in `sync_moments` the hook invocations in which it
+    performs collectives, and performs them through `callbacks/distributed.py`.
     """
 
     codes: tuple[str, ...] = ()
@@ -46,14 +52,15 @@ class DiagnosticCallback(Callback):
         log: bool = True,
     ) -> None:
         """Add `values` to the history at this step and epoch, and log them (already reduced across ranks): epoch
-        values through `pl_module.log`, step values with `_write_step_values` at this step (any batch: a measurement
-        taken every N batches is written at the step it was taken)."""
+        values with `log_epoch_value` (no `sync_dist`: they are alike on every rank), step values with
+        `_write_step_values` at this step (any batch: a measurement taken every N batches is written at the step it
+        was taken)."""
         step, epoch = logged_step(trainer), trainer.current_epoch
         for tag, value in values.items():
             self.history.add(tag, value, step, epoch)
         if log and on_epoch:
             for tag, value in values.items():
-                pl_module.log(tag, value, on_step=False, on_epoch=True, sync_dist=True, batch_size=1)
+                log_epoch_value(pl_module, tag, value)
         elif log:
             self._write_step_values(trainer, pl_module, values)
 

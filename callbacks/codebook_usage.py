@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import reduce_sum
+from callbacks.sync_moments import every_n_batches
 from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import codebook_collapse
@@ -49,6 +50,7 @@ class CodebookUsage(DiagnosticCallback):
     """
 
     codes = ("CODEBOOK_COLLAPSE",)
+    sync_moments = {"on_train_batch_end": every_n_batches("window_steps")}  # where a window closes
 
     def __init__(self, window_steps: int = 100) -> None:
         super().__init__()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from callbacks.guard import GuardedCallback
 from codecgan.diagnosis.dashboard import diagnostics_layout
 
 
-class DiagnosticsDashboard(Callback):
+class DiagnosticsDashboard(GuardedCallback):
     """Writes the TensorBoard custom-scalars layout "codecgan diagnostics" once per fit (rank 0 only): training loss
     next to validation quality, the metric discriminator next to the true PESQ, the PESQ-None rate, the D loss next
     to its chance value and feature matching, SNR and amplitude ratio, gradient shares and alarms. Why: a user opens
-    TensorBoard's Custom Scalars tab and sees a divergence without writing a query. Keeps no state.
+    TensorBoard's Custom Scalars tab and sees a divergence without writing a query. Keeps no state. Guarded: an error
+    disables it, not the run.
     """
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

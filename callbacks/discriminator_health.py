@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 from callbacks.base import DiagnosticCallback
 from callbacks.distributed import reduce_sum
 from callbacks.running_sums import RunningSums
+from callbacks.sync_moments import at_logging_steps
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.quality_metric import quality_values
@@ -50,6 +51,7 @@ class DiscriminatorHealth(DiagnosticCallback):
         "DISCRIMINATOR_FROZEN",
         "DISCRIMINATOR_OVERPOWERING",
     )
+    sync_moments = {"on_train_batch_end": at_logging_steps}
 
     def __init__(self) -> None:
         super().__init__()

@@ -11,7 +11,9 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.base import DiagnosticCallback, require
+from callbacks.distributed import any_rank, broadcast_object, save_checkpoint
 from callbacks.running_sums import RunningSums
+from callbacks.sync_moments import at_logging_steps
 from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.quality_metric import QUALITY_METRICS, direction, logged_quality_metric
@@ -45,6 +47,7 @@ class DivergenceMonitor(DiagnosticCallback):
     """
 
     codes = ("LOSS_METRIC_DIVERGENCE", "NONFINITE_LOSS")
+    sync_moments = {"on_train_batch_end": at_logging_steps}  # and on_validation_end, as every callback
 
     def __init__(
         self,
@@ -125,7 +128,7 @@ class DivergenceMonitor(DiagnosticCallback):
             self.best = value
             if self.action == "warn_and_checkpoint_best":
                 self.best_path = os.path.join(self._dirpath(trainer), f"best_{self.metric.replace('/', '-')}.ckpt")
-                trainer.save_checkpoint(self.best_path)
+                save_checkpoint(trainer, self.best_path)
         finding = loss_metric_divergence(self.history, **self.rule_settings()["LOSS_METRIC_DIVERGENCE"])
         if self._raise(trainer, {"LOSS_METRIC_DIVERGENCE": finding}) and self.best_path:
             rank_zero_warn(f"The best {self.metric} ({self.best:.3f}) is kept in {self.best_path}.")
@@ -148,13 +151,12 @@ class DivergenceMonitor(DiagnosticCallback):
         each term of `losses` as `train/<term>`; one read of the device; rank 0's values on every rank, a collective
         under DDP)."""
         values = dict(zip(losses, torch.stack(list(losses.values())).tolist())) if losses else {}
-        if trainer.world_size > 1:
-            values = trainer.strategy.broadcast(values, src=0)
+        values = broadcast_object(trainer, values)
         logged_nonfinite = {tag for tag, v in values.items() if not math.isfinite(v) and tag != tags.TRAIN_LOSS}
         return {tag: v for tag, v in values.items() if tag == self.loss or tag in logged_nonfinite}
 
     def _stop(self, trainer: Trainer, flag: bool, reason: str) -> None:
-        if trainer.strategy.reduce_boolean_decision(flag, all=False):
+        if any_rank(trainer, flag):
             trainer.should_stop = True
             self.stopped_reason = self.stopped_reason or reason
 

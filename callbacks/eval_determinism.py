@@ -9,6 +9,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import gather_rows
+from callbacks.sync_moments import outside_sanity_check
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import eval_nondeterministic
 
@@ -32,6 +33,7 @@ class EvalDeterminism(DiagnosticCallback):
     """
 
     codes = ("EVAL_NONDETERMINISTIC",)
+    sync_moments = {"on_validation_epoch_end": outside_sanity_check}
 
     def __init__(self, relative_tolerance: float = 1e-5) -> None:
         super().__init__()

@@ -14,6 +14,12 @@ from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import gan_term_negligible
 
 
+def term_norms_reported(callback: GradientBalance, trainer: Trainer) -> bool:
+    """Whether the module measured the term gradients in this batch (at its end): it does when `global_step` is a
+    multiple of `term_gradient_interval` as the step begins, and `global_step` advances once per batch."""
+    return (trainer.global_step - 1) % callback.every_n_steps == 0
+
+
 class GradientBalance(DiagnosticCallback):
     """Measures, every `every_n_steps` batches, the norm of each weighted generator loss term's gradient at the
     generator's output, and each term's share of their sum.
@@ -26,6 +32,7 @@ class GradientBalance(DiagnosticCallback):
     """
 
     codes = ("GAN_TERM_NEGLIGIBLE",)
+    sync_moments = {"on_train_batch_end": term_norms_reported}
 
     def __init__(self, every_n_steps: int = 50, gan_terms: list[str] | None = None) -> None:
         super().__init__()
@@ -46,6 +53,11 @@ class GradientBalance(DiagnosticCallback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.term_gradient_interval = self.every_n_steps
+
+    def on_disabled(self, trainer: Trainer) -> None:
+        module = getattr(trainer, "lightning_module", None)
+        if module is not None:  # the module stops measuring term gradients that nothing reads any more
+            module.term_gradient_interval = 0
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int

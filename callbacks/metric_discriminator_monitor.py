@@ -10,6 +10,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
 from callbacks.running_sums import RunningSums
+from callbacks.sync_moments import always, at_logging_steps, outside_sanity_check
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import metric_d_not_learning
@@ -59,6 +60,11 @@ class MetricDiscriminatorMonitor(DiagnosticCallback):
     """
 
     codes = ("METRIC_D_NOT_LEARNING",)
+    sync_moments = {
+        "on_train_batch_end": at_logging_steps,
+        "on_train_epoch_end": always,
+        "on_validation_epoch_end": outside_sanity_check,
+    }
 
     def __init__(self) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
 from callbacks.running_sums import RunningSums
+from callbacks.sync_moments import always, at_logging_steps
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import pesq_none_high
@@ -35,6 +36,7 @@ class PesqHealth(DiagnosticCallback):
     """
 
     codes = ("PESQ_NONE_HIGH",)
+    sync_moments = {"on_train_batch_end": at_logging_steps, "on_train_epoch_end": always}
 
     def __init__(self) -> None:
         super().__init__()

@@ -8,6 +8,8 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
+from callbacks.distributed import all_gather, copy_from_rank_zero
+from callbacks.sync_moments import every_n_batches
 from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import rank_divergence
@@ -47,6 +49,7 @@ class RankConsistency(DiagnosticCallback):
     """
 
     codes = ("RANK_DIVERGENCE",)
+    sync_moments = {"on_train_batch_end": every_n_batches("every_n_steps")}
 
     def __init__(self, every_n_steps: int = 100, resync: bool = False) -> None:
         super().__init__()
@@ -63,16 +66,15 @@ class RankConsistency(DiagnosticCallback):
     ) -> None:
         if trainer.world_size > 1 and (logged_step(trainer) + 1) % self.every_n_steps == 0:
             names, checksums = parameter_checksums(pl_module)
-            gathered = trainer.strategy.all_gather(
-                checksums.to(trainer.strategy.root_device)
-            ).cpu()  # [world, children, 2]
+            gathered = all_gather(trainer, checksums.to(trainer.strategy.root_device)).cpu()  # [world, children, 2]
             spread = ((gathered - gathered[0]).abs() / (gathered[0].abs() + 1e-12)).amax(dim=(0, 2))
             if self.resync and bool((spread > RANK_SPREAD_TOLERANCE).any()):
-                for tensor in [*pl_module.parameters(), *pl_module.buffers()]:
-                    torch.distributed.broadcast(tensor.data, src=0)
+                copy_from_rank_zero(
+                    trainer, [tensor.data for tensor in [*pl_module.parameters(), *pl_module.buffers()]]
+                )
                 self.resyncs += 1
                 _, checksums = parameter_checksums(pl_module)
-                gathered = trainer.strategy.all_gather(checksums.to(trainer.strategy.root_device)).cpu()
+                gathered = all_gather(trainer, checksums.to(trainer.strategy.root_device)).cpu()
                 spread = ((gathered - gathered[0]).abs() / (gathered[0].abs() + 1e-12)).amax(dim=(0, 2))
                 self._record(trainer, pl_module, {"diag/rank_resyncs": float(self.resyncs)})
             spreads = {tags.RANK_PARAM_SPREAD_PREFIX + name: float(s) for name, s in zip(names, spread.tolist())}

@@ -10,6 +10,7 @@ from torchmetrics.functional.audio import scale_invariant_signal_distortion_rati
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.running_sums import RunningSums
+from callbacks.sync_moments import outside_sanity_check
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import amplitude_unstable, length_mismatch, negative_snr
 
@@ -112,6 +113,7 @@ class SignalStats(DiagnosticCallback):
     """
 
     codes = ("NEGATIVE_SNR", "AMPLITUDE_UNSTABLE", "LENGTH_MISMATCH")
+    sync_moments = {"on_validation_epoch_end": outside_sanity_check}
 
     def __init__(self, clip_level: float = 0.999) -> None:
         super().__init__()

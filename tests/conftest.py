@@ -17,6 +17,9 @@ EXPERIMENTS = ROOT / "experiments"
 # Tests use a single intra-op thread: the suite runs several processes on 2 cores in CI.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A diagnostic callback's exception ends the run in tests (callbacks/guard.py disables the callback otherwise), so
+# a bug in a callback fails its test; the guard's own tests turn this off.
+os.environ["CODECGAN_CALLBACK_ERRORS"] = "raise"
 
 
 def write_overlay(directory: Path, name: str, overlay: dict) -> Path:
@@ -26,9 +29,10 @@ def write_overlay(directory: Path, name: str, overlay: dict) -> Path:
     return path
 
 
-def run_codecgan(command: str, base: str, tmp_path: Path, name: str, overlay: dict) -> None:
+def run_codecgan(command: str, base: str, tmp_path: Path, name: str, overlay: dict) -> subprocess.CompletedProcess[str]:
     """``codecgan <command>`` in a subprocess on ``experiments/<base>`` plus ``overlay`` (written to
-    ``tmp_path/<name>.yaml``), one intra-op thread per process; fails the test with the end of its stderr."""
+    ``tmp_path/<name>.yaml``), one intra-op thread per process; fails the test with the end of its stderr, else
+    returns the finished process (its output captured)."""
     config = write_overlay(tmp_path, f"{name}.yaml", overlay)
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
@@ -42,6 +46,7 @@ def run_codecgan(command: str, base: str, tmp_path: Path, name: str, overlay: di
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def tiny_trainer_overlay(run_dir: Path, max_steps: int = 12, val_every: int = 6, checkpoint_every: int = 6) -> dict:
