@@ -4,21 +4,31 @@ Lightning's ``last`` looks only at ModelCheckpoint's last file and the on-except
 SLURM's ``hpc_ckpt_*.ckpt``, and when it finds nothing it warns and trains from scratch — a resumed
 week-long run that silently restarts. codecgan resolves the path itself:
 
-- ``last``: the newest of every ``last*.ckpt``, ``on_exception*.ckpt`` and ``hpc_ckpt_*.ckpt`` in the
-  checkpoint folders; an error naming the folders when there is none.
+- ``last``: the newest whole file among every ``last*.ckpt``, ``on_exception*.ckpt`` and
+  ``hpc_ckpt_*.ckpt`` in the checkpoint folders; an error naming the folders when there is none.
 - ``auto``: the same, but starts fresh (with a warning) when there is none — for job scripts that
   are requeued with an unchanged command line.
 - no ``--ckpt_path``: a fresh run; an error when the folder already holds an earlier run's
   checkpoints, so two runs never mix in one folder.
+- a path: used as given, after the same check that it is whole.
+
+"Whole" is checked on the file's zip structure, not by loading it: ``torch.save`` writes a zip archive
+whose central directory comes last, so a file cut short at any byte (a full disk, a copy or a write
+killed midway) lacks it. Reading it costs milliseconds for any size (about 10 ms on a 500 MB checkpoint,
+against 1-4 s for ``torch.load``), and every rank does it at start-up. A file skipped for this is named in
+a warning together with the one used instead.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
+
+from codecgan.config_error import ConfigError
 
 RESUME_PATTERNS = ("last*.ckpt", "on_exception*.ckpt", "hpc_ckpt_*.ckpt")
 
@@ -36,18 +46,59 @@ def checkpoint_folders(trainer: Trainer) -> list[Path]:
     return sorted(folders)
 
 
+def resume_candidates(folders: list[Path]) -> list[Path]:
+    """Every file that ``last``/``auto`` may resume from, newest first."""
+    candidates = {path for folder in folders for pattern in RESUME_PATTERNS for path in folder.glob(pattern)}
+    return sorted(candidates, key=modification_time, reverse=True)
+
+
+def modification_time(path: Path) -> float:
+    # A link (ModelCheckpoint(save_last="link")) counts with its target's time; a dangling one with its own.
+    return (path.stat() if path.exists() else path.lstat()).st_mtime
+
+
 def newest_checkpoint(folders: list[Path]) -> Path | None:
-    candidates = [path for folder in folders for pattern in RESUME_PATTERNS for path in folder.glob(pattern)]
-    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+    candidates = resume_candidates(folders)
+    return candidates[0] if candidates else None
+
+
+def checkpoint_damage(path: Path) -> str | None:
+    """Why ``path`` is not a whole ``torch.save`` file, or None when it is (see the module docstring)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        return f"not a whole zip archive ({error}), as a full disk or a killed write leaves a checkpoint"
+    if not any(name.endswith("data.pkl") for name in names):
+        return "not a checkpoint written by torch.save (its archive holds no data.pkl)"
+    return None
+
+
+def newest_whole_checkpoint(folders: list[Path]) -> tuple[Path | None, list[str]]:
+    """The newest resume candidate that is whole, and a description of each newer one that is not."""
+    damaged = []
+    for path in resume_candidates(folders):
+        reason = checkpoint_damage(path)
+        if reason is None:
+            return path, damaged
+        damaged.append(f"{path} is {reason}")
+    return None, damaged
 
 
 def resolve_ckpt_path(ckpt_path: str | None, trainer: Trainer) -> str | None:
-    """Turn ``last``/``auto`` into a file path; refuse to start over an earlier run's checkpoints."""
+    """Turn ``last``/``auto`` into the path of a whole checkpoint; refuse to start over an earlier run's
+    checkpoints or from a damaged file."""
     if ckpt_path not in (None, "last", "auto"):
+        reason = checkpoint_damage(Path(ckpt_path)) if Path(ckpt_path).is_file() else None
+        if reason is not None:
+            raise ConfigError(
+                f"ckpt_path: {ckpt_path} is {reason}. Pass another checkpoint, or --ckpt_path last to resume from "
+                "the newest whole one in the run's checkpoint folder."
+            )
         return ckpt_path
     folders = checkpoint_folders(trainer)
-    newest = newest_checkpoint(folders)
     if ckpt_path is None:
+        newest = newest_checkpoint(folders)
         if newest is not None:
             raise FileExistsError(
                 f"{newest.parent} already holds checkpoints of an earlier run (newest: {newest.name}). Resume "
@@ -55,13 +106,25 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: Trainer) -> str | None:
                 "(or delete the folder)."
             )
         return None
-    if newest is not None:
-        return str(newest)
+    chosen, damaged = newest_whole_checkpoint(folders)
+    skipped = "; ".join(damaged)
+    if chosen is not None:
+        if damaged:
+            rank_zero_warn(f"--ckpt_path {ckpt_path}: {skipped}; resuming from {chosen}, the newest whole checkpoint.")
+        return str(chosen)
     searched = ", ".join(str(folder) for folder in folders)
     if ckpt_path == "last":
+        if damaged:
+            raise FileNotFoundError(
+                f"--ckpt_path last: no whole checkpoint to resume from: {skipped}. Move those files out of the "
+                "folder and start without --ckpt_path, or pass --ckpt_path auto to start a fresh run over them."
+            )
         raise FileNotFoundError(
             f"--ckpt_path last: no checkpoint to resume from in {searched}. Start without --ckpt_path, "
             "or use --ckpt_path auto to resume when a checkpoint exists and start fresh otherwise."
         )
-    rank_zero_warn(f"--ckpt_path auto: no checkpoint in {searched}; starting a fresh run.")
+    if damaged:
+        rank_zero_warn(f"--ckpt_path auto: no whole checkpoint to resume from: {skipped}; starting a fresh run.")
+    else:
+        rank_zero_warn(f"--ckpt_path auto: no checkpoint in {searched}; starting a fresh run.")
     return None

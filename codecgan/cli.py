@@ -47,9 +47,17 @@ def main(args: list[str] | None = None) -> None:
         raise SystemExit(getattr(importlib.import_module(module_name), function_name)(argv[1:]))
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from codecgan.atomic_checkpoint_io import CheckpointWriteError
     from codecgan.config_error import ConfigError
     from codecgan.data.folder_scan import BadAudioError
-    from codecgan.lightning_cli import CRASH_NOTE, EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_PREEMPTED, build_cli
+    from codecgan.lightning_cli import (
+        CRASH_NOTE,
+        EXIT_BAD_INPUT,
+        EXIT_CHECKPOINT_WRITE_FAILED,
+        EXIT_NONFINITE,
+        EXIT_PREEMPTED,
+        build_cli,
+    )
     from codecgan.nonfinite_guard import NonFiniteTrainingError
 
     try:
@@ -63,6 +71,10 @@ def main(args: list[str] | None = None) -> None:
         # from inside Lightning would only hide it.
         print(f"codecgan: {error}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
+    except CheckpointWriteError as error:
+        # A full disk or an I/O error: the message names the file, the OS error, the free space and the fix.
+        print(f"codecgan: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_CHECKPOINT_WRITE_FAILED) from None
     except NonFiniteTrainingError as error:
         print(f"codecgan: {error} {CRASH_NOTE}", file=sys.stderr)
         raise SystemExit(EXIT_NONFINITE) from None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy
+
+from codecgan.atomic_checkpoint_io import CheckpointWriteError, save_atomically
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,12 @@ class CrashCheckpoint(L.Callback):
     into the buffers only once it has completed). What differs per rank is left out or taken from the writing
     rank: the enhancer's PESQ-lag buffer is not saved (the first discriminator step after resuming gets no
     metric target and counts as a dropped batch), and callback state is the writing rank's. Each rank writes
-    ``<file>.rank<N>.tmp`` and renames it over ``on_exception.ckpt``, so ranks that save together (a peer's
-    failure, SIGTERM, ``NonFiniteTrainingError``) leave one whole file, and a rank killed while writing
-    leaves only its temporary file (deleted when a later fit ends cleanly).
+    through ``save_atomically`` (a temporary file of its own, renamed over ``on_exception.ckpt``), so ranks
+    that save together (a peer's failure, SIGTERM, ``NonFiniteTrainingError``) leave one whole file, and a
+    rank killed while writing leaves only its temporary file (deleted when the next ``codecgan fit`` starts).
+
+    A crash checkpoint that cannot be written (the disk that just refused ``last.ckpt`` is still full) is
+    logged and skipped, so that the run ends with the error that stopped it.
 
     How the job ends when Lightning launched the ranks (``codecgan fit`` with ``devices: N``):
 
@@ -78,10 +82,14 @@ class CrashCheckpoint(L.Callback):
         # Before the first step (bad data, a config error in setup) there is nothing worth resuming,
         # and a checkpoint would make the corrected re-run refuse to start over it.
         if trainer.global_step > 0:
-            if trainer.world_size == 1:
-                trainer.save_checkpoint(self.path(trainer))
-            else:
-                self._save_without_collectives(trainer)
+            try:
+                if trainer.world_size == 1:
+                    trainer.save_checkpoint(self.path(trainer))
+                else:
+                    self._save_without_collectives(trainer)
+            except (CheckpointWriteError, OSError) as error:
+                cause = error.error if isinstance(error, CheckpointWriteError) else error
+                log.error(f"Rank {trainer.global_rank} wrote no crash checkpoint {self.path(trainer)}: {cause}")
 
     def _save_without_collectives(self, trainer: L.Trainer) -> None:
         strategy = trainer.strategy
@@ -94,22 +102,16 @@ class CrashCheckpoint(L.Callback):
             )
             return
         path = self.path(trainer)
-        temporary = path.with_name(f"{path.name}.rank{trainer.global_rank}.tmp")
         # Trainer.save_checkpoint is dump_checkpoint + Strategy.save_checkpoint (rank 0 only) + a barrier.
         # dump_checkpoint is private, but it is the one place that builds the checkpoint dict with every hook
         # (state_dict, on_save_checkpoint, loops, precision). Under DDP it runs no collective of its own, and the
         # one hook that gathers (the enhancer's) skips that while the trainer is interrupted.
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        strategy.checkpoint_io.save_checkpoint(checkpoint, temporary)
-        os.replace(temporary, path)
+        save_atomically(strategy.checkpoint_io, checkpoint, path)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero:
-            path = self.path(trainer)
-            path.unlink(missing_ok=True)
-            # A rank killed while writing its copy leaves its temporary file.
-            for leftover in path.parent.glob(f"{path.name}.rank*.tmp"):
-                leftover.unlink(missing_ok=True)
+            self.path(trainer).unlink(missing_ok=True)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

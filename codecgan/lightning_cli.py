@@ -11,7 +11,8 @@ import warnings
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from codecgan.checkpoint_resolution import resolve_ckpt_path
+from codecgan.atomic_checkpoint_io import remove_interrupted_writes, use_atomic_writes
+from codecgan.checkpoint_resolution import checkpoint_folders, resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
 from codecgan.evaluation.report import EvaluationReport
 from codecgan.gan_module import GANModule
@@ -21,6 +22,9 @@ from codecgan.progress_bar import LoggingStepProgressBar
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a shell reports for a process killed by SIGTERM
+# sysexits.h's EX_IOERR ("an error occurred while doing I/O on some file"): a checkpoint could not be written (a
+# full disk, an I/O error). Above the small statuses Python and argparse use (1, 2), below the 128 + signal range.
+EXIT_CHECKPOINT_WRITE_FAILED = 74
 CRASH_NOTE = "the checkpoint folder holds on_exception.ckpt; resume with --ckpt_path last."
 
 
@@ -32,8 +36,10 @@ class CodecGANCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with Lightning's default progress bar replaced by one that reads the logged values
-        back from the device on logging steps only (a progress bar given in the config is kept)."""
+        back from the device on logging steps only (a progress bar given in the config is kept), and checkpoint
+        writes that never leave a partial file (``AtomicCheckpointIO``, unless the config names a plugin)."""
         trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_writes(trainer.strategy)
         trainer.callbacks = [
             LoggingStepProgressBar() if type(callback) is TQDMProgressBar else callback
             for callback in trainer.callbacks
@@ -55,6 +61,9 @@ class CodecGANCLI(LightningCLI):
         self.config_init[self.subcommand]["ckpt_path"] = resolve_ckpt_path(
             self.config_init[self.subcommand].get("ckpt_path"), self.trainer
         )
+        # No rank writes a checkpoint before fit starts, so any temporary file there is a killed write's.
+        for folder in checkpoint_folders(self.trainer):
+            remove_interrupted_writes(folder)
 
 
 def build_cli(args: list[str] | None, run: bool = True) -> CodecGANCLI:
