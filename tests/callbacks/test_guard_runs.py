@@ -1,4 +1,4 @@
-"""Live tiny fits with a diagnostic callback made to raise (codecgan/callback_faults.py): the run goes on, in one
+"""Live tiny fits with a diagnostic callback made to raise (codecgan/testing/callback_faults.py): the run goes on, in one
 process and in two (gloo), and a ConfigError from a start-up hook still ends it with status 2."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def errors_disable_callbacks(monkeypatch) -> None:
 
 
 def fault(callback: str, step: int, **init_args) -> dict:
-    return {"class_path": "codecgan.callback_faults.RaiseInCallback", "init_args": {"callback": callback, "step": step,
+    return {"class_path": "codecgan.testing.callback_faults.RaiseInCallback", "init_args": {"callback": callback, "step": step,
             **init_args}}  # fmt: skip
 
 
