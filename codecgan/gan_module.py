@@ -43,13 +43,14 @@ from codecgan.compilation import compile_mode, compile_networks
 from codecgan.config_error import ConfigError
 from codecgan.ddp_strategy import DDPRouting, on_any_rank
 from codecgan.discriminator_update_meter import DiscriminatorUpdateMeter
+from codecgan.loop_options import check_loop_options
 from codecgan.nonfinite_guard import NonFiniteGuard
+from codecgan.step_logging import log_training_step
 from codecgan.term_gradients import term_gradient_norms
 from codecgan.weight_loading import load_network_weights
 
 Batch = dict[str, Tensor]
 Forward = dict[str, Any]
-SCHEDULER_INTERVALS = ("step", "epoch")
 
 
 def _no_scheduler(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -105,15 +106,9 @@ class GANModule(L.LightningModule):
         init_from: str | None = None,
     ) -> None:
         super().__init__()
-        if discriminator_start_step < 0:
-            raise ValueError(f"discriminator_start_step must be >= 0, got {discriminator_start_step}.")
-        if discriminator_update_period < 1:
-            raise ValueError(f"discriminator_update_period must be >= 1, got {discriminator_update_period}.")
-        if scheduler_interval not in SCHEDULER_INTERVALS:
-            raise ValueError(f"scheduler_interval must be one of {SCHEDULER_INTERVALS}, got {scheduler_interval!r}.")
-        for name, value in (("grad_clip_g", grad_clip_g), ("grad_clip_d", grad_clip_d)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be a positive number or null, got {value}.")
+        check_loop_options(
+            discriminator_start_step, discriminator_update_period, scheduler_interval, grad_clip_g, grad_clip_d
+        )
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
@@ -259,7 +254,7 @@ class GANModule(L.LightningModule):
         outputs["nonfinite"] = skipped.any()
         self.nonfinite_guard.count(skipped, not_stepped=torch.stack([skipped_g, outputs.pop("not_stepped_d")]))
         if is_logging_step(self.trainer):  # Lightning writes step values on these batches only
-            self._log_step(losses, outputs, train_d)
+            log_training_step(self, losses, outputs, train_d)
         outputs.update(
             loss=losses["loss_g"],
             estimate=detached(forward["estimate"]),
@@ -269,22 +264,6 @@ class GANModule(L.LightningModule):
             d_stepped=train_d,
         )
         return outputs
-
-    def _log_step(self, losses: dict[str, Tensor], outputs: dict[str, Any], train_d: bool) -> None:
-        self.log_dict({f"train/{name}": value for name, value in losses.items() if name not in ("loss_g", "loss_d")})
-        self.log("train/loss_g", losses["loss_g"], prog_bar=True)
-        if train_d:
-            self.log("train/loss_d", losses["loss_d"], prog_bar=True)
-            self.log("diag/d_loss_chance", outputs["d_loss_chance"])
-            self.log_dict({"train/d_real": outputs["d_real"], "train/d_fake": outputs["d_fake"]})
-        self.log("diag/nonfinite_steps", self.nonfinite_steps.float())
-        # The learning rates the next step uses (host floats: no device read); LR_VANISHED reads them.
-        opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
-        self.log_dict({"train/lr_g": opt_g.param_groups[0]["lr"], "train/lr_d": opt_d.param_groups[0]["lr"]})
-        update_ratio = self.discriminator_update.read()  # over the discriminator steps since the last logging step
-        if update_ratio is not None:
-            outputs["d_update_ratio"] = update_ratio
-            self.log("diag/d_update_ratio", update_ratio)
 
     def _discriminator_step(self, opt_d: Any, batch: Batch, forward: Forward, train_d: bool) -> dict[str, Any]:
         if not train_d:
