@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from codecgan.data.file_tree import files_under, missing_file_problem
+
 AUDIO_SUFFIXES = (".wav", ".flac")
 # Frames per read while checking samples: bounds memory for long files.
 SCAN_BLOCK_FRAMES = 1 << 16
@@ -56,18 +58,19 @@ class BadAudioError(ValueError):
 
 
 def list_audio_files(root: str | Path) -> list[Path]:
-    """Every .wav/.flac file under ``root`` (recursive, suffix case-insensitive), sorted by path
-    relative to ``root`` so the order is the same on every machine.
+    """Every .wav/.flac file under ``root`` (recursive, suffix case-insensitive, linked folders and files
+    followed, link cycles entered once, dangling links listed for the header check to name: ``file_tree``),
+    sorted by path relative to ``root`` so the order is the same on every machine.
 
     Raises ``FileNotFoundError`` for a missing root and ``ValueError`` for one without audio.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Audio root {str(root)!r} does not exist or is not a directory.")
-    files = [path for path in root.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file()]
+    files = files_under(root, AUDIO_SUFFIXES)
     if not files:
         raise ValueError(f"Audio root {str(root)!r} holds no {'/'.join(AUDIO_SUFFIXES)} files.")
-    return sorted(files, key=lambda path: path.relative_to(root).as_posix())
+    return files
 
 
 def read_audio_header(path: str | Path) -> AudioHeader | str:
@@ -76,8 +79,9 @@ def read_audio_header(path: str | Path) -> AudioHeader | str:
     Reads the header only (``soundfile.info``), never the samples.
     """
     path = Path(path)
-    if not path.is_file():
-        return "file does not exist"
+    missing = missing_file_problem(path)
+    if missing is not None:
+        return missing
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
     try:
@@ -112,8 +116,9 @@ def check_audio_file(path: str | Path, expect_channels: int | None = None) -> st
     other than ``expect_channels``, and NaN or infinite samples.
     """
     path = Path(path)
-    if not path.is_file():
-        return "file does not exist"
+    missing = missing_file_problem(path)
+    if missing is not None:
+        return missing
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
     try:

@@ -19,6 +19,7 @@ import torchaudio.functional as audio_functional
 from torch import Tensor
 
 from codecgan.data.audio_reading import AudioReadError, decode_channels
+from codecgan.data.file_tree import files_under, missing_file_problem
 from codecgan.data.folder_scan import AUDIO_SUFFIXES
 
 
@@ -46,8 +47,8 @@ class ModelRateAudio:
 
 
 def list_inputs(paths: Iterable[str | Path], suffixes: Sequence[str] = AUDIO_SUFFIXES) -> list[InputFile]:
-    """The inputs named by ``paths`` (files, or folders searched for ``suffixes``, case-insensitive), in the
-    order given, each folder's files sorted by relative path.
+    """The inputs named by ``paths`` (files, or folders searched for ``suffixes``, case-insensitive, linked
+    folders and files followed: ``file_tree``), in the order given, each folder's files sorted by relative path.
 
     A path that is not a folder is taken as a file even when it does not exist (reading it then fails
     and names it). Raises ``ValueError`` for a folder holding no such files, and for two inputs with the
@@ -57,10 +58,7 @@ def list_inputs(paths: Iterable[str | Path], suffixes: Sequence[str] = AUDIO_SUF
         if not path.is_dir():
             inputs.append(InputFile(path, Path(path.stem)))
             continue
-        found = sorted(
-            (file for file in path.rglob("*") if file.suffix.lower() in suffixes and file.is_file()),
-            key=lambda file: file.relative_to(path).as_posix(),
-        )
+        found = files_under(path, suffixes)
         if not found:
             raise ValueError(f"Folder {str(path)!r} holds no {'/'.join(suffixes)} files.")
         inputs += [InputFile(file, file.relative_to(path).with_suffix("")) for file in found]
@@ -78,8 +76,9 @@ def list_inputs(paths: Iterable[str | Path], suffixes: Sequence[str] = AUDIO_SUF
 def read_at_rate(path: str | Path, sample_rate: int) -> ModelRateAudio:
     """Every channel of ``path`` at ``sample_rate`` Hz. Raises ``AudioReadError`` (naming the path) when the
     file is missing or cannot be read as finite, non-empty audio."""
-    if not Path(path).is_file():
-        raise AudioReadError(path, "file does not exist")
+    missing = missing_file_problem(Path(path))
+    if missing is not None:
+        raise AudioReadError(path, missing)
     audio, file_rate = decode_channels(path)
     frames = audio.shape[-1]
     if file_rate != sample_rate:

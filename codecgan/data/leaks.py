@@ -77,7 +77,8 @@ class _Files:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.paths = [str(path) for path in list_audio_files(root)]
+        # A dangling link is no file to compare; the data module's header check names it as a bad file.
+        self.paths = [str(path) for path in list_audio_files(root) if path.exists()]
         stats = [os.stat(path) for path in self.paths]
         self.identity = {(stat.st_dev, stat.st_ino): path for stat, path in zip(stats, self.paths)}
         self.sizes = {path: stat.st_size for stat, path in zip(stats, self.paths)}
