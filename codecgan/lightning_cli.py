@@ -18,6 +18,7 @@ from codecgan.evaluation.report import EvaluationReport
 from codecgan.gan_module import GANModule
 from codecgan.inference.prediction_writer import AudioPredictionWriter
 from codecgan.progress_bar import LoggingStepProgressBar
+from codecgan.strategy_choice import choose_strategy
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
@@ -37,7 +38,16 @@ class CodecGANCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with Lightning's default progress bar replaced by one that reads the logged values
         back from the device on logging steps only (a progress bar given in the config is kept), and checkpoint
-        writes that never leave a partial file (``AtomicCheckpointIO``, unless the config names a plugin)."""
+        writes that never leave a partial file (``AtomicCheckpointIO``, unless the config names a plugin). Several
+        devices run ``gan_ddp`` (``codecgan.strategy_choice``)."""
+        settings = self._get(self.config_init, "trainer", default={})
+        kwargs["strategy"] = choose_strategy(
+            kwargs.get("strategy", settings.get("strategy", "auto")),
+            settings.get("devices", "auto"),
+            settings.get("num_nodes", 1),
+            settings.get("accelerator", "auto"),
+            training=self.subcommand == "fit",
+        )
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_writes(trainer.strategy)
         trainer.callbacks = [

@@ -1,5 +1,5 @@
-"""2-process CPU DDP with the strategy the configs ship (gan_ddp): runs to completion, ranks end identical, and
-each trainable gradient is all-reduced exactly once per batch."""
+"""2-process CPU DDP with the strategy a fit on two devices gets by default (gan_ddp, ``codecgan.strategy_choice``):
+runs to completion, ranks end identical, and each trainable gradient is all-reduced exactly once per batch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.conftest import run_codecgan, tiny_trainer_overlay
 
 def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_once(tmp_path: Path) -> None:
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=4, val_every=2, checkpoint_every=2)
-    overlay["trainer"].update(devices=2, strategy="gan_ddp")
+    overlay["trainer"].update(devices=2)  # no strategy: two devices get gan_ddp
     overlay["trainer"]["callbacks"] += [
         {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
         {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},

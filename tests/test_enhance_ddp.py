@@ -1,5 +1,6 @@
-"""The enhancer under 2-process CPU DDP: ranks stay identical with rank-different PESQ failures, every
-rank's PESQ-lag buffer is checkpointed, and validation PESQ equals the one-process value."""
+"""The enhancer under 2-process CPU DDP (gan_ddp, the default for two devices): ranks stay identical with
+rank-different PESQ failures, every rank's PESQ-lag buffer is checkpointed, and validation PESQ equals the
+one-process value."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.test_ddp import assert_each_gradient_reduced_once
 
 def enhance_overlay(run_dir: Path, devices: int, **trainer) -> dict:
     overlay = tiny_trainer_overlay(run_dir, max_steps=4, val_every=2, checkpoint_every=2)
-    overlay["trainer"].update(devices=devices, strategy="gan_ddp", **trainer)
+    overlay["trainer"].update(devices=devices, **trainer)  # no strategy: fit on two devices gets gan_ddp
     overlay["data"] = {
         "init_args": {
             "crop_seconds": 0.3,
