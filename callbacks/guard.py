@@ -1,6 +1,6 @@
 """The guard around every diagnostic callback: an exception in one of its hooks (or in a diagnosis rule a hook
 runs) disables that callback, on every rank alike, and the training goes on. A diagnostic exists to protect a run;
-it must never be the reason a four-GPU job dies (issue 23).
+it must never be the reason a four-GPU job dies.
 
 **What a failure does.** The rank that raised logs the callback's name, the hook, the step and the traceback once
 (python `logging`, logger `callbacks.guard`); the callback is then disabled: none of its hooks runs again in this
