@@ -62,6 +62,7 @@ def assert_equal_states(state: dict[str, torch.Tensor], expected: dict[str, torc
         assert torch.equal(value, expected[name]), name
 
 
+@pytest.mark.slow
 def test_a_full_disk_ends_the_run_with_its_status_and_resumes_from_the_previous_checkpoint(
     tmp_path: Path, straight_state
 ) -> None:
@@ -89,6 +90,7 @@ def test_a_full_disk_ends_the_run_with_its_status_and_resumes_from_the_previous_
     assert_equal_states(resumed.model.state_dict(), straight_state)
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_save_exits_143_with_whole_checkpoints_and_resumes(tmp_path: Path, straight_state) -> None:
     plugin = {
         "class_path": "tests.checkpoint_faults.SignalMidWriteCheckpointIO",
@@ -112,6 +114,7 @@ def test_sigterm_during_a_save_exits_143_with_whole_checkpoints_and_resumes(tmp_
     assert_equal_states(resumed.model.state_dict(), straight_state)
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_save_keeps_the_previous_checkpoint_and_resume_cleans_up(
     tmp_path: Path, straight_state
 ) -> None:

@@ -21,6 +21,7 @@ MOST_GRAPHS = {"codec_tiny": 4, "enhance_tiny": 5}
 
 
 @pytest.mark.parametrize("config", ["codec_tiny", "enhance_tiny"])
+@pytest.mark.slow
 def test_the_compiled_step_has_no_graph_break_and_no_host_read(config: str, tmp_path: Path) -> None:
     torch._dynamo.reset()
     counters.clear()

@@ -7,11 +7,13 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import run_codecgan, tiny_trainer_overlay
 
 
+@pytest.mark.slow
 def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_once(tmp_path: Path) -> None:
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=4, val_every=2, checkpoint_every=2)
     overlay["trainer"].update(devices=2)  # no strategy: two devices get gan_ddp
@@ -38,6 +40,7 @@ def assert_each_gradient_reduced_once(directory: Path) -> None:
         assert ratio == 1.0, f"rank {rank} all-reduced {ratio:.3f}x the trainable bytes per batch"
 
 
+@pytest.mark.slow
 def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path: Path) -> None:
     """10 validation items, batch 3: 2 ranks get 5 items each (2 and 2 batches), nothing padded."""
     results = {}

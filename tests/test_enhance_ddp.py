@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.conftest import run_codecgan, tiny_trainer_overlay
@@ -30,6 +31,7 @@ def enhance_overlay(run_dir: Path, devices: int, **trainer) -> dict:
     return overlay
 
 
+@pytest.mark.slow
 def test_ranks_stay_identical_and_every_ranks_lag_buffer_is_checkpointed(tmp_path):
     overlay = enhance_overlay(tmp_path / "run", devices=2)
     overlay["trainer"]["callbacks"] += [
@@ -46,6 +48,7 @@ def test_ranks_stay_identical_and_every_ranks_lag_buffer_is_checkpointed(tmp_pat
     assert not torch.equal(buffer["clean_magnitude"][0], buffer["clean_magnitude"][1])  # each rank's own batch
 
 
+@pytest.mark.slow
 def test_drop_batch_skips_the_discriminator_update_on_every_rank_when_one_rank_lost_a_target(tmp_path):
     overlay = enhance_overlay(tmp_path / "run", devices=2, max_steps=6)
     overlay["model"]["init_args"].update(pesq_failure_policy="drop_batch", pesq_lag=0)
@@ -66,6 +69,7 @@ def test_drop_batch_skips_the_discriminator_update_on_every_rank_when_one_rank_l
         assert torch.equal(weights[0][name], weights[1][name]), f"{name} differs between ranks"
 
 
+@pytest.mark.slow
 def test_validation_pesq_is_the_same_on_one_and_two_processes(tmp_path):
     """5 validation items (one silent) on 2 ranks: 3 + 2 items, none padded or counted twice."""
     results = {}

@@ -280,6 +280,7 @@ def final_weights(cli) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in cli.model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_a_resumed_lag_1_run_continues_exactly(tmp_path):
     straight = build_cli(["fit", *tiny_fit_args(tmp_path / "a", max_steps=4, val_every=2, pesq_lag=1)])
     build_cli(["fit", *tiny_fit_args(tmp_path / "b", max_steps=2, val_every=2, pesq_lag=1)])

@@ -72,6 +72,7 @@ def fp16_fit(*overrides: str, faults: list[L.Callback] = (), max_steps: int = 6)
     return trainer, cli.model, watch
 
 
+@pytest.mark.slow
 def test_an_overflow_backs_the_scale_off_and_training_continues() -> None:
     trainer, module, watch = fp16_fit(faults=[NonFiniteFault([3], target="estimate")])
     assert trainer.global_step == 6

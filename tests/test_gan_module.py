@@ -45,6 +45,7 @@ def tiny_fit(tmp_path: Path, max_steps: int, *extra: str, config: str = "codec_t
     return cli, recorder
 
 
+@pytest.mark.slow
 def test_tiny_fit_lowers_reconstruction_loss(tmp_path: Path) -> None:
     # 50 steps: initialised as DAC (zero conv biases) the tiny codec starts closer (mel 86, not 98) and needs
     # longer for the same relative drop (0.64 at 50 steps, 0.87 at 30).

@@ -28,6 +28,7 @@ def test_a_batch_that_does_not_log_never_reads_from_the_device(config: str, tmp_
     assert counts.host_reads == 0, "host reads at:\n" + "\n".join(counts.host_read_stacks)
 
 
+@pytest.mark.slow
 def test_the_dac_size_codec_dispatches_few_ops_and_reads_nothing_back(tmp_path: Path) -> None:
     counts = count_one_batch(EXPERIMENTS / "codec_dac.yaml", tmp_path, keep_stacks=True)
     assert counts.host_reads == 0, "host reads at:\n" + "\n".join(counts.host_read_stacks)

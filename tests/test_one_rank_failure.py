@@ -98,6 +98,7 @@ def failing_overlay(run_dir: Path, failing_rank: int, weights_dir: Path) -> dict
 
 
 @pytest.mark.parametrize("failing_rank", [1, 0])
+@pytest.mark.slow
 def test_exception_on_one_rank_ends_the_job_with_a_checkpoint(tmp_path: Path, failing_rank: int) -> None:
     """Rank 1: it saves and exits while rank 0 waits in the discriminator's buffer broadcast. Rank 0: it saves and
     kills rank 1, which waits for it in that broadcast."""
@@ -113,6 +114,7 @@ def test_exception_on_one_rank_ends_the_job_with_a_checkpoint(tmp_path: Path, fa
         assert torch.equal(value, rank0[name]) and torch.equal(value, rank1[name]), name
 
 
+@pytest.mark.slow
 def test_enhancer_crash_checkpoint_under_ddp_holds_no_pesq_lag_buffer(tmp_path: Path) -> None:
     """The enhancer all-gathers its PESQ-lag buffer when it saves; a crash checkpoint under DDP must not, since
     rank 0 waits in another collective. The buffer is left out, and the PESQ workers end with their rank."""

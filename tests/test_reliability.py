@@ -91,6 +91,7 @@ def test_exception_in_seventh_step_leaves_checkpoint_and_no_worker_processes(tmp
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_nonzero_and_resumes_to_the_straight_result(tmp_path: Path) -> None:
     (tmp_path / "straight").mkdir()
     straight = cli_for(tmp_path / "straight", 8)

@@ -29,6 +29,7 @@ def fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None, 
 @pytest.mark.parametrize(
     ("break_at", "num_workers"), [(5, 0), (8, 0), (5, 1)], ids=["mid-epoch", "epoch-end", "mid-epoch-worker"]
 )
+@pytest.mark.slow
 def test_resume_equals_straight_run(tmp_path: Path, break_at: int, num_workers: int) -> None:
     # 32 items / batch 4 = 8 batches per epoch: 5 is mid-epoch 0, 8 its last batch; 10 is in epoch 1.
     straight = fit(tmp_path, "straight", max_steps=10, num_workers=num_workers)

@@ -70,6 +70,7 @@ def test_a_scheduler_steps_only_when_its_optimizer_stepped(tmp_path: Path) -> No
     assert opt_g.param_groups[0]["lr"] == pytest.approx(0.0003 * 0.5**7)
 
 
+@pytest.mark.slow
 def test_epoch_schedulers_step_once_per_training_epoch(tmp_path: Path) -> None:
     """32 items at batch 4: 8 batches per epoch, 16 steps = 2 epochs = 2 scheduler steps for each network."""
     cli = tiny_cli(

@@ -41,6 +41,7 @@ SMOKE = {
 CODEC_WARMUP_CODES = {"NEGATIVE_SNR", "AMPLITUDE_UNSTABLE"}
 
 
+@pytest.mark.slow
 def test_reduced_zoo_names_each_fault_and_nothing_on_the_control(tmp_path: Path) -> None:
     by_name = {entry.name: entry for entry in ZOO}
     entries = [dataclasses.replace(by_name[name], extra_args=args) for name, args in SMOKE.items()]

@@ -176,6 +176,7 @@ def test_a_collective_outside_the_declared_sync_moments_is_refused(monkeypatch) 
         Undeclared().on_validation_batch_end(FakeTrainer(world_size=2), FakeModule(), {}, None, 0)
 
 
+@pytest.mark.slow
 def test_two_ranks_stop_together_wherever_a_hook_raises(tmp_path: Path) -> None:
     """Two gloo processes (tests/callbacks/guard_vote_script.py): failures before, between and after a sync
     moment's collectives, outside sync moments, and on both ranks; the collectives stay paired."""

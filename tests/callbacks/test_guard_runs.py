@@ -78,6 +78,7 @@ def test_a_config_error_from_a_start_up_hook_still_ends_the_run_with_status_2(tm
     assert "codecgan: Injected failure in DataLeakCheck.on_fit_start" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_process_run_finishes_when_callbacks_raise_on_one_rank(tmp_path: Path) -> None:
     """Rank 1 raises in DiscriminatorHealth at a logging step before its collective, and in CodebookUsage at a
     batch where it does no collective; rank 0 raises in SignalStats after its validation collective."""

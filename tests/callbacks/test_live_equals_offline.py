@@ -61,6 +61,7 @@ CALLBACKS = [
 ]
 
 
+@pytest.mark.slow
 def test_live_alarms_at_the_end_of_a_fit_equal_diagnose_of_its_logs(tmp_path: Path, capsys) -> None:
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=16, val_every=4, checkpoint_every=100)
     overlay["trainer"]["callbacks"] += CALLBACKS

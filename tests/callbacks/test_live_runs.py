@@ -31,6 +31,7 @@ def find(trainer: L.Trainer, kind: type) -> object:
     return next(callback for callback in trainer.callbacks if type(callback).__name__ == kind.__name__)
 
 
+@pytest.mark.slow
 def test_random_validation_crops_raise_eval_nondeterministic(tmp_path: Path, capsys) -> None:
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=12, val_every=6, checkpoint_every=100)
     overlay["trainer"]["callbacks"].append({"class_path": "callbacks.EvalDeterminism"})
@@ -76,6 +77,7 @@ class SilentClipRecorder(L.Callback):
             self.had_silent_clip.append(bool((batch["clean"].abs().amax(dim=(1, 2)) == 0).any()))
 
 
+@pytest.mark.slow
 def test_pesq_none_rate_is_the_fraction_of_batches_with_a_silent_clip(tmp_path: Path) -> None:
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=8, val_every=100, checkpoint_every=100)
     overlay["trainer"].update(limit_val_batches=0, log_every_n_steps=4)
@@ -100,6 +102,7 @@ def test_pesq_none_rate_is_the_fraction_of_batches_with_a_silent_clip(tmp_path: 
     assert health.none_rate == sum(recorder.had_silent_clip) / 8
 
 
+@pytest.mark.slow
 def test_two_process_ddp_counts_equal_one_process(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     script = ROOT / "tests" / "callbacks" / "ddp_counts_script.py"

@@ -104,6 +104,7 @@ def diagnose(run_dir: Path, capsys) -> list[dict]:
     return [f for f in json.loads(capsys.readouterr().out) if f["code"] == "RESUME_DISCONTINUITY"]
 
 
+@pytest.mark.slow
 def test_real_resumes_exact_and_with_the_learning_rate_changed(tmp_path: Path, capsys) -> None:
     """24 batches (logged at 1, 3, ..., 23; checkpoints every 10), resumed from step 20 to 32 and from step 30 to 36;
     and a copy resumed from step 20 with the generator's learning rate ×30 in the checkpoint (optimizer and

@@ -53,6 +53,7 @@ def confirm_json(run: Path, capsys, *args: str) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_confirm_confirms_random_validation_crops_and_reuses_its_arms(fault_run: Path, capsys) -> None:
     verdicts = confirm_json(fault_run, capsys, "--code", "EVAL_NONDETERMINISTIC", "--steps", str(CONFIRM_STEPS))
     assert len(verdicts) == 1
@@ -117,6 +118,7 @@ def test_a_folder_that_is_not_a_run_is_refused_in_one_line(tmp_path: Path, capsy
     assert capsys.readouterr().err.startswith("codecgan confirm: error:")
 
 
+@pytest.mark.slow
 def test_the_control_run_with_fixed_crops_has_no_finding_to_confirm(tmp_path: Path, capsys) -> None:
     control = tiny_codec_run(tmp_path, "center")
     verdicts = confirm_json(control, capsys, "--code", "EVAL_NONDETERMINISTIC", "--steps", str(CONFIRM_STEPS))

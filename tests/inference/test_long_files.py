@@ -4,6 +4,7 @@ see the whole window, at a length whose whole-file attention still fits a test."
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from codecgan.data.noise import make_noise, mix_at_snr
@@ -21,6 +22,7 @@ def snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_a_60_second_file_in_windows_equals_the_whole_file_through_the_codec(codec_run):
     codec = load(codec_run.checkpoint)
     audio = synthesize_speech(60 * SAMPLE_RATE + 17, SAMPLE_RATE, seed=3)[None, None]  # not a multiple of the hop
