@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## Create .venv and install codecgan with its dev extras (about 2 minutes the first time).
 
-test: $(STAMP)  ## Lint (ruff check, ruff format --check), then the fast test suite (about 9 minutes on 2 CPU cores).
+test: $(STAMP)  ## Lint (ruff check, ruff format --check), then the fast test suite (under 8 minutes on 2 CPU cores).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q
@@ -26,10 +26,10 @@ format: $(STAMP)  ## Format the code and apply ruff's safe fixes (what `make tes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test-slow: $(STAMP)  ## Run only the slow tests.
+test-slow: $(STAMP)  ## Run the end-to-end tests marked slow (about 25 minutes on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -m slow
 
-demo: $(STAMP)  ## Train the tiny codec on synthetic speech (3-4 minutes on 2 CPU cores).
+demo: $(STAMP)  ## Train the tiny codec on synthetic speech and diagnose its run (about 4.5 minutes on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) -m codecgan.demo
 
 tensorboard: $(STAMP)  ## Open TensorBoard on runs/ (the dashboard is under Custom Scalars).
