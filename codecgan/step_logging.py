@@ -5,16 +5,17 @@ logging reads nothing back from the device beyond what Lightning's logger does."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import lightning as L
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from codecgan.gan_module import GANModule
 
-
-def log_training_step(module: GANModule, losses: dict[str, Tensor], outputs: dict[str, Any], train_d: bool) -> None:
-    """Log one batch's values under ``train/`` and ``diag/``; adds ``d_update_ratio`` to ``outputs`` when known.
+def log_training_step(
+    module: L.LightningModule, losses: dict[str, Tensor], outputs: dict[str, Any], train_d: bool
+) -> None:
+    """Log one batch's values under ``train/`` and ``diag/`` from ``module``, a ``GANModule``; adds ``d_update_ratio``
+    to ``outputs`` when known.
 
     ``diag/d_update_ratio`` covers the discriminator steps since the previous logging step; the learning rates
     are host floats (``LR_VANISHED`` reads them)."""

@@ -97,6 +97,7 @@ def test_confirm_confirms_random_validation_crops_and_reuses_its_arms(fault_run:
     assert "In run" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_code_the_run_does_not_show_has_no_finding_and_nothing_runs(fault_run: Path, capsys) -> None:
     verdicts = confirm_json(fault_run, capsys, "--code", "LENGTH_MISMATCH")
     assert [(v["code"], v["verdict"]) for v in verdicts] == [("LENGTH_MISMATCH", "no finding")]
