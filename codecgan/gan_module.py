@@ -40,10 +40,9 @@ from torch.nn.utils import parametrize
 from codecgan import optimizer_steps
 from codecgan.cadence import is_logging_step
 from codecgan.compilation import compile_mode, compile_networks
-from codecgan.config_error import ConfigError
 from codecgan.ddp_strategy import DDPRouting, on_any_rank
 from codecgan.discriminator_update_meter import DiscriminatorUpdateMeter
-from codecgan.loop_options import check_loop_options
+from codecgan.loop_options import check_discriminator_takes, check_loop_options
 from codecgan.nonfinite_guard import NonFiniteGuard
 from codecgan.step_logging import log_training_step
 from codecgan.term_gradients import term_gradient_norms
@@ -166,15 +165,7 @@ class GANModule(L.LightningModule):
 
     def check_crop_length(self, crop: int) -> None:
         """Fail at start, naming the key, when ``crop``-sample crops are too short for the discriminator."""
-        try:
-            with torch.no_grad():
-                self.discriminator(torch.zeros(1, 1, crop, device=self.device))
-        except RuntimeError as error:
-            raise ConfigError(
-                f"data.crop_seconds gives {crop}-sample crops, too short for the discriminator "
-                f"({type(self.discriminator).__name__}) to process: {error}. Use longer crops or "
-                "smaller discriminator windows/periods."
-            ) from None
+        check_discriminator_takes(self.discriminator, crop, self.device)
 
     def trained(self, network: nn.Module) -> nn.Module:
         """``network`` as the step that trains it must call it: through its own DDP wrapper under ``gan_ddp``

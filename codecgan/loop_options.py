@@ -1,7 +1,11 @@
-"""The checks on `GANModule`'s loop settings, run when the module is built: a bad value fails at start-up with
-a `ConfigError` that names its `model.init_args` key, the value and what is allowed."""
+"""The checks on `GANModule`'s settings: the loop's, when the module is built, and the crop length against the
+discriminator, when fit starts. A bad value fails at start-up with a `ConfigError` that names its key, the value
+and what is allowed."""
 
 from __future__ import annotations
+
+import torch
+from torch import nn
 
 from codecgan.config_error import ConfigError
 
@@ -33,3 +37,18 @@ def check_loop_options(
     for name, value in (("grad_clip_g", grad_clip_g), ("grad_clip_d", grad_clip_d)):
         if value is not None and value <= 0:
             raise ConfigError(f"model.init_args.{name} must be a positive number or null, got {value}.")
+
+
+def check_discriminator_takes(discriminator: nn.Module, crop: int, device: torch.device) -> None:
+    """Raise `ConfigError` naming ``data.crop_seconds`` when ``discriminator`` cannot process ``crop``-sample
+    crops (``[1, 1, crop]`` zeros, without gradients): a window or period longer than the crop fails here, not at
+    the first training step."""
+    try:
+        with torch.no_grad():
+            discriminator(torch.zeros(1, 1, crop, device=device))
+    except RuntimeError as error:
+        raise ConfigError(
+            f"data.crop_seconds gives {crop}-sample crops, too short for the discriminator "
+            f"({type(discriminator).__name__}) to process: {error}. Use longer crops or "
+            "smaller discriminator windows/periods."
+        ) from None
