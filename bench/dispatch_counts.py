@@ -14,7 +14,9 @@ ops; both are visible on the CPU too, where they can be counted exactly and repe
 from __future__ import annotations
 
 import collections
+import contextlib
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,14 @@ class _CountingMode(TorchDispatchMode):
         if name == HOST_READ and self.keep_stacks and not self.in_optimizer:
             self.counts.host_read_stacks.append("".join(traceback.format_stack(limit=12)[:-2]))
         return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def counting_ops() -> Iterator[DispatchCounts]:
+    """Count every ATen op dispatched inside the ``with`` block (all under ``outside``: no optimizer is told apart)."""
+    counts = DispatchCounts()
+    with _CountingMode(counts, keep_stacks=False):
+        yield counts
 
 
 class BatchDispatchCounter(L.Callback):

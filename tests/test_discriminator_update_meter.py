@@ -3,24 +3,13 @@ its cost of four foreach ops per step."""
 
 from __future__ import annotations
 
-import collections
 import math
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from bench.dispatch_counts import counting_ops
 from codecgan.discriminator_update_meter import DiscriminatorUpdateMeter
-
-
-class CountOps(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: collections.Counter = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[str(func)] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def parameters() -> list[torch.Tensor]:
@@ -71,7 +60,7 @@ def test_a_step_costs_four_foreach_ops_whatever_the_number_of_tensors() -> None:
     params = [torch.nn.Parameter(torch.randn(3, 3)) for _ in range(20)]
     with meter.measuring(params):  # the first step also makes the sums
         pass
-    with CountOps() as counted, meter.measuring(params):
+    with counting_ops() as counted, meter.measuring(params):
         pass
-    assert sum(counted.ops.values()) == 4, counted.ops
-    assert all("_foreach_" in op for op in counted.ops), counted.ops
+    assert sum(counted.outside.values()) == 4, counted.outside
+    assert all("_foreach_" in op for op in counted.outside), counted.outside

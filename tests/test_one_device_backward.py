@@ -3,25 +3,13 @@ fewer per parameter tensor; other strategies, and calls with arguments, get ``lo
 
 from __future__ import annotations
 
-import collections
-
 import torch
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
+from bench.dispatch_counts import counting_ops
 from codecgan import optimizer_steps
 from codecgan.optimizer_steps import accumulate_gradients
-
-
-class CountOps(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: collections.Counter = collections.Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[str(func)] += 1
-        return func(*args, **(kwargs or {}))
 
 
 class Network(nn.Module):
@@ -62,12 +50,12 @@ def test_a_fresh_backward_saves_one_op_per_parameter_tensor() -> None:
     for how in ("backward", "grad"):
         network = nn.Sequential(*[nn.Linear(8, 8) for _ in range(5)])  # 10 parameter tensors
         loss = network(torch.randn(4, 8)).square().sum()
-        with CountOps() as counted:
+        with counting_ops() as counted:
             if how == "backward":
                 loss.backward()
             else:
                 accumulate_gradients(loss, list(network.parameters()))
-        counts[how] = sum(counted.ops.values())
+        counts[how] = sum(counted.outside.values())
     assert counts["backward"] - counts["grad"] == 10, counts
 
 
