@@ -7,13 +7,13 @@ a shared checkpoint volume), the move is a copy that opens the final name for wr
 error or a kill during that copy truncates the previous ``last.ckpt``. It also holds a second copy of the
 checkpoint in host memory.
 
-``replace_atomically`` writes to a temporary name in the checkpoint's own folder, fsyncs it, renames it onto
-the final name with ``os.replace`` and fsyncs the folder. A reader then sees the old file or the new one, never
-part of one, even after a power loss; a write that fails removes its temporary file and raises
-``CheckpointWriteError``, whose message names the file, the OS error, the free space and what to do. A process
-killed during a write (``SIGKILL``, the OOM killer) leaves its temporary file, ``<name>.<random>.tmp``, which
-``remove_interrupted_writes`` deletes when the next fit starts. The price: replacing a checkpoint needs room for
-the new one beside the old one until the rename.
+``replace_atomically`` writes through ``codecgan.atomic_file.written_atomically``: to a temporary name in the
+checkpoint's own folder, fsynced, renamed onto the final name with ``os.replace``, the folder fsynced. A reader
+then sees the old file or the new one, never part of one, even after a power loss; a write that fails removes
+its temporary file and raises ``CheckpointWriteError``, whose message names the file, the OS error, the free
+space and what to do. A process killed during a write (``SIGKILL``, the OOM killer) leaves its temporary file,
+``<name>.<random>.tmp``, which ``remove_interrupted_writes`` deletes when the next fit starts. The price:
+replacing a checkpoint needs room for the new one beside the old one until the rename.
 
 ``AtomicCheckpointIO`` is the ``CheckpointIO`` that writes this way; ``codecgan fit`` installs it unless the
 config names a checkpoint plugin of its own. ``CrashCheckpoint`` writes through ``save_atomically``, so its
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -33,8 +32,9 @@ import torch
 from lightning.fabric.plugins import CheckpointIO, TorchCheckpointIO
 from lightning.pytorch.strategies import Strategy
 
-# ``<final name>.<random>.tmp``: never matched by the ``*.ckpt`` patterns that resuming and ModelCheckpoint read.
-TEMPORARY_SUFFIX = ".tmp"
+# Temporary names, ``<final name>.<random>.tmp``, never match the ``*.ckpt`` patterns that resuming and
+# ModelCheckpoint read.
+from codecgan.atomic_file import TEMPORARY_SUFFIX, written_atomically
 
 log = logging.getLogger(__name__)
 
@@ -72,44 +72,21 @@ def os_error_in(error: BaseException) -> OSError | None:
 
 
 def replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Make ``path`` hold what ``write`` writes into the temporary file it is given, or leave it as it was.
+    """Make ``path`` hold what ``write`` writes into the temporary file it is given, or leave it as it was
+    (``codecgan.atomic_file.written_atomically``).
 
     Raises:
         CheckpointWriteError: the write, the fsync or the rename failed with an ``OSError`` (a full disk, an
             I/O error, a lost network mount); the temporary file is removed.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A random name, so that ranks saving the same file at once (CrashCheckpoint) each write their own; not
-    # tempfile.mkstemp, whose files are private to the user (mode 0600) where a checkpoint takes the umask's mode.
-    temporary = path.with_name(f"{path.name}.{secrets.token_hex(8)}{TEMPORARY_SUFFIX}")
     try:
-        write(temporary)
-        fsync(temporary)
-        os.replace(temporary, path)
-    except BaseException as error:
-        temporary.unlink(missing_ok=True)
+        with written_atomically(path) as temporary:
+            write(temporary)
+    except Exception as error:
         cause = os_error_in(error)
-        if cause is None or not isinstance(error, Exception):
+        if cause is None:
             raise
         raise CheckpointWriteError(path, cause) from error
-    fsync_folder(path.parent)
-
-
-def fsync(path: Path) -> None:
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable. Some file systems (and Windows) refuse to fsync a folder; the
-    rename is atomic there all the same, only not yet on disk after a power loss."""
-    try:
-        fsync(folder)
-    except OSError:
-        pass
 
 
 def save_atomically(checkpoint_io: CheckpointIO, checkpoint: dict[str, Any], path: Path) -> None:

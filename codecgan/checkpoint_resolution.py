@@ -12,16 +12,14 @@ week-long run that silently restarts. codecgan resolves the path itself:
   checkpoints, so two runs never mix in one folder.
 - a path: used as given, after the same check that it is whole.
 
-"Whole" is checked on the file's zip structure, not by loading it: ``torch.save`` writes a zip archive
-whose central directory comes last, so a file cut short at any byte (a full disk, a copy or a write
-killed midway) lacks it. Reading it costs milliseconds for any size (about 10 ms on a 500 MB checkpoint,
-against 1-4 s for ``torch.load``), and every rank does it at start-up. A file skipped for this is named in
-a warning together with the one used instead.
+"Whole" is checked on the file's zip structure, not by loading it (``codecgan.saved_file_damage``): a file
+cut short at any byte lacks the archive's central directory, which ``torch.save`` writes last. It costs
+milliseconds for any size, and every rank does it at start-up. A file skipped for this is named in a warning
+together with the one used instead.
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from lightning.pytorch import Trainer
@@ -29,6 +27,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
 from codecgan.config_error import ConfigError
+from codecgan.saved_file_damage import saved_file_damage as checkpoint_damage
 
 RESUME_PATTERNS = ("last*.ckpt", "on_exception*.ckpt", "hpc_ckpt_*.ckpt")
 
@@ -60,18 +59,6 @@ def modification_time(path: Path) -> float:
 def newest_checkpoint(folders: list[Path]) -> Path | None:
     candidates = resume_candidates(folders)
     return candidates[0] if candidates else None
-
-
-def checkpoint_damage(path: Path) -> str | None:
-    """Why ``path`` is not a whole ``torch.save`` file, or None when it is (see the module docstring)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        return f"not a whole zip archive ({error}), as a full disk or a killed write leaves a checkpoint"
-    if not any(name.endswith("data.pkl") for name in names):
-        return "not a checkpoint written by torch.save (its archive holds no data.pkl)"
-    return None
 
 
 def newest_whole_checkpoint(folders: list[Path]) -> tuple[Path | None, list[str]]:

@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from codecgan.atomic_checkpoint_io import remove_interrupted_writes, use_atomic_writes
+from codecgan.checkpoint_fit import check_checkpoint_fits, check_checkpoint_whole
 from codecgan.checkpoint_resolution import checkpoint_folders, resolve_ckpt_path
 from codecgan.data.datamodule import AudioDataModule
 from codecgan.evaluation.report import EvaluationReport
@@ -35,6 +36,14 @@ class CodecGANCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.init_args.sample_rate", "model.init_args.sample_rate")
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then refuse a ``--ckpt_path`` file that is cut short before LightningCLI ``torch.load``s it (for
+        the hyperparameters it may hold), which would fail with a traceback."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_checkpoint_whole(self.config[subcommand].get("ckpt_path"))
+
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with Lightning's default progress bar replaced by one that reads the logged values
         back from the device on logging steps only (a progress bar given in the config is kept), and checkpoint
@@ -56,14 +65,19 @@ class CodecGANCLI(LightningCLI):
         ]
         return trainer
 
+    def before_validate(self) -> None:
+        check_checkpoint_fits(self.config_init[self.subcommand].get("ckpt_path"), self.model)
+
     def before_test(self) -> None:
         """``codecgan test`` writes the evaluation report (table, metrics.json, metrics.csv) into the run folder."""
+        check_checkpoint_fits(self.config_init[self.subcommand].get("ckpt_path"), self.model)
         if not any(isinstance(callback, EvaluationReport) for callback in self.trainer.callbacks):
             self.trainer.callbacks.append(EvaluationReport())
 
     def before_predict(self) -> None:
         """``codecgan predict`` writes its outputs as files: into ``<default_root_dir>/predictions`` unless the config
         gives an ``AudioPredictionWriter``."""
+        check_checkpoint_fits(self.config_init[self.subcommand].get("ckpt_path"), self.model)
         if not any(isinstance(callback, AudioPredictionWriter) for callback in self.trainer.callbacks):
             self.trainer.callbacks.append(AudioPredictionWriter(f"{self.trainer.default_root_dir}/predictions"))
 

@@ -13,6 +13,7 @@ from codecgan.data.collate import collate_padded
 from codecgan.data.crops import CROP_MODES, CroppedDataset
 from codecgan.data.excerpt_recipe import ExcerptRecipe
 from codecgan.data.excerpts import ExcerptDataset
+from codecgan.data.folder_scan import BadAudioError
 from codecgan.data.item_audio import SHORT_ITEM_FILLS
 from codecgan.data.noise import SyntheticNoisySpeech
 from codecgan.data.prediction_files import PredictionFiles, one_item
@@ -125,7 +126,7 @@ class AudioDataModule(L.LightningDataModule):
             if split in self.datasets:
                 continue
             directory = self.dirs[split]
-            base = self.folder_dataset(directory) if directory else self.synthetic_dataset(split)
+            base = self._folder_dataset(split, directory) if directory else self.synthetic_dataset(split)
             seed = self.seed + SPLITS.index(split)
             if split != "train":
                 mode = self.test_crop if split == "test" else self.val_crop
@@ -145,6 +146,16 @@ class AudioDataModule(L.LightningDataModule):
                     base, self.crop_samples, "random", seed, short_items=self.short_items, recipe=self.recipe(split)
                 )
             self.datasets[split] = dataset
+
+    def _folder_dataset(self, split: str, directory: str) -> Dataset:
+        """``folder_dataset(directory)``; a folder that is missing, empty or cannot be listed is a ``ConfigError``
+        naming the config key (a broken file stays a ``BadAudioError``, which lists the files)."""
+        try:
+            return self.folder_dataset(directory)
+        except BadAudioError:
+            raise
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"data.init_args.{split}_dir: {error}") from None
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -41,6 +41,17 @@ def _visit(folder: Path, ancestors: frozenset[tuple[int, int]], suffixes: tuple[
                 found.append(path)
 
 
+def unlistable_folder_problem(root: Path, error: OSError) -> str:
+    """A sentence for ``files_under(root, ...)`` failing with ``error`` (a folder under ``root`` that this user may
+    not list, a lost network mount): names the folder and the fix."""
+    folder = str(error.filename or root)
+    where = "" if folder == str(root) else f" (under {str(root)!r})"
+    return (
+        f"Folder {folder!r}{where} cannot be listed: {error.strerror or error}. Give this user read and search "
+        "access to it (chmod u+rx), or leave it out."
+    )
+
+
 def missing_file_problem(path: Path) -> str | None:
     """Why ``path`` names no readable regular file, as a sentence, or ``None`` when it is one."""
     if path.is_file():

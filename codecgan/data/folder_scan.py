@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from codecgan.data.file_tree import files_under, missing_file_problem
+from codecgan.data.file_tree import files_under, missing_file_problem, unlistable_folder_problem
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 # Frames per read while checking samples: bounds memory for long files.
@@ -62,14 +62,20 @@ def list_audio_files(root: str | Path) -> list[Path]:
     followed, link cycles entered once, dangling links listed for the header check to name: ``file_tree``),
     sorted by path relative to ``root`` so the order is the same on every machine.
 
-    Raises ``FileNotFoundError`` for a missing root and ``ValueError`` for one without audio.
+    Raises ``FileNotFoundError`` for a missing root and ``ValueError`` for one without audio or one that cannot be
+    listed (no permission).
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Audio root {str(root)!r} does not exist or is not a directory.")
-    files = files_under(root, AUDIO_SUFFIXES)
+    try:
+        files = files_under(root, AUDIO_SUFFIXES)
+    except OSError as error:
+        raise ValueError(unlistable_folder_problem(root, error)) from None
     if not files:
-        raise ValueError(f"Audio root {str(root)!r} holds no {'/'.join(AUDIO_SUFFIXES)} files.")
+        raise ValueError(
+            f"Audio root {str(root)!r} holds no {'/'.join(AUDIO_SUFFIXES)} files; pass a folder that does."
+        )
     return files
 
 

@@ -19,7 +19,7 @@ import torchaudio.functional as audio_functional
 from torch import Tensor
 
 from codecgan.data.audio_reading import AudioReadError, decode_channels
-from codecgan.data.file_tree import files_under, missing_file_problem
+from codecgan.data.file_tree import files_under, missing_file_problem, unlistable_folder_problem
 from codecgan.data.folder_scan import AUDIO_SUFFIXES
 
 
@@ -51,16 +51,19 @@ def list_inputs(paths: Iterable[str | Path], suffixes: Sequence[str] = AUDIO_SUF
     folders and files followed: ``file_tree``), in the order given, each folder's files sorted by relative path.
 
     A path that is not a folder is taken as a file even when it does not exist (reading it then fails
-    and names it). Raises ``ValueError`` for a folder holding no such files, and for two inputs with the
-    same output name."""
+    and names it). Raises ``ValueError`` for a folder holding no such files or one that cannot be listed (no
+    permission), and for two inputs with the same output name."""
     inputs: list[InputFile] = []
     for path in map(Path, paths):
         if not path.is_dir():
             inputs.append(InputFile(path, Path(path.stem)))
             continue
-        found = files_under(path, suffixes)
+        try:
+            found = files_under(path, suffixes)
+        except OSError as error:
+            raise ValueError(unlistable_folder_problem(path, error)) from None
         if not found:
-            raise ValueError(f"Folder {str(path)!r} holds no {'/'.join(suffixes)} files.")
+            raise ValueError(f"Folder {str(path)!r} holds no {'/'.join(suffixes)} files; pass a folder that does.")
         inputs += [InputFile(file, file.relative_to(path).with_suffix("")) for file in found]
     first_with_name: dict[Path, Path] = {}
     for item in inputs:

@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from codecgan.atomic_file import written_atomically
+
 # How each measure is headed in the table; others are headed by their names.
 HEADINGS = {
     "pesq_wb": "PESQ wb",
@@ -39,7 +41,8 @@ class EvaluationReport(L.Callback):
     - ``metrics.json``: per system and measure the mean over the utterances that have a value, how many have one,
       and the files of those that do not (a failed PESQ is listed, never averaged in as a zero);
 
-    and logs the table of means. Under DDP every rank's rows are gathered (each utterance is tested once).
+    each written whole or not at all (``codecgan.atomic_file``), and logs the table of means. Under DDP every rank's
+    rows are gathered (each utterance is tested once).
     """
 
     def __init__(self) -> None:
@@ -68,7 +71,8 @@ class EvaluationReport(L.Callback):
         folder.mkdir(parents=True, exist_ok=True)
         summary = summarise(rows)
         write_csv(rows, folder / "metrics.csv")
-        (folder / "metrics.json").write_text(json.dumps(summary, indent=1, allow_nan=False))
+        with written_atomically(folder / "metrics.json") as temporary:
+            temporary.write_text(json.dumps(summary, indent=1, allow_nan=False))
         rank_zero_info(
             format_table(summary) + f"\nPer-utterance scores: {folder / 'metrics.csv'}; means: "
             f"{folder / 'metrics.json'}"
@@ -117,8 +121,9 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write the per-utterance scores to ``path``, whole or not at all (``codecgan.atomic_file``)."""
     measures = measures_of(rows)
-    with path.open("w", newline="") as file:
+    with written_atomically(path) as temporary, temporary.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["utterance", "file", "system", *measures])
         for row in rows:

@@ -1,5 +1,7 @@
 """The audio an inference run writes: back at the input file's rate and length, or at the model's, as 32-bit
-float WAV, which keeps an output that exceeds full scale instead of clipping it.
+float WAV, which keeps an output that exceeds full scale instead of clipping it. A file appears under its name
+only once it is whole (``codecgan.atomic_file``): a run that fails or is killed midway leaves no truncated WAV
+that looks finished.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import torch
 import torchaudio.functional as audio_functional
 from torch import Tensor
 
+from codecgan.atomic_file import written_atomically
+
 
 def to_file_rate(audio: Tensor, sample_rate: int, file_sample_rate: int, file_frames: int) -> Tensor:
     """``audio`` ``[channels, T]`` at ``sample_rate`` back at the file's rate and exact length:
@@ -21,7 +25,9 @@ def to_file_rate(audio: Tensor, sample_rate: int, file_sample_rate: int, file_fr
 
 
 def write_wav(path: str | Path, audio: Tensor, sample_rate: int) -> None:
-    """Write ``audio`` ``[channels, T]`` as a 32-bit float WAV, creating the folders on the way."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), audio.detach().float().cpu().T.numpy(), sample_rate, subtype="FLOAT")
+    """Write ``audio`` ``[channels, T]`` as a 32-bit float WAV, whole or not at all, creating the folders on the
+    way."""
+    samples = audio.detach().float().cpu().T.numpy()
+    with written_atomically(path) as temporary:
+        # The format is named: the temporary name ends in .tmp, from which soundfile cannot tell it.
+        soundfile.write(str(temporary), samples, sample_rate, format="WAV", subtype="FLOAT")

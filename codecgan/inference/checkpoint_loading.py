@@ -97,6 +97,20 @@ def generator_state_dict(checkpoint: dict[str, Any], path: str | PathLike) -> di
     return weights
 
 
+def weights_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, torch.Tensor]) -> str | None:
+    """How the ``saved`` weights differ from the ``expected`` ones (names and shapes), as one sentence, or ``None``
+    when they fit: what ``load_state_dict`` would refuse, said in a line instead of a list of every key."""
+    missing = sorted(expected.keys() - saved.keys())
+    unexpected = sorted(saved.keys() - expected.keys())
+    reshaped = sorted(name for name in expected.keys() & saved.keys() if expected[name].shape != saved[name].shape)
+    parts = [
+        f"{len(names)} {what} (e.g. {names[0]})"
+        for names, what in ((missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape"))
+        if names
+    ]
+    return f"{', '.join(parts)} of {len(expected)} weights" if parts else None
+
+
 def load(
     checkpoint: str | PathLike, config: str | PathLike | None = None, map_location: str | torch.device = "cpu"
 ) -> nn.Module:
@@ -113,6 +127,13 @@ def load(
     # On the CPU first: the checkpoint also holds both optimizers' states, which the device need not see.
     saved = torch.load(Path(checkpoint), map_location="cpu", weights_only=True)
     generator = instantiate(spec.class_path, spec.init_args)
-    generator.load_state_dict(generator_state_dict(saved, checkpoint))
+    weights = generator_state_dict(saved, checkpoint)
+    mismatch = weights_mismatch(generator.state_dict(), weights)
+    if mismatch is not None:
+        raise ValueError(
+            f"{checkpoint}'s generator weights do not fit the {type(generator).__name__} that {config_path} builds: "
+            f"{mismatch}. Pass the config.yaml of the run that wrote the checkpoint with --config."
+        )
+    generator.load_state_dict(weights)
     generator.sample_rate = spec.sample_rate
     return generator.to(map_location).eval()

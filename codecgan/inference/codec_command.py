@@ -23,11 +23,12 @@ from torch import nn
 from codecgan.data.input_files import InputFile, list_inputs, read_at_rate
 from codecgan.inference.audio_writing import to_file_rate, write_wav
 from codecgan.inference.codec_chunks import CodecChunking, decode_in_chunks, encode_in_chunks
-from codecgan.inference.codes_file import CODES_SUFFIX, CodesFile, CodesFileError, bitrate_kbps
+from codecgan.inference.codes_file import CODES_SUFFIX, ENCODE_AGAIN, CodesFile, CodesFileError, bitrate_kbps
 from codecgan.inference.file_runs import (
     CommandError,
     add_model_arguments,
     load_generator,
+    prepare_output_folder,
     report_start_failure,
     run_over_files,
 )
@@ -73,6 +74,7 @@ def _start(command: str, argv: list[str]) -> tuple[argparse.Namespace, nn.Module
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}.")
     generator = load_generator(args, "codec", CODEC_METHODS)
     inputs = list_inputs(args.inputs, (CODES_SUFFIX,)) if command == "decode" else list_inputs(args.inputs)
+    prepare_output_folder(args.out)
     return args, generator, inputs, CodecChunking(chunk_seconds=args.chunk_seconds)
 
 
@@ -137,13 +139,17 @@ def check_fits(codes_file: CodesFile, generator: nn.Module, path: str | Path) ->
             path,
             f"written by a codec at {written[0]} Hz, hop {written[1]}, {codes_file.n_codebooks} codebooks of "
             f"{written[2]} codes; this checkpoint's is at {here[0]} Hz, hop {here[1]}, {generator.n_codebooks} "
-            f"codebooks of {here[2]} codes.",
+            f"codebooks of {here[2]} codes; decode it with the checkpoint of the codec that wrote it.",
         )
     codes, frames = codes_file.codes, codes_file.codes.shape[-1]
     if codes.numel() and not 0 <= int(codes.min()) <= int(codes.max()) < codes_file.codebook_size:
-        raise CodesFileError(path, f"codes outside [0, {codes_file.codebook_size}): the file is damaged.")
+        problem = f"codes outside [0, {codes_file.codebook_size}): the file is damaged; {ENCODE_AGAIN}."
+        raise CodesFileError(path, problem)
     if not 0 < codes_file.length <= frames * codes_file.hop_length:
-        problem = f"length {codes_file.length} does not fit {frames} frames of {codes_file.hop_length} samples."
+        problem = (
+            f"length {codes_file.length} does not fit {frames} frames of {codes_file.hop_length} samples: the file is "
+            f"damaged; {ENCODE_AGAIN}."
+        )
         raise CodesFileError(path, problem)
 
 

@@ -24,8 +24,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from codecgan.atomic_file import written_atomically
+from codecgan.saved_file_damage import saved_file_damage
+
 CODES_SUFFIX = ".pt"
 FORMAT = "codecgan-codes/1"
+ENCODE_AGAIN = "encode its audio again with codecgan encode"
 _INTEGERS = ("n_codebooks", "codebook_size", "hop_length", "sample_rate", "length", "input_sample_rate", "input_length")
 
 
@@ -65,28 +69,38 @@ class CodesFile:
         return bitrate_kbps(self.n_codebooks, self.codebook_size, self.sample_rate, self.hop_length)
 
     def save(self, path: str | Path) -> None:
-        """Write to ``path``, creating its folders; codes are stored in the smallest integer type that holds them."""
+        """Write to ``path``, whole or not at all (``codecgan.atomic_file``), creating its folders; codes are stored
+        in the smallest integer type that holds them."""
         dtype = torch.int16 if self.codebook_size <= 2**15 else torch.int32
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         fields = {name: int(getattr(self, name)) for name in _INTEGERS}
-        torch.save({"format": FORMAT, "codes": self.codes.detach().cpu().to(dtype), **fields}, path)
+        with written_atomically(path) as temporary:
+            torch.save({"format": FORMAT, "codes": self.codes.detach().cpu().to(dtype), **fields}, temporary)
 
     @classmethod
     def load(cls, path: str | Path) -> CodesFile:
-        """Read a file ``save`` wrote; raises ``CodesFileError`` naming ``path`` when it is not one."""
+        """Read a file ``save`` wrote; raises ``CodesFileError`` naming ``path`` and the fix, in one line, when it is
+        not one (missing, cut short, another kind of file)."""
+        if not Path(path).is_file():
+            raise CodesFileError(path, "file does not exist")
+        damage = saved_file_damage(Path(path))
+        if damage is not None:
+            raise CodesFileError(path, f"not a codes file: it is {damage}; {ENCODE_AGAIN}.")
         try:
             saved = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise CodesFileError(path, "file does not exist") from None
-        except Exception as error:  # torch.load raises pickle, zip and runtime errors for non-codes files
-            raise CodesFileError(path, f"not a codes file ({type(error).__name__}: {error})") from None
+        except Exception as error:  # torch.load raises pickle, zip and runtime errors, of several lines, for others
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise CodesFileError(
+                path, f"not a codes file ({type(error).__name__}: {first_line}); {ENCODE_AGAIN}."
+            ) from None
         if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-            raise CodesFileError(path, f"not a codes file written by codecgan encode (no format {FORMAT!r}).")
+            raise CodesFileError(
+                path, f"not a codes file written by codecgan encode (no format {FORMAT!r}); {ENCODE_AGAIN}."
+            )
         missing = [name for name in _INTEGERS if not isinstance(saved.get(name), int)]
         if missing:
-            raise CodesFileError(path, f"the codes file lacks {', '.join(missing)}.")
+            raise CodesFileError(path, f"the codes file lacks {', '.join(missing)}; {ENCODE_AGAIN}.")
         codes = saved.get("codes")
         if not isinstance(codes, Tensor) or codes.dim() != 3 or codes.shape[1] != saved.get("n_codebooks"):
-            raise CodesFileError(path, "codes are not [channels, n_codebooks, frames] with n_codebooks codebooks.")
+            problem = "codes are not [channels, n_codebooks, frames] with n_codebooks codebooks"
+            raise CodesFileError(path, f"{problem}; {ENCODE_AGAIN}.")
         return cls(codes.long(), **{name: int(saved[name]) for name in _INTEGERS if name != "n_codebooks"})

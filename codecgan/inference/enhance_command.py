@@ -20,6 +20,7 @@ from codecgan.inference.file_runs import (
     CommandError,
     add_model_arguments,
     load_generator,
+    prepare_output_folder,
     report_start_failure,
     run_over_files,
 )
@@ -60,6 +61,7 @@ def enhance_main(argv: list[str]) -> int:
         sample_rate = generator.sample_rate
         settings.samples(sample_rate)  # fails now, not on the first file, when the windows do not fit
         inputs = list_inputs(args.inputs)
+        prepare_output_folder(args.out)
     except (CommandError, ValueError) as error:
         return report_start_failure("enhance", error)
     rate = "each input's rate" if args.keep_rate else f"{sample_rate} Hz"

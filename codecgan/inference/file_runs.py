@@ -2,12 +2,15 @@
 generator, and one pass over the inputs with a progress bar, where a file that fails is named and skipped.
 
 Exit statuses: 0 when every file was written; 2 when a file failed (the others are still written) or the
-command could not start (no checkpoint, no config, a folder without inputs, a generator of the other family).
+command could not start (a checkpoint missing, cut short or of the other family, no config, a folder without
+inputs or one that cannot be listed, an output folder that cannot be written). Each problem is one line that
+names the file and the fix. Outputs are written whole or not at all (``codecgan.atomic_file``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +23,10 @@ from codecgan.data.audio_reading import AudioReadError
 from codecgan.data.input_files import InputFile
 from codecgan.inference.checkpoint_loading import load
 from codecgan.inference.codes_file import CodesFileError
+from codecgan.saved_file_damage import saved_file_damage
 
 EXIT_FAILED = 2
+EXAMPLE = "runs/<name>/checkpoints/last.ckpt"
 
 # handle(input, on_chunk) processes and writes one input, calling on_chunk(done, total) after each window.
 FileHandler = Callable[[InputFile, Callable[[int, int], None]], None]
@@ -33,9 +38,7 @@ class CommandError(Exception):
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """``--ckpt``, ``--config``, ``--out`` and ``--device``."""
-    parser.add_argument(
-        "--ckpt", required=True, help="checkpoint written by codecgan fit (e.g. runs/x/checkpoints/last.ckpt)"
-    )
+    parser.add_argument("--ckpt", required=True, help=f"checkpoint written by codecgan fit (e.g. {EXAMPLE})")
     parser.add_argument(
         "--config", default=None, help="the run's config.yaml (default: found next to the checkpoint's folder)"
     )
@@ -44,19 +47,49 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_generator(args: argparse.Namespace, family: str, required: Sequence[str]) -> nn.Module:
-    """The checkpoint's generator on ``args.device``; raises ``CommandError`` when it cannot be loaded or lacks
-    one of the ``required`` methods (a generator of the other ``family``)."""
+    """The checkpoint's generator on ``args.device``; raises ``CommandError`` when it is missing, cut short (a full
+    disk, a copy killed midway), cannot be loaded, or lacks one of the ``required`` methods (a generator of the
+    other ``family``)."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    checkpoint = Path(args.ckpt)
+    if not checkpoint.is_file():
+        raise CommandError(f"--ckpt {checkpoint}: no such file; pass a checkpoint written by codecgan fit ({EXAMPLE}).")
+    damage = saved_file_damage(checkpoint)
+    if damage is not None:
+        raise CommandError(
+            f"--ckpt {checkpoint} is {damage}. Pass a whole checkpoint: another of the run's (its folder holds "
+            "step*.ckpt besides last.ckpt) or a fresh copy."
+        )
     try:
-        generator = load(args.ckpt, args.config, map_location=device)
-    except Exception as error:  # a missing file, a bad config, a file that is no checkpoint: all end the command
-        raise CommandError(f"could not load {args.ckpt}: {type(error).__name__}: {error}") from None
+        generator = load(checkpoint, args.config, map_location=device)
+    except Exception as error:  # a bad config, a file that is no checkpoint, weights of another model
+        raise CommandError(f"could not load {checkpoint}: {first_line(error)}") from None
     if not all(callable(getattr(generator, name, None)) for name in required):
         raise CommandError(
             f"{args.ckpt} holds a {type(generator).__name__}, not a {family} generator (one with "
             f"{', '.join(required)}); use a checkpoint of the {family} family."
         )
     return generator
+
+
+def prepare_output_folder(out: str | Path) -> None:
+    """Create ``out`` and check that this user may write into it; raises ``CommandError`` naming it otherwise, so
+    that a folder without permission is one message, not one failure per input."""
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(
+            f"--out {folder}: cannot be created ({error.strerror or error}); pass a folder you may write to."
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--out {folder}: this user may not write into it; pass a folder you may write to.")
+
+
+def first_line(error: BaseException) -> str:
+    """``Type: message``, the message cut to its first line: torch and pickle errors run to many lines."""
+    message = str(error).strip()
+    return f"{type(error).__name__}: {message.splitlines()[0] if message else ''}"
 
 
 def run_over_files(command: str, inputs: Sequence[InputFile], out: str | Path, handle: FileHandler) -> int:
