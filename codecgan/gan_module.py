@@ -34,6 +34,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
@@ -69,6 +70,9 @@ class GANModule(L.LightningModule):
             schedule reads in epochs (CMGAN: StepLR halving every 30 epochs) whatever the number of GPUs.
         discriminator_start_step: batches of generator-only warm-up before the discriminator trains
             and the adversarial terms enter the generator loss.
+        discriminator_warmup_steps: batches of discriminator-only warm-up: the generator is frozen (no backward, no
+            optimizer step, its scheduler waits) while the discriminator trains and its loss terms are still
+            logged. For a run started from a generator alone (a released DAC model, ``init_from``).
         discriminator_update_period: the discriminator steps on every ``period``-th batch. The
             schedule depends only on the step counter, so it is identical on every rank (a per-rank
             random skip desynchronises DDP, NeMo #7209).
@@ -82,7 +86,8 @@ class GANModule(L.LightningModule):
         compile_backend: ``torch.compile`` backend; ``aot_eager`` traces forward and backward without
             generating kernels (a quick check for graph breaks).
         init_from: a ``codecgan fit`` checkpoint whose generator and discriminator weights a fresh run starts
-            from (``codecgan.weight_loading``); a run resumed with ``--ckpt_path`` restores its own checkpoint.
+            from, or a DAC model file (``weights.pth``) for the generator alone (``codecgan.weight_loading``); a
+            run resumed with ``--ckpt_path`` restores its own checkpoint.
     """
 
     def __init__(
@@ -103,10 +108,16 @@ class GANModule(L.LightningModule):
         compile: bool | str = False,
         compile_backend: str = "inductor",
         init_from: str | None = None,
+        discriminator_warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         check_loop_options(
-            discriminator_start_step, discriminator_update_period, scheduler_interval, grad_clip_g, grad_clip_d
+            discriminator_start_step,
+            discriminator_update_period,
+            scheduler_interval,
+            grad_clip_g,
+            grad_clip_d,
+            discriminator_warmup_steps,
         )
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
@@ -115,6 +126,7 @@ class GANModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.discriminator_start_step = discriminator_start_step
         self.discriminator_update_period = discriminator_update_period
+        self.discriminator_warmup_steps = discriminator_warmup_steps
         self.grad_clip_g, self.grad_clip_d = grad_clip_g, grad_clip_d
         self.discriminator_first = discriminator_first
         self.compile_mode, self.compile_backend = compile_mode(compile), compile_backend
@@ -157,7 +169,9 @@ class GANModule(L.LightningModule):
     # ---------------------------------------------------------------------------- optimization
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.init_from is not None:
-            load_network_weights({"generator": self.generator, "discriminator": self.discriminator}, self.init_from)
+            networks = {"generator": self.generator, "discriminator": self.discriminator}
+            # A codec's sample rate, checked against a DAC model file's.
+            load_network_weights(networks, self.init_from, getattr(self, "sample_rate", None))
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         crop = getattr(datamodule, "crop_samples", None)
         if stage == "fit" and crop is not None:
@@ -193,8 +207,16 @@ class GANModule(L.LightningModule):
         opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
         optimizer_steps.check_optimizers(self.trainer, {"optimizer_g": opt_g, "optimizer_d": opt_d})
 
+    def generator_trains_at(self, step: int) -> bool:
+        return step >= self.discriminator_warmup_steps
+
     def on_train_start(self) -> None:
         self._fit_start_step, self._batches_this_fit = self.global_step, 0
+        if not self.generator_trains_at(self.global_step):
+            rank_zero_info(
+                f"Discriminator warm-up: the generator stays frozen until step {self.discriminator_warmup_steps} "
+                f"(model.init_args.discriminator_warmup_steps) while the discriminator trains."
+            )
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
@@ -211,8 +233,10 @@ class GANModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.read_step_counters()
         if self.scheduler_interval == "epoch":
-            for scheduler in self.lr_schedulers():
-                scheduler.step()
+            scheduler_g, scheduler_d = self.lr_schedulers()
+            if self.generator_trains_at(self.global_step - 1):  # it waits out the warm-up
+                scheduler_g.step()
+            scheduler_d.step()
 
     def read_step_counters(self) -> None:
         """Read the device-side counters (a host sync; at logging steps only) and check the step count."""
@@ -223,7 +247,8 @@ class GANModule(L.LightningModule):
         opt_g, opt_d = self.optimizers()
         step = self.global_step
         train_d = self.discriminator_trains_at(step)
-        forward = self.generator_forward(batch)
+        with torch.set_grad_enabled(self.generator_trains_at(step)):  # no graph (nor DDP reduction) for a frozen one
+            forward = self.generator_forward(batch)
 
         outputs: dict[str, Any] = {}
         if self.discriminator_first:
@@ -234,7 +259,8 @@ class GANModule(L.LightningModule):
             outputs.update(self._discriminator_step(opt_d, batch, forward, train_d))
         if self.scheduler_interval == "step":
             scheduler_g, scheduler_d = self.lr_schedulers()
-            self.nonfinite_guard.step_scheduler(scheduler_g, 0)
+            if self.generator_trains_at(step):
+                self.nonfinite_guard.step_scheduler(scheduler_g, 0)
             if train_d:  # the discriminator's schedule counts its own updates
                 self.nonfinite_guard.step_scheduler(scheduler_d, 1)
 
@@ -276,6 +302,8 @@ class GANModule(L.LightningModule):
         return extra
 
     def _generator_step(self, opt_g: Any, batch: Batch, forward: Forward, step: int) -> dict[str, Any]:
+        if not self.generator_trains_at(step):
+            return self._frozen_generator_step(opt_g, batch, forward)
         adversarial = step >= self.discriminator_start_step
         outputs: dict[str, Any] = {}
         # Weight-normed weights computed once per network in each step (the discriminator's may be called
@@ -292,6 +320,18 @@ class GANModule(L.LightningModule):
         losses["loss_g"] = loss_g.detach()
         outputs.update(extra, grad_norm_g=grad_norm, losses=losses, skipped_g=skipped)
         return outputs
+
+    def _frozen_generator_step(self, opt_g: Any, batch: Batch, forward: Forward) -> dict[str, Any]:
+        """The discriminator warm-up's generator step: its loss terms for the log, no backward, no update; the batch
+        still counts one step."""
+        with torch.no_grad(), parametrize.cached():
+            terms, extra = self.generator_loss(batch, forward, True)
+            stacked = torch.stack(list(terms.values()))
+        optimizer_steps.count_without_stepping(opt_g)
+        losses = {**dict(zip(terms, stacked.unbind())), "loss_g": stacked.sum()}
+        not_skipped = torch.zeros((), dtype=torch.bool, device=self.device)
+        nan = torch.full((), math.nan, device=self.device)
+        return {**extra, "grad_norm_g": nan, "losses": losses, "skipped_g": not_skipped}
 
     def _backward_and_clip(
         self, loss: Tensor, optimizer: Any, network: nn.Module, clip: float | None

@@ -18,12 +18,24 @@ def check_loop_options(
     scheduler_interval: str,
     grad_clip_g: float | None,
     grad_clip_d: float | None,
+    discriminator_warmup_steps: int = 0,
 ) -> None:
     """Raise `ConfigError` for the first loop setting that cannot work."""
     if discriminator_start_step < 0:
         raise ConfigError(
             f"model.init_args.discriminator_start_step must be >= 0 (batches of generator-only warm-up), "
             f"got {discriminator_start_step}."
+        )
+    if discriminator_warmup_steps < 0:
+        raise ConfigError(
+            f"model.init_args.discriminator_warmup_steps must be >= 0 (batches of discriminator-only warm-up), "
+            f"got {discriminator_warmup_steps}."
+        )
+    if discriminator_warmup_steps and discriminator_start_step:
+        raise ConfigError(
+            f"model.init_args.discriminator_warmup_steps ({discriminator_warmup_steps}, the generator frozen) and "
+            f"discriminator_start_step ({discriminator_start_step}, the discriminator idle) would leave both networks "
+            "idle at the start: set one of them to 0."
         )
     if discriminator_update_period < 1:
         raise ConfigError(

@@ -140,6 +140,14 @@ def step(trainer: Any, optimizer: LightningOptimizer, skip: Tensor, counted: boo
             del raw.found_inf
 
 
+def count_without_stepping(optimizer: LightningOptimizer) -> None:
+    """Advance ``trainer.global_step`` by one as a step of ``optimizer`` would, without touching the weights or the
+    optimizer state: the generator's batches of the discriminator warm-up. These are the hooks Lightning's manual
+    loop gives ``optimizer.step()`` (verified by ``check_step_count``)."""
+    optimizer._on_before_step()
+    optimizer._on_after_step()
+
+
 def backward(loss: Tensor, parameters: Iterable[Tensor], strategy: Strategy, *args: Any, **kwargs: Any) -> None:
     """Add the gradients of ``loss`` to the ``.grad`` of each of ``parameters`` that requires one: with
     ``accumulate_gradients`` on one device, with ``loss.backward(*args, **kwargs)`` under any other strategy or

@@ -2,28 +2,42 @@
 
 Unlike resuming (``--ckpt_path``, ``codecgan.checkpoint_resolution``), only the weights are taken: optimizers,
 schedulers and step counters start anew from this run's config, so a changed learning rate or loss weight applies.
-``codecgan confirm`` starts each arm of an experiment this way from the run it diagnoses.
+``codecgan confirm`` starts each arm of an experiment this way from the run it diagnoses. A DAC model file (its
+released ``weights.pth``) starts a codec run's generator alone, the discriminator fresh (``codecgan.dac_initialisation``).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 
 import torch
 from torch import nn
 
 from codecgan.config_error import ConfigError
+from codecgan.dac_initialisation import is_dac_weights, load_dac_generator
 
 CONFIG_KEY = "model.init_args.init_from"
 
 
-def load_network_weights(networks: dict[str, nn.Module], checkpoint: str) -> None:
+def load_network_weights(networks: dict[str, nn.Module], checkpoint: str, sample_rate: int | None = None) -> None:
     """Load each of ``networks`` (by name: ``generator``, ``discriminator``) from the ``state_dict`` entries
-    ``<name>.*`` of the ``codecgan fit`` checkpoint file ``checkpoint``; a ``ConfigError`` names what is missing or
-    does not fit."""
+    ``<name>.*`` of the ``codecgan fit`` checkpoint file ``checkpoint``, or the generator alone from a DAC model file,
+    checked against its settings and ``sample_rate`` (Hz; ``None``: not compared). A ``ConfigError`` names what is
+    missing or does not fit."""
     if not os.path.isfile(checkpoint):
         raise ConfigError(f"{CONFIG_KEY}: no checkpoint file {checkpoint}.")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True).get("state_dict", {})
+    try:
+        loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(
+            f"{CONFIG_KEY}: {checkpoint} holds objects other than tensors and plain values, which are not loaded "
+            "unchecked (a codecgan checkpoint or a DAC weights.pth holds none)."
+        ) from None
+    if is_dac_weights(loaded):
+        load_dac_generator(networks["generator"], loaded, checkpoint, sample_rate)
+        return
+    state = loaded.get("state_dict", {})
     for name, network in networks.items():
         weights = {key[len(name) + 1 :]: value for key, value in state.items() if key.startswith(name + ".")}
         if not weights:

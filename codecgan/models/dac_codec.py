@@ -166,6 +166,8 @@ class CodecGenerator(nn.Module):
         hop_length: samples per latent frame.
         codebook_size: codes per codebook.
         n_codebooks: number of codebooks.
+        architecture: the arguments that fix the layers and their shapes, by name (`latent_dim` resolved); a DAC
+            weights file's settings are checked against them (`codecgan.dac_initialisation`).
     """
 
     def __init__(
@@ -190,6 +192,16 @@ class CodecGenerator(nn.Module):
         latent_dim = encoder_dim * 2 ** len(encoder_strides) if latent_dim is None else latent_dim
         self.hop_length = math.prod(encoder_strides)
         self.latent_dim = latent_dim
+        self.architecture = {
+            "encoder_dim": encoder_dim,
+            "encoder_strides": list(encoder_strides),
+            "latent_dim": latent_dim,
+            "decoder_dim": decoder_dim,
+            "decoder_strides": list(decoder_strides),
+            "n_codebooks": n_codebooks,
+            "codebook_size": codebook_size,
+            "codebook_dim": codebook_dim,
+        }
         self.codebook_size = codebook_size
         self.n_codebooks = n_codebooks
         self.encoder = Encoder(encoder_dim, encoder_strides, latent_dim)
