@@ -63,12 +63,14 @@ class FixtureAudio(L.LightningDataModule):
 
 
 class Recorder(L.Callback):
-    """Each validation's estimate, and both networks' weights after each training batch."""
+    """Each validation's estimate, and both networks' weights and schedulers' step counts after each training
+    batch."""
 
     def __init__(self) -> None:
         self.estimates: list[torch.Tensor] = []
         self.generator: list[torch.Tensor] = []
         self.discriminator: list[torch.Tensor] = []
+        self.scheduler_steps: list[list[int]] = []
 
     @staticmethod
     def flat(network: torch.nn.Module) -> torch.Tensor:
@@ -80,6 +82,7 @@ class Recorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.generator.append(self.flat(pl_module.generator))
         self.discriminator.append(self.flat(pl_module.discriminator))
+        self.scheduler_steps.append([config.scheduler.last_epoch for config in trainer.lr_scheduler_configs])
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self.estimates.append(outputs["estimate"].clone())
@@ -121,6 +124,7 @@ def test_a_fit_from_dacs_weights_validates_as_dac_reconstructs_and_warms_up_the_
         for weights in (recorder.generator, recorder.discriminator)
     ]
     assert changed == [[False, False, True, True], [True, True, True, True]]
+    assert recorder.scheduler_steps == [[0, 0], [0, 1], [0, 2], [1, 3], [2, 4]]  # the generator's waits
     assert cli.trainer.global_step == 4
     assert not torch.equal(recorder.estimates[2], recorder.estimates[1])
 
