@@ -22,10 +22,17 @@ class DiagnosticCallback(GuardedCallback):
     loggers, once each) and into `self.history`, runs the diagnosis rules on that history, and keeps each rule's alarm
     in step with its current finding.
 
-    The history keeps every point (no cap), so a rule's answer live is its answer on the run's logs however long the
-    run. `codes` names the rules a callback evaluates; `rule_settings()` gives the settings they run with, which the
-    first diagnostic callback of the run writes, with every diagnostic callback's constructor arguments and the model
-    family, into the text entry `diag/config` when training starts (rank 0), for `codecgan diagnose` to use.
+    The history keeps every point unless a callback bounds it, so a rule's answer live is its answer on the run's logs.
+    Where the step series would grow with a long run's logging steps, a callback bounds them only as far as its rules
+    still answer as on every point: LossSpikes (512 points per loss term, with the spikes found kept in its state) and
+    ResumeContinuity (the resume rule's window, 33 points) keep the newest points; DivergenceMonitor and
+    LearningRateHealth keep the newest 512 points of each step series as logged and, before them, a summary per
+    validation interval that their rules read alike (`callbacks/history_compaction.py`). The other histories grow by
+    their logging points; `python -m bench.history_growth` measures each per 100k steps.
+
+    `codes` names the rules a callback evaluates; `rule_settings()` gives the settings they run with, which the first
+    diagnostic callback of the run writes, with every diagnostic callback's constructor arguments and the model family,
+    into the text entry `diag/config` when training starts (rank 0), for `codecgan diagnose` to use.
 
     `state_dict()` holds the alarms, the history and whatever `_extra_state()` returns, all tensors and Python
     primitives, so a resumed run continues its windows and alarms exactly. Sums not yet reduced across ranks are
