@@ -4,13 +4,16 @@ its logging steps, and the rules that read the series at round granularity give 
 A rule that reads a step series only through its rounds (`MetricHistory.aligned`: the median of the interval since
 the previous round; `lr_vanished`: the latest value at or before each round and the peak so far) reads the same
 numbers when each closed interval's points are replaced by a summary that keeps them: the interval's median at the
-round's step, or its largest and its last point. The newest RECENT_POINTS points of a series stay as logged.
+round's step, or its largest and its last point. A rule that reads a series through conditions on consecutive
+points (a condition held for `patience` points in a row, its first and its last point, a trailing window) reads the
+same when the middle of each run of points that share a label is dropped (`thin_runs`). The newest RECENT_POINTS
+points of a series stay as logged.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Hashable, Mapping
 
 from codecgan.diagnosis.history import MetricHistory, Point
 from codecgan.diagnosis.trends import median
@@ -22,15 +25,17 @@ RECENT_POINTS = 512
 Summary = Callable[[list[Point], Point], list[Point]]
 
 
-def compact_between_rounds(history: MetricHistory, tag: str, rounds: list[Point], summary: Summary) -> None:
+def compact_between_rounds(
+    history: MetricHistory, tag: str, rounds: list[Point], summary: Summary, recent: int = RECENT_POINTS
+) -> None:
     """Replace the points of `tag` in each closed round interval (previous round's step, round's step] older than its
-    newest RECENT_POINTS by `summary(points, round)`, for the rounds (points with steps, in step order) wholly in
+    newest `recent` points by `summary(points, round)`, for the rounds (points with steps, in step order) wholly in
     that older part. Points without a step are left alone."""
     tag = history.resolve(tag) or tag
     points = history.series(tag)
-    if len(points) <= RECENT_POINTS or not rounds or any(p.step is None for p in points + rounds):
+    if len(points) <= recent or not rounds or any(p.step is None for p in points + rounds):
         return
-    oldest_recent = points[-RECENT_POINTS].step
+    oldest_recent = points[-recent].step
     ends = [r.step for r in rounds if r.step < oldest_recent]  # intervals closed before the recent points
     if not ends:
         return
@@ -68,3 +73,70 @@ def drop_zeros_before(history: MetricHistory, tag: str) -> None:
     if len(points) > RECENT_POINTS:
         old, recent = points[:-RECENT_POINTS], points[-RECENT_POINTS:]
         history.replace(tag, [p for p in old if p.value != 0] + recent)
+
+
+Labels = Callable[[list[Point]], list[Hashable | None]]
+
+
+def thin_runs(history: MetricHistory, tag: str, labels: Labels, ends: Mapping[Hashable, tuple[int, int]]) -> None:
+    """Drop the middle of each run of consecutive points of `tag` that share a label, in the part older than its newest
+    RECENT_POINTS: a run labelled L keeps its first and last points, `ends[L]` = (head, tail) of them; a point labelled
+    None stays. `labels(points)` labels each point of the series (from its value, and its index for a rule that skips
+    the first few points, which then label them None), so a thinned series labels its points as before. Runs are
+    taken over the whole series: one that goes on into the newest points keeps its head."""
+    tag = history.resolve(tag) or tag
+    points = history.series(tag)
+    kept = run_ends_kept(points, labels, ends)
+    if not all(kept):
+        history.replace(tag, [p for p, keep in zip(points, kept) if keep])
+
+
+def run_ends_kept(points: list[Point], labels: Labels, ends: Mapping[Hashable, tuple[int, int]]) -> list[bool]:
+    """For each point, whether `thin_runs` keeps it."""
+    old = len(points) - RECENT_POINTS
+    if old <= 0:
+        return [True] * len(points)
+    marks, kept, start = labels(points), [], 0
+    while start < len(points):
+        stop = start + 1
+        while stop < len(points) and marks[stop] == marks[start]:
+            stop += 1
+        head, tail = (stop, stop) if marks[start] is None else ends[marks[start]]
+        kept += [i >= old or i - start < head or stop - 1 - i < tail for i in range(start, stop)]
+        start = stop
+    return kept
+
+
+def flag_runs(flag: Callable[[float], bool], skip_first: int = 0, finite_only: bool = False) -> Labels:
+    """Labels for a rule that flags each point by its value (`flag`) and looks for `patience` flagged points in a row:
+    "flagged" or "clear"; the first `skip_first` points (a warm-up the rule judges by index) None; non-finite values,
+    which a `finite_only` rule skips, "skipped"."""
+
+    def labels(points: list[Point]) -> list[Hashable | None]:
+        return [
+            None
+            if i < skip_first
+            else "skipped"
+            if finite_only and not math.isfinite(p.value)
+            else "flagged"
+            if flag(p.value)
+            else "clear"
+            for i, p in enumerate(points)
+        ]
+
+    return labels
+
+
+def flag_run_ends(patience: int) -> dict[Hashable, tuple[int, int]]:
+    """What a `patience` rule reads of `flag_runs` runs: a flagged run's first `patience` points (where it is first
+    sustained, and the window it reports) and its last (where it last held); one point of a clear run (it still breaks
+    the flagged runs around it); no skipped point."""
+    return {"flagged": (patience, 1), "clear": (0, 1), "skipped": (0, 0)}
+
+
+def keep_recent(history: MetricHistory, tag: str) -> None:
+    """Keep only the newest RECENT_POINTS points of `tag`: for a series a rule reads only at its last point."""
+    tag = history.resolve(tag) or tag
+    points = history.series(tag)
+    if len(points) > RECENT_POINTS:
+        history.replace(tag, points[-RECENT_POINTS:])
