@@ -22,10 +22,29 @@ class DiagnosticCallback(GuardedCallback):
     loggers, once each) and into `self.history`, runs the diagnosis rules on that history, and keeps each rule's alarm
     in step with its current finding.
 
-    The history keeps every point (no cap), so a rule's answer live is its answer on the run's logs however long the
-    run. `codes` names the rules a callback evaluates; `rule_settings()` gives the settings they run with, which the
-    first diagnostic callback of the run writes, with every diagnostic callback's constructor arguments and the model
-    family, into the text entry `diag/config` when training starts (rank 0), for `codecgan diagnose` to use.
+    The history keeps every point unless a callback bounds it, so a rule's answer live is its answer on the run's logs.
+    Where a step series would grow with a long run's logging steps, a callback bounds it only as far as its rules still
+    answer as on every point, and keeps its newest points as logged (512; DiscriminatorHealth 1024):
+    - LossSpikes (512 points per loss term, with the spikes found kept in its state) and ResumeContinuity (the resume
+      rule's window, 33 points) keep only those.
+    - DivergenceMonitor and LearningRateHealth keep before them a summary per validation interval that their rules
+      read alike (`callbacks/history_compaction.py`): they grow with the rounds.
+    - DiscriminatorHealth keeps, of each closed epoch before them, the points that keep its epoch medians and its
+      medians between validation rounds (`callbacks/median_thinning.py`), and the ends of the update ratio's frozen
+      stretches: it grows with the rounds (a few points per series and round).
+    - GradientBalance, CodebookUsage and MetricDiscriminatorMonitor keep before them the ends of the stretches in which
+      their rule's condition holds or fails (`thin_runs`): they grow with the times it changes. Their series read only
+      at the last point (the codebook entropy in bits, the dead codes, the metric discriminator's training error) keep
+      only the newest points.
+    - Tags no rule reads are logged but not kept (`unread_tags`: DiscriminatorHealth's `diag/fm_to_early` and
+      `diag/grad_norm_d`, GradientBalance's `diag/grad_norm_term/*`).
+    Not bounded: PesqHealth's rates (its rule takes the median of every one), and the series of one point per
+    validation round (SignalStats, EvalDeterminism, the quality values, the metric discriminator's validation values),
+    which grow with the rounds. `python -m bench.history_growth` measures each per 100k steps.
+
+    `codes` names the rules a callback evaluates; `rule_settings()` gives the settings they run with, which the first
+    diagnostic callback of the run writes, with every diagnostic callback's constructor arguments and the model family,
+    into the text entry `diag/config` when training starts (rank 0), for `codecgan diagnose` to use.
 
     `state_dict()` holds the alarms, the history and whatever `_extra_state()` returns, all tensors and Python
     primitives, so a resumed run continues its windows and alarms exactly. Sums not yet reduced across ranks are
@@ -38,6 +57,8 @@ class DiagnosticCallback(GuardedCallback):
     """
 
     codes: tuple[str, ...] = ()
+    # Prefixes of tags a callback logs but does not keep in its history: no rule reads them.
+    unread_tags: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.alarms = AlarmBook()
@@ -51,13 +72,14 @@ class DiagnosticCallback(GuardedCallback):
         on_epoch: bool = False,
         log: bool = True,
     ) -> None:
-        """Add `values` to the history at this step and epoch, and log them (already reduced across ranks): epoch
-        values with `log_epoch_value` (no `sync_dist`: they are alike on every rank), step values with
-        `_write_step_values` at this step (any batch: a measurement taken every N batches is written at the step it
-        was taken)."""
+        """Add `values` but the `unread_tags` to the history at this step and epoch, and log them all (already
+        reduced across ranks): epoch values with `log_epoch_value` (no `sync_dist`: they are alike on every rank), step
+        values with `_write_step_values` at this step (any batch: a measurement taken every N batches is written at the
+        step it was taken)."""
         step, epoch = logged_step(trainer), trainer.current_epoch
         for tag, value in values.items():
-            self.history.add(tag, value, step, epoch)
+            if not tag.startswith(self.unread_tags):
+                self.history.add(tag, value, step, epoch)
         if log and on_epoch:
             for tag, value in values.items():
                 log_epoch_value(pl_module, tag, value)

@@ -10,10 +10,13 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import reduce_sum
+from callbacks.history_compaction import flag_run_ends, flag_runs, keep_recent, thin_runs
 from callbacks.sync_moments import every_n_batches
 from codecgan.cadence import is_logging_step, logged_step
 from codecgan.diagnosis import tags
+from codecgan.diagnosis.history import Point
 from codecgan.diagnosis.rules import codebook_collapse
+from codecgan.diagnosis.rules.training_health import COLLAPSE_ENTROPY_FRACTION, COLLAPSE_PATIENCE
 
 
 def code_counts(codes: torch.Tensor, codebook_size: int, frames_valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -97,6 +100,19 @@ class CodebookUsage(DiagnosticCallback):
             values[f"{tags.DEAD_CODES_PREFIX}{q}"] = float(d)
         self._record(trainer, pl_module, values)
         self._raise(trainer, {"CODEBOOK_COLLAPSE": codebook_collapse(self.history)})
+        self._compact()
+
+    def _compact(self) -> None:
+        """Keep the history growing with the times a codebook collapses, not with its windows
+        (`callbacks/history_compaction.py`). CODEBOOK_COLLAPSE reads each quantizer's entropy fraction through runs
+        of windows under the threshold (`flag_run_ends`: where a run is first sustained and where it last held), its
+        finite points' lowest value (its last occurrence, kept) and the newest points; it reads the entropy in bits
+        and the dead codes only at their last point."""
+        for tag in self.history.tags_with_prefix(tags.CODEBOOK_ENTROPY_FRACTION_PREFIX):
+            thin_runs(self.history, tag, collapse_labels, flag_run_ends(COLLAPSE_PATIENCE))
+        for prefix in (tags.CODEBOOK_ENTROPY_PREFIX, tags.DEAD_CODES_PREFIX):
+            for tag in self.history.tags_with_prefix(prefix):
+                keep_recent(self.history, tag)
 
     def _extra_state(self) -> dict[str, Any]:
         return {"counts": None if self.counts is None else self.counts.cpu(), "codebook_size": self.codebook_size}
@@ -104,3 +120,13 @@ class CodebookUsage(DiagnosticCallback):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self.counts = state["counts"]
         self.codebook_size = state["codebook_size"]
+
+
+def collapse_labels(points: list[Point]) -> list[str | None]:
+    """`flag_runs` labels of an entropy-fraction series for CODEBOOK_COLLAPSE, with its lowest finite value (the last
+    occurrence, which the recovery check measures from) labelled None, so it stays."""
+    labels = flag_runs(lambda v: v < COLLAPSE_ENTROPY_FRACTION, finite_only=True)(points)
+    finite = [i for i, p in enumerate(points) if math.isfinite(p.value)]
+    if finite:
+        labels[min(finite, key=lambda i: (points[i].value, -i))] = None
+    return labels

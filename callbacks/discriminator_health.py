@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Mapping
 
 import torch
@@ -9,19 +11,32 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
 from callbacks.distributed import reduce_sum
+from callbacks.history_compaction import (
+    compact_between_rounds,
+    flag_run_ends,
+    flag_runs,
+    median_at_round,
+    run_ends_kept,
+)
+from callbacks.median_thinning import thin_keeping_medians
 from callbacks.running_sums import RunningSums
 from callbacks.sync_moments import at_logging_steps
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
-from codecgan.diagnosis.quality_metric import quality_values
+from codecgan.diagnosis.history import Point
+from codecgan.diagnosis.quality_metric import quality_metric, quality_values
 from codecgan.diagnosis.rules import (
     discriminator_at_chance,
     discriminator_frozen,
     discriminator_overpowering,
     feature_matching_vanished,
 )
+from codecgan.diagnosis.rules.discriminator_balance import FROZEN_PATIENCE, FROZEN_RATIO, chance_ratios_per_epoch
 
 # name -> (sum, count) pairs; a term is averaged over the batches that reported a finite value.
+# Logging points of each step series kept as logged: its epoch medians need an epoch's points, and a run whose history
+# is shorter than this is never thinned (the 30k-step live = offline test logs 600 points).
+RECENT_POINTS = 1024
 TERMS = ("loss_d", "chance", "margin", "loss_fm", "loss_g", "grad_norm_d")
 SUMS = tuple(f"{term}{part}" for term in TERMS for part in ("", "_n"))
 
@@ -52,6 +67,7 @@ class DiscriminatorHealth(DiagnosticCallback):
         "DISCRIMINATOR_OVERPOWERING",
     )
     sync_moments = {"on_train_batch_end": at_logging_steps}
+    unread_tags = (tags.FM_TO_EARLY, tags.D_GRAD_NORM)
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,6 +145,42 @@ class DiscriminatorHealth(DiagnosticCallback):
                 "DISCRIMINATOR_FROZEN": discriminator_frozen(self.history),
             },
         )
+        self._compact()
+
+    def _compact(self) -> None:
+        """Keep the history growing with the epochs and validation rounds, not the logging steps
+        (`callbacks/median_thinning.py`, `callbacks/history_compaction.py`). The rules read the discriminator loss
+        and the logged loss-to-chance ratio as epoch medians and as medians between validation rounds; the chance
+        value, the update ratio and the margin as medians over the epochs of the discriminator loss (or, until a closed
+        epoch has a finite loss-to-chance ratio, of the logged ratio, so over both);
+        the generator loss over the epochs of the feature-matching loss (its own epoch medians); the adversarial term
+        only between validation rounds; and the update ratio also through its runs under the frozen threshold
+        (pinned). The validation rounds are those of the quality metric the history holds now; a run whose quality
+        metric changes (a higher-ranked candidate first logged after some rounds) is read on other rounds."""
+        chosen = quality_metric(self.history)
+        rounds = [p for p in self.history.series(chosen[0]) if math.isfinite(p.value)] if chosen else []
+        epochs = [
+            r for r in (self.history.per_epoch(tags.TRAIN_LOSS_D), self.history.per_epoch(tags.D_LOSS_TO_CHANCE)) if r
+        ]
+        loss_epochs, ratios, chance = chance_ratios_per_epoch(self.history)
+        if any(c is not None for c in chance) and any(math.isfinite(r) for r in ratios[:-1]):
+            epochs = [loss_epochs]  # a closed epoch's ratio is finite: the rule reads the discriminator loss's epochs
+        fm_epochs = [p for p in self.history.per_epoch(tags.TRAIN_LOSS_FM) if math.isfinite(p.value)]
+        thin = functools.partial(thin_keeping_medians, recent=RECENT_POINTS)
+        thin(self.history, tags.TRAIN_LOSS_D, split_rounds=rounds)
+        thin(self.history, tags.D_LOSS_TO_CHANCE, split_rounds=rounds)
+        thin(
+            self.history,
+            tags.D_LOSS_CHANCE,
+            exact_rounds=epochs[:1] if self.history.has(tags.TRAIN_LOSS_D) else [],
+            split_rounds=rounds,
+        )
+        thin(self.history, tags.D_UPDATE_RATIO, exact_rounds=epochs, pins=frozen_runs)
+        thin(self.history, tags.D_MARGIN, exact_rounds=epochs)
+        thin(self.history, tags.TRAIN_LOSS_FM)
+        thin(self.history, tags.TRAIN_LOSS_G, exact_rounds=[fm_epochs])
+        if rounds:
+            compact_between_rounds(self.history, tags.TRAIN_LOSS_ADV, rounds, median_at_round, RECENT_POINTS)
 
     def _flush(self, trainer: Trainer, pl_module: LightningModule) -> None:
         sums = self._sums.flush(trainer)
@@ -156,3 +208,10 @@ class DiscriminatorHealth(DiagnosticCallback):
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         self._sums.load_state_dict(state["sums"])
         self.early_fm = state["early_fm"]
+
+
+def frozen_runs(points: list[Point]) -> list[bool]:
+    """The update ratios DISCRIMINATOR_FROZEN reads: of each run of finite ratios under its threshold, the first
+    FROZEN_PATIENCE and the last; one of each run over it."""
+    labels = flag_runs(lambda v: v < FROZEN_RATIO, finite_only=True)
+    return run_ends_kept(points, labels, flag_run_ends(FROZEN_PATIENCE))

@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import any_rank, broadcast_object, save_checkpoint
+from callbacks.history_compaction import compact_between_rounds, drop_zeros_before, median_at_round
 from callbacks.running_sums import RunningSums
 from callbacks.sync_moments import at_logging_steps
 from codecgan.cadence import is_logging_step, logged_step
@@ -123,6 +124,7 @@ class DivergenceMonitor(DiagnosticCallback):
         if value is None:
             return
         self.history.add(self.metric, value, logged_step(trainer), trainer.current_epoch)
+        self._compact()
         improved = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if improved:
             self.best = value
@@ -145,6 +147,14 @@ class DivergenceMonitor(DiagnosticCallback):
                 "patience": self.patience,
             }
         }
+
+    def _compact(self) -> None:
+        """Keep the history growing with the rounds, not the logging steps (`callbacks/history_compaction.py`): the
+        rules read the loss only as its median between rounds, and the non-finite counts only where they are not 0."""
+        rounds = self.history.series(self.metric)
+        for tag in self.history.tags_with_prefix("train/"):
+            compact_between_rounds(self.history, tag, rounds, median_at_round)
+        drop_zeros_before(self.history, tags.NONFINITE_LOSS_STEPS)
 
     def _logged_losses(self, trainer: Trainer, losses: dict[str, torch.Tensor]) -> dict[str, float]:
         """The monitored loss and every loss term that is not finite, as the module logs them at this step (it logs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import torch
@@ -9,9 +10,12 @@ from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import reduce_sum
+from callbacks.history_compaction import thin_runs
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
+from codecgan.diagnosis.history import Point
 from codecgan.diagnosis.rules import gan_term_negligible
+from codecgan.diagnosis.rules.adversarial import GAN_SHARE_FLOOR, GAN_SHARE_WINDOW
 
 
 def term_norms_reported(callback: GradientBalance, trainer: Trainer) -> bool:
@@ -29,9 +33,11 @@ class GradientBalance(DiagnosticCallback):
     steps. Why: a term's weight says little about its pull; a 0.05-weighted GAN term can be invisible next
     to a 0.9-weighted magnitude term. Catches GAN_TERM_NEGLIGIBLE for the terms named in `gan_terms` (default: names
     containing "adv", "gan" or "metric"). Under DDP the norms are summed over ranks before the shares are taken.
+    Its history keeps the shares only, thinned where the rule answers alike (`_compact`).
     """
 
     codes = ("GAN_TERM_NEGLIGIBLE",)
+    unread_tags = (tags.GRAD_NORM_TERM_PREFIX,)
     sync_moments = {"on_train_batch_end": term_norms_reported}
 
     def __init__(self, every_n_steps: int = 50, gan_terms: list[str] | None = None) -> None:
@@ -73,5 +79,21 @@ class GradientBalance(DiagnosticCallback):
                 values.update({tags.GRAD_SHARE_PREFIX + t: n / grand_total for t, n in zip(terms, totals)})
             self._record(trainer, pl_module, values)
             self._raise(trainer, {"GAN_TERM_NEGLIGIBLE": gan_term_negligible(self.history, self.gan_terms)})
+            self._compact()
         if is_logging_step(trainer):
             self.alarms.log_active(pl_module)
+
+    def _compact(self) -> None:
+        """Keep the shares growing with the times a term's share falls under the rule's floor, not with the steps
+        (`callbacks/history_compaction.py`): of each run of shares at or above the floor, the first and last
+        GAN_SHARE_WINDOW - 1 points. The rule flags a point by the median of the window of GAN_SHARE_WINDOW points
+        ending at it; a window holding a dropped point lies inside such a run, so it is at or above the floor on the
+        thinned series as on every point, and every other window is the same points. The rule reads the flags, the
+        windows' medians where flagged and at the last point, and the newest points."""
+        for tag in self.history.tags_with_prefix(tags.GRAD_SHARE_PREFIX):
+            thin_runs(self.history, tag, high_shares, {"high": (GAN_SHARE_WINDOW - 1, GAN_SHARE_WINDOW - 1)})
+
+
+def high_shares(points: list[Point]) -> list[str | None]:
+    """ "high" for a share at or above GAN_TERM_NEGLIGIBLE's floor; None otherwise (NaN included)."""
+    return ["high" if math.isfinite(p.value) and p.value >= GAN_SHARE_FLOOR else None for p in points]

@@ -9,16 +9,26 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 
 from callbacks.base import DiagnosticCallback
+from callbacks.history_compaction import flag_run_ends, flag_runs, keep_recent, thin_runs
 from callbacks.running_sums import RunningSums
 from callbacks.sync_moments import always, at_logging_steps, outside_sanity_check
 from codecgan.cadence import is_logging_step
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.rules import metric_d_not_learning
+from codecgan.diagnosis.rules.adversarial import (
+    METRIC_D_MAX_MAE,
+    METRIC_D_MIN_CORR,
+    METRIC_D_PATIENCE,
+    METRIC_D_WARMUP_POINTS,
+)
 
 SUMS = ("n", "abs_error", "pred", "target", "pred_sq", "target_sq", "pred_target")
 # MetricGAN's normalisation of wideband PESQ to a [0, 1] target: (PESQ - 1) / 3.5.
 PESQ_FLOOR = 1.0
 PESQ_SPAN = 3.5
+# How METRIC_D_NOT_LEARNING flags a training point: the correlation under its floor (NaN included), else the error.
+NOT_TRACKING_CORR = flag_runs(lambda v: not v >= METRIC_D_MIN_CORR, skip_first=METRIC_D_WARMUP_POINTS)
+NOT_TRACKING_MAE = flag_runs(lambda v: v > METRIC_D_MAX_MAE, skip_first=METRIC_D_WARMUP_POINTS)
 
 
 def add_pairs(sums: RunningSums, prediction: torch.Tensor, target: torch.Tensor) -> None:
@@ -86,6 +96,19 @@ class MetricDiscriminatorMonitor(DiagnosticCallback):
                 self._record(trainer, pl_module, {tags.METRIC_D_MAE: mae, tags.METRIC_D_CORR: corr})
             self._raise(trainer, {"METRIC_D_NOT_LEARNING": metric_d_not_learning(self.history)})
             self.alarms.log_active(pl_module)
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep the training series growing with the times the discriminator stops tracking PESQ, not with the steps
+        (`callbacks/history_compaction.py`). METRIC_D_NOT_LEARNING flags each point after the first
+        METRIC_D_WARMUP_POINTS (kept) by its value and reads the runs of flagged points (`flag_run_ends`) and the last
+        point: of the correlation when it is logged, with the error then read only at its last point; else of the
+        error."""
+        if self.history.has(tags.METRIC_D_CORR):
+            thin_runs(self.history, tags.METRIC_D_CORR, NOT_TRACKING_CORR, flag_run_ends(METRIC_D_PATIENCE))
+            keep_recent(self.history, tags.METRIC_D_MAE)
+        else:
+            thin_runs(self.history, tags.METRIC_D_MAE, NOT_TRACKING_MAE, flag_run_ends(METRIC_D_PATIENCE))
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._active:  # the epoch's last partial interval counts in the totals (step values cannot be logged here)

@@ -56,6 +56,11 @@ class MetricHistory:
         if self.max_points is not None and len(points) > self.max_points:
             del points[: len(points) - self.max_points]
 
+    def replace(self, tag: str, points: list[Point]) -> None:
+        """Set the stored points of `tag` (the exact tag, no suffix resolution): for a callback that compacts what it
+        keeps."""
+        self._series[tag] = list(points)
+
     def tags(self) -> list[str]:
         return sorted(self._series)
 
