@@ -104,6 +104,7 @@ def test_a_code_the_run_does_not_show_has_no_finding_and_nothing_runs(fault_run:
     assert not (fault_run / "confirm" / "LENGTH_MISMATCH").exists()
 
 
+@pytest.mark.slow
 def test_every_codec_experiment_applies_to_a_real_run_config(fault_run: Path) -> None:
     config = read_run_config(fault_run)
     for code, experiments in EXPERIMENTS.items():

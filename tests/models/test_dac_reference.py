@@ -57,6 +57,10 @@ GRADIENT_RTOL = 1e-4  # gradients through a forward that differs by rounding: se
 FLOAT64_RTOL = 1e-10  # both sides in float64
 SNAKE_FLOAT64_RTOL = 1e-7  # float64 generator gradients: see test_generator_step_equals_dac_in_float64
 
+# The default (DAC-size) setup repeats the small one at full size: several seconds a test, so it runs in
+# `make test-slow` and in `.ci/run`'s AVX2 pass over this file, which selects every test.
+SETUPS = ["small", pytest.param("default", marks=pytest.mark.slow)]
+
 
 def _load_parameter_fill():
     spec = importlib.util.spec_from_file_location("dac_parameter_fill", FIXTURE / "parameter_fill.py")
@@ -165,7 +169,7 @@ def generator_run(generator: CodecGenerator, audio: torch.Tensor) -> dict[str, t
     }
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_generator_outputs_equal_dac(setup):
     record = reference(setup)
     generator = dac_generator(setup).train()  # quantizer_dropout 0: every codebook, as in DAC's run
@@ -192,7 +196,7 @@ def test_odd_decoder_strides_differ_from_dac_only_at_the_end():
     assert not torch.allclose(got["reconstruction"][..., 598 - tail : 598], expected[..., -tail:])
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_discriminator_logits_equal_dac(setup):
     """Every sub-discriminator's logits in fp32, on the input and on DAC's reconstruction. Measured: equal to the
     bit with AVX-512 kernels, 4.3e-6 of their scale with AVX2 or baseline kernels. The feature maps, whose
@@ -235,7 +239,7 @@ def dac_step_inputs(record: dict, dtype: torch.dtype = torch.float32) -> tuple[d
     return batch, forward
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_training_losses_equal_dac(setup):
     """`CodecGAN`'s discriminator and generator losses on DAC's reconstruction, term by term, in fp32 (measured:
     1.1e-6 of their value at most), and the waveform's and feature matching's gradients with respect to the
@@ -266,7 +270,7 @@ def test_training_losses_equal_dac(setup):
     assert_equal_within(total, losses["generator_total"])
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_mel_loss_equals_dac_in_float64(setup):
     """The mel loss (DAC's settings) and its gradient with respect to the reconstruction, both sides in float64, to
     FLOAT64_RTOL. Measured: 1.4e-13 at most (in fp32, the gradient moves by 1.2e-4 between instruction sets)."""
@@ -296,7 +300,7 @@ def discriminator_grads(module: CodecGAN, record: dict) -> dict[str, torch.Tenso
     return named_grads(module.discriminator, names, lambda key: discriminator_key(key, n_periods))
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_discriminator_and_its_losses_equal_dac_in_float64(setup):
     """Both sides in float64, the discriminator called as DAC calls it (real and fake apart): its outputs,
     `discriminator_loss` and its gradients of it, and the generator's adversarial and feature matching losses with
@@ -335,7 +339,7 @@ def test_discriminator_and_its_losses_equal_dac_in_float64(setup):
         assert_equal_within(gradient, expected["reconstruction_grads"][name], FLOAT64_RTOL)
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_discriminator_step_gradients_equal_dac_in_float64(setup):
     """`CodecGAN`'s discriminator step, which calls the discriminator once on [real; fake], in float64: its loss and
     gradients equal DAC's (real and fake apart) to FLOAT64_RTOL. Measured: 2.9e-14 at most: convolutions at twice
@@ -371,7 +375,7 @@ def assert_generator_grads_equal(setup: str, grads: dict[str, torch.Tensor], exp
         assert_fingerprints_equal(parameter_fill.fingerprints(grads), expected, rtol)
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_generator_step_gradients_equal_dac(setup):
     """The generator's gradients for DAC's gradient of the loss terms with respect to the reconstruction, plus the
     VQ losses': through the decoder, the straight-through quantizer and the encoder, Snake's backward included.
@@ -384,7 +388,7 @@ def test_generator_step_gradients_equal_dac(setup):
     assert_generator_grads_equal(setup, grads, reference(setup)["generator_grads"], GRADIENT_RTOL)
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_generator_step_equals_dac_in_float64(setup):
     """The same step with both sides in float64: codes exactly, audio to FLOAT64_RTOL (measured 3e-15).
 
@@ -404,7 +408,7 @@ def unpacked(packed: dict) -> list[torch.Tensor]:
     return [values.reshape(shape) for values, shape in zip(packed["values"].split(sizes), packed["shapes"])]
 
 
-@pytest.mark.parametrize("setup", ["small", "default"])
+@pytest.mark.parametrize("setup", SETUPS)
 def test_mel_filters_and_hann_windows_equal_dacs_to_the_bit(setup):
     """librosa's Slaney filters and scipy's periodic Hann windows, which DAC uses, rounded once from float64."""
     record = reference(setup)
