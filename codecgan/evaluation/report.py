@@ -28,6 +28,8 @@ HEADINGS = {
     "mel_distance": "mel dist.",
     "stft_distance": "STFT dist.",
     "snr_db": "SNR",
+    "visqol_audio": "ViSQOL audio",
+    "visqol_speech": "ViSQOL speech",
 }
 
 

@@ -52,10 +52,10 @@ def test_codecgan_test_scores_a_tiny_enhancer_with_every_measure_and_the_noisy_b
 
 
 def test_codecgan_test_scores_a_tiny_codec_at_each_bitrate(tmp_path):
-    data = {"crop_seconds": 0.2, "batch_size": 4, "synthetic_items": [16, 2, 3]}
-    run = fit_then_test(tmp_path, "codec_tiny.yaml", data, {"test_codebook_counts": [1, 4]})
+    data = {"crop_seconds": 0.2, "batch_size": 4, "synthetic_items": [16, 2, 3], "synthetic_seconds": 1.0}
+    run = fit_then_test(tmp_path, "codec_tiny.yaml", data, {"test_codebook_counts": [1, 4], "test_visqol": "speech"})
     summary = json.loads((run / "metrics.json").read_text())
-    assert summary["measures"] == list(CODEC_MEASURES)
+    assert summary["measures"] == [*CODEC_MEASURES, "visqol_speech"]
     assert list(summary["systems"]) == ["1 codebooks", "4 codebooks"]
     # codec_tiny: codebooks of 256 entries (8 bits) at 16 kHz with a hop of 40 samples (400 frames/s): 3.2 kbps each.
     for count in (1, 4):
@@ -67,7 +67,9 @@ def test_codecgan_test_scores_a_tiny_codec_at_each_bitrate(tmp_path):
         )
         assert all(entry["scored"] == 3 for entry in measures.values())
         assert measures["mel_distance"]["mean"] > 0 and measures["stft_distance"]["mean"] > 0
-    assert len(read_csv(run / "metrics.csv")) == 6
+        assert 1.0 <= measures["visqol_speech"]["mean"] <= 5.0
+    rows = read_csv(run / "metrics.csv")
+    assert len(rows) == 6 and all(1.0 <= float(row["visqol_speech"]) <= 5.0 for row in rows)
 
 
 def test_test_codebook_counts_beyond_the_generator_are_refused():
@@ -76,3 +78,12 @@ def test_test_codebook_counts_beyond_the_generator_are_refused():
 
     with pytest.raises(ValueError, match=r"test_codebook_counts must lie in 1..2 .* got \[3\]"):
         CodecGAN(CodecGenerator(n_codebooks=2), DACDiscriminator(), test_codebook_counts=[3])
+
+
+def test_an_unknown_test_visqol_mode_is_a_config_error():
+    from codecgan.codec_module import CodecGAN
+    from codecgan.config_error import ConfigError
+    from codecgan.models import CodecGenerator, DACDiscriminator
+
+    with pytest.raises(ConfigError, match=r"model.init_args.test_visqol must be one of \['audio', 'speech'\] or null"):
+        CodecGAN(CodecGenerator(n_codebooks=2), DACDiscriminator(), test_visqol="music")
