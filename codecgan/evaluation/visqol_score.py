@@ -45,8 +45,19 @@ class VisqolScore:
             raise ValueError(f"ViSQOL mode must be one of {sorted(VISQOL_MODES)}, got {mode!r}.")
         self.mode = mode
         self.sample_rate = VISQOL_MODES[mode]
-        self.api = VisqolApi()
-        self.api.create(mode=mode, use_lattice_model=False)
+        self._api: VisqolApi | None = None
+
+    def __getstate__(self) -> dict:
+        # Audio mode's SVR model holds ctypes pointers, which cannot be pickled or copied: a copy (a module under
+        # a spawned process, a deep-copied model) loads its own.
+        return {**self.__dict__, "_api": None}
+
+    @property
+    def api(self) -> VisqolApi:
+        if self._api is None:
+            self._api = VisqolApi()
+            self._api.create(mode=self.mode, use_lattice_model=False)
+        return self._api
 
     @torch.no_grad()
     def __call__(self, reference: Tensor, estimate: Tensor, sample_rate: int) -> float:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import re
 import subprocess
 import sys
@@ -65,6 +67,15 @@ def test_visqol_is_nan_where_it_has_no_score():
     clip = speech_like(1.0, 16000, seed=0)
     assert math.isnan(score(torch.zeros_like(clip), clip, 16000))  # ViSQOL would rate it near 5
     assert math.isnan(score(clip[:4000], clip[:4000], 16000))  # 0.25 s: too short for its patches
+
+
+def test_visqol_can_be_copied_and_pickled_with_its_model_loaded():
+    """Audio mode's SVR model is a ctypes object; a module that holds the score must still deep-copy and pickle."""
+    score = VisqolScore("audio")
+    clip = speech_like(0.25, 48000, seed=0)
+    assert math.isnan(score(clip, clip, 48000))  # loads the model; 0.25 s is too short to score
+    for twin in (copy.deepcopy(score), pickle.loads(pickle.dumps(score))):
+        assert twin.mode == "audio" and math.isnan(twin(clip, clip, 48000))
 
 
 def test_an_unknown_visqol_mode_is_refused():
