@@ -28,7 +28,7 @@ class CodecScores:
     (audiotools' ``SISDRLoss``) does; SNR does not. Both are NaN for an all-zero reference.
 
     ``visqol_mode`` (``audio``, ``speech`` or ``None``) adds the measure ``visqol_<mode>`` (``VisqolScore``): off by
-    default because it costs about a second of CPU per second of audio, a hundred times the others.
+    default because it costs up to a second of CPU per second of audio, 5 to 10 times the others together.
     """
 
     def __init__(self, sample_rate: int, visqol_mode: str | None = None) -> None:

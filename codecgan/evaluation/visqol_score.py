@@ -9,8 +9,8 @@ C++ tool's ``--use_lattice_model=false``), so a score does not depend on whether
 (``visqol-python[lattice]``) is installed; the lattice mapper (the C++ default, audiotools' speech mode) gives
 other numbers, by the package's account up to 1-2 points lower on degraded speech.
 
-ViSQOL is slow next to the other codec measures: about 0.9 s of CPU per second of audio in audio mode, 0.3 s in
-speech mode (one core of a loaded 2-core machine).
+ViSQOL is slow next to the other codec measures: about 0.9 s of CPU per second of audio in audio mode, 0.4 s in
+speech mode (one thread of a shared 2-core CPU): 5 to 10 times the rest of the tiny codec's ``codecgan test``.
 """
 
 from __future__ import annotations
