@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from codecgan.evaluation.codec_scores import CODEC_MEASURES, CodecScores, bitrate_kbps
+from codecgan.config_error import ConfigError
+from codecgan.evaluation.codec_scores import CodecScores, bitrate_kbps
+from codecgan.evaluation.visqol_score import VISQOL_MODES
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.inference.predictions import Prediction, codec_prediction
 from codecgan.losses import (
@@ -39,6 +41,9 @@ class CodecGAN(GANModule):
         grad_clip_g, grad_clip_d: DAC's clipping (generator 1000, discriminator 10).
         test_codebook_counts: ``codecgan test`` scores the reconstruction with each of these numbers of codebooks
             (variable bitrate); ``None``: all of the generator's.
+        test_visqol: also score ViSQOL in ``codecgan test``: ``audio`` (at 48 kHz, DAC's evaluation) or ``speech``
+            (at 16 kHz, for speech codecs); ``None`` (default): not scored, as it takes about a second of CPU per
+            second of audio (``codecgan.evaluation.visqol_score``).
         gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, ...): see
             ``GANModule``.
     """
@@ -56,6 +61,7 @@ class CodecGAN(GANModule):
         grad_clip_g: float | None = 1000.0,
         grad_clip_d: float | None = 10.0,
         test_codebook_counts: tuple[int, ...] | None = None,
+        test_visqol: str | None = None,
         **gan_options: Any,
     ) -> None:
         super().__init__(generator, discriminator, grad_clip_g=grad_clip_g, grad_clip_d=grad_clip_d, **gan_options)
@@ -77,8 +83,14 @@ class CodecGAN(GANModule):
                 f"test_codebook_counts must lie in 1..{generator.n_codebooks} (the generator's codebooks), got {list(counts)}."
             )
         self.test_codebook_counts = counts
-        self.codec_scores = CodecScores(sample_rate)
-        self.test_means = nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in CODEC_MEASURES[1:]})
+        if test_visqol is not None and test_visqol not in VISQOL_MODES:
+            raise ConfigError(
+                f"model.init_args.test_visqol must be one of {sorted(VISQOL_MODES)} or null, got {test_visqol!r}."
+            )
+        self.codec_scores = CodecScores(sample_rate, test_visqol)
+        self.test_means = nn.ModuleDict(
+            {name: MeanMetric(nan_strategy="ignore") for name in self.codec_scores.measures[1:]}
+        )
 
     def generator_forward(self, batch: Batch) -> Forward:
         audio = batch["audio"]

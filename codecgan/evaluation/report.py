@@ -28,6 +28,8 @@ HEADINGS = {
     "mel_distance": "mel dist.",
     "stft_distance": "STFT dist.",
     "snr_db": "SNR",
+    "visqol_audio": "ViSQOL audio",
+    "visqol_speech": "ViSQOL speech",
 }
 
 
@@ -61,13 +63,13 @@ class EvaluationReport(L.Callback):
             gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
             torch.distributed.all_gather_object(gathered, rows)
             rows = [row for rank_rows in gathered for row in rank_rows]
+        folder = Path(trainer.log_dir or trainer.default_root_dir)  # a broadcast under DDP: every rank asks
         if not trainer.is_global_zero or not rows:
             return
         names = utterance_names(trainer)
         rows = sorted(rows, key=lambda row: (row["utterance"], row["system"]))
         for row in rows:
             row["file"] = names.get(row["utterance"], "")
-        folder = Path(trainer.log_dir or trainer.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
         summary = summarise(rows)
         write_csv(rows, folder / "metrics.csv")
