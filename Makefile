@@ -20,14 +20,14 @@ venv: $(STAMP)  ## Create .venv and install codecgan with its dev extras (about 
 test: $(STAMP)  ## Lint (ruff check, ruff format --check), then the fast test suite (under 8 minutes on 2 CPU cores).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q --durations=25
 
 format: $(STAMP)  ## Format the code and apply ruff's safe fixes (what `make test` checks).
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 test-slow: $(STAMP)  ## Run the end-to-end tests marked slow (about 25 minutes on 2 CPU cores).
-	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -m slow
+	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -m slow --durations=25
 
 demo: $(STAMP)  ## Train the tiny codec on synthetic speech and diagnose its run (about 4.5 minutes on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) -m codecgan.demo
