@@ -44,6 +44,19 @@ GRADIENT_EVERY = 50  # GradientBalance every_n_steps
 EPOCH_STEPS = 1_000  # batches per epoch: epoch-end hooks run and the epoch axis moves
 
 
+class LoggingModule(FakeModule):
+    """The fake module, keeping only each name's latest logged value, as Lightning's ``callback_metrics`` does:
+    ``FakeModule`` records every call for the tests' assertions, which over a long run would measure the fake's
+    own memory instead of the callbacks'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest: dict[str, float] = {}
+
+    def log(self, name: str, value: float, **kwargs: object) -> None:
+        self.latest[name] = float(value)
+
+
 def make_callbacks() -> list[DiagnosticCallback]:
     return [
         DiscriminatorHealth(),
@@ -149,7 +162,7 @@ def simulate(steps: int, log_every: int, val_every: int, marks: int = 4) -> list
     callbacks = make_callbacks()
     optimizers = [FakeOptimizer(2e-4), FakeOptimizer(2e-4)]
     trainer = FakeTrainer(log_every_n_steps=log_every, optimizers=optimizers, callbacks=callbacks)
-    module = FakeModule()
+    module = LoggingModule()
     for callback in callbacks:
         if hasattr(callback, "on_fit_start"):
             callback.on_fit_start(trainer, module)
@@ -163,6 +176,7 @@ def simulate(steps: int, log_every: int, val_every: int, marks: int = 4) -> list
         for optimizer in optimizers:
             optimizer.param_groups[0]["lr"] *= 0.99999
         trainer.advance()
+        trainer.strategy.decisions.clear()  # the fake strategy records every decision for the tests
         if (step + 1) % val_every == 0:
             round_ = (step + 1) // val_every
             trainer.callback_metrics = {"val/pesq": torch.tensor(3.0 + 0.1 * math.tanh(round_ / 50.0))}
