@@ -84,6 +84,7 @@ def test_an_overflow_backs_the_scale_off_and_training_continues() -> None:
     assert all(math.isfinite(norm) for i, norm in enumerate(watch.generator_norms_at_step) if i != 3)
 
 
+@pytest.mark.slow
 def test_gradients_are_clipped_after_unscaling() -> None:
     _, _, watch = fp16_fit("--model.init_args.grad_clip_g", "0.05", max_steps=3)
     # Clipped to 0.05 in true units; clipping the scaled gradients would leave 0.05 / 256 after unscaling.

@@ -31,6 +31,7 @@ def test_this_lightning_release_is_one_codecgan_was_tested_with() -> None:
     assert optimizer_steps.lightning_is_tested(), lightning.__version__
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["codec_tiny.yaml", "enhance_tiny.yaml"])
 def test_global_step_counts_batches_and_both_optimizers_step_every_batch(tmp_path: Path, config: str) -> None:
     cli = tiny_cli(tmp_path, 6, config, "--data.init_args.crop_seconds", "0.3")  # PESQ needs 0.25 s

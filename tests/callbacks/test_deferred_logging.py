@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from codecgan.diagnosis.history import load_histories
 from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 
 
+@pytest.mark.slow
 def test_every_n_step_measurements_are_written_once_each(tmp_path: Path) -> None:
     # Lightning writes a step value again at each later logging step of its epoch: without care, the one gradient
     # measurement of this run would appear 6 times and satisfy GAN_TERM_NEGLIGIBLE's 3-measurement minimum alone.
