@@ -26,7 +26,7 @@ format: $(STAMP)  ## Format the code and apply ruff's safe fixes (what `make tes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test-slow: $(STAMP)  ## Run the end-to-end tests marked slow (about 25 minutes on 2 CPU cores).
+test-slow: $(STAMP)  ## Run the end-to-end tests marked slow (20-35 minutes on 2 CPU cores).
 	OMP_NUM_THREADS=1 $(PYTHON) -m pytest -q -m slow --durations=25
 
 demo: $(STAMP)  ## Train the tiny codec on synthetic speech and diagnose its run (about 4.5 minutes on 2 CPU cores).
