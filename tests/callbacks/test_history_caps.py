@@ -168,6 +168,22 @@ def same_findings(rules, live: MetricHistory, full: MetricHistory) -> list:
     return findings
 
 
+def live_findings(
+    callback, full: MetricHistory, rules, output, steps: int, epoch_steps: int, val_every=0, quality=None, check_every=1
+) -> list:
+    """`drive` the callback, asserting at each check that every rule finds on its kept history what it finds on the
+    full record (`same_findings`); the rules' findings at the end. The callbacks' alarms are silenced."""
+    found: list = []
+
+    def check() -> None:
+        found.append(same_findings(rules, callback.history, full))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        drive(callback, output, steps, epoch_steps, val_every, quality, check, check_every)
+    return found[-1]
+
+
 def series_lengths(history: MetricHistory) -> dict[str, int]:
     return {tag: len(history.series(tag)) for tag in history.tags()}
 
@@ -205,20 +221,9 @@ def test_discriminator_health_keeps_epoch_and_round_medians_and_finds_as_on_the_
         return 3.0 + 0.01 * min(round_, 40) - 0.02 * max(round_ - 40, 0)
 
     rules = (discriminator_at_chance, feature_matching_vanished, discriminator_frozen, discriminator_overpowering)
-    found: list = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the alarms
-        drive(
-            callback,
-            output,
-            steps,
-            epoch_steps,
-            val_every,
-            quality,
-            lambda: found.append(same_findings(rules, callback.history, full)),
-            check_every=2,
-        )
-    at_chance, vanished, frozen, overpowering = found[-1]
+    at_chance, vanished, frozen, overpowering = live_findings(
+        callback, full, rules, output, steps, epoch_steps, val_every, quality, check_every=2
+    )
     assert at_chance is not None and at_chance.first_epoch == 5 and at_chance.severity == "info"  # held, then cleared
     assert vanished is not None and frozen is not None and overpowering is not None
     assert frozen.values["first"]["step"] == 42  # its first stretch, long thinned around
@@ -247,17 +252,7 @@ def test_gradient_shares_keep_the_windows_the_rule_flags_and_find_as_on_the_full
     def output(step: int) -> dict:
         return {"term_grad_norms": {"loss_adv": torch.tensor(share(step)), "loss_mel": torch.tensor(1 - share(step))}}
 
-    found: list = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        drive(
-            callback,
-            output,
-            1000,
-            100,
-            check=lambda: found.append(same_findings([gan_term_negligible], callback.history, full)),
-        )
-    [finding] = found[-1]
+    [finding] = live_findings(callback, full, [gan_term_negligible], output, 1000, 100)
     assert finding is not None and finding.severity == "info"  # negligible long ago, not now
     assert 100 < finding.values["terms"][0]["at"]["step"] < 110
     last_held = finding.values["reported_as_info"]["last_held"]["step"]
@@ -291,17 +286,7 @@ def test_codebook_usage_keeps_collapses_and_the_lowest_point_and_finds_as_on_the
             q0 = low if step % 37 == 0 else half if step % 2 else spread
         return codes_using(q0, low if 300 <= step < 306 else spread)
 
-    found: list = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        drive(
-            callback,
-            output,
-            1000,
-            100,
-            check=lambda: found.append(same_findings([codebook_collapse], callback.history, full)),
-        )
-    [finding] = found[-1]
+    [finding] = live_findings(callback, full, [codebook_collapse], output, 1000, 100)
     assert finding is not None and finding.first_step == 51
     recovering = finding.values["reported_as_info"]["quantizers"][0]
     assert recovering["low"] == 0.0 and recovering["low_at"]["step"] == 69  # long thinned around
@@ -323,17 +308,7 @@ def test_metric_discriminator_keeps_the_runs_it_flags_and_finds_as_on_the_full_r
         prediction = target.flip(0) if lost else target + 0.01 * math.sin(step)
         return {"metric_d_prediction": prediction, "pesq_target": target}
 
-    found: list = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        drive(
-            callback,
-            output,
-            1100,
-            100,
-            check=lambda: found.append(same_findings([metric_d_not_learning], callback.history, full)),
-        )
-    [finding] = found[-1]
+    [finding] = live_findings(callback, full, [metric_d_not_learning], output, 1100, 100)
     assert finding is not None and finding.first_step == 5 and finding.severity == "info"
     assert finding.values["reported_as_info"]["last_held"]["step"] == 510 < 1100 - RECENT_POINTS
     kept = series_lengths(callback.history)
