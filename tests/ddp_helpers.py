@@ -47,3 +47,28 @@ class RecordDiscriminatorSkips(L.Callback):
 
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.rows))
+
+
+class RecordNetworkWeights(L.Callback):
+    """Each rank saves both networks' flattened weights at the start of the fit and after each training batch to
+    ``<directory>/rank<k>.pt`` (``{"generator": [B + 1, P_g], "discriminator": [B + 1, P_d]}``)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+        self.weights: dict[str, list[torch.Tensor]] = {"generator": [], "discriminator": []}
+
+    def record(self, pl_module: L.LightningModule) -> None:
+        for name, weights in self.weights.items():
+            network = getattr(pl_module, name)
+            weights.append(torch.cat([p.detach().flatten() for p in network.parameters()]).clone())
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.record(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.record(pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stacked = {name: torch.stack(weights) for name, weights in self.weights.items()}
+        torch.save(stacked, self.directory / f"rank{trainer.global_rank}.pt")

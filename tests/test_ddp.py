@@ -62,3 +62,26 @@ def test_two_processes_score_each_validation_item_once_like_one_process(tmp_path
     for key in one:
         assert math.isclose(one[key], two[key], rel_tol=1e-5, abs_tol=1e-6), (key, one[key], two[key])
     assert one["diag/val_clips"] == two["diag/val_clips"] == 10
+
+
+@pytest.mark.slow
+def test_discriminator_warmup_under_two_process_ddp_freezes_the_generator_on_both_ranks(tmp_path: Path) -> None:
+    """``discriminator_warmup_steps: 2`` under gan_ddp: the generator's wrapper runs no backward for 2 batches (its
+    forward is under no_grad), then both networks train; the ranks, fed different batches, stay identical."""
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=4, val_every=4, checkpoint_every=4)
+    overlay["trainer"].update(devices=2, strategy="gan_ddp")
+    overlay["trainer"]["callbacks"] += [
+        {"class_path": "tests.ddp_helpers.RecordNetworkWeights", "init_args": {"directory": str(tmp_path / "w")}}
+    ]
+    overlay["model"] = {"init_args": {"discriminator_warmup_steps": 2}}
+    result = run_codecgan("fit", "codec_tiny.yaml", tmp_path, "warmup", overlay)
+    ranks = [torch.load(tmp_path / "w" / f"rank{rank}.pt") for rank in (0, 1)]
+    for name in ("generator", "discriminator"):
+        assert ranks[0][name].shape[0] == 5, "the start and 4 batches"
+        assert torch.equal(ranks[0][name], ranks[1][name]), f"the {name} differs between ranks"
+    changed = {
+        name: [not torch.equal(before, after) for before, after in zip(weights, weights[1:])]
+        for name, weights in ranks[0].items()
+    }
+    assert changed == {"generator": [False, False, True, True], "discriminator": [True, True, True, True]}
+    assert result.stderr.count("Discriminator warm-up: the generator stays frozen until step 2") == 1
