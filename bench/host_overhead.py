@@ -3,12 +3,18 @@
     python -m bench.host_overhead                     # every config in experiments/*.yaml, ~8 min on 2 CPU cores
     python -m bench.host_overhead --configs codec_dac --stacks --top 30   # where the host reads and ops come from
     python -m bench.host_overhead --strategy ddp_find_unused_parameters_true   # the one-wrapper DDP, for comparison
+    python -m bench.host_overhead --configs codec_dac --no-ratio --dac-venv /work/venvs/dacref   # against DAC's own
 
 Each config is built as shipped (its callbacks and progress bar included), on the CPU, in fp32, at batch 1, and
 fitted for a few batches on synthetic data; `bench/dispatch_counts.py` counts the ATen ops dispatched by one batch
 that does not log (inside and outside the optimizers' `step`) and its host reads (`aten._local_scalar_dense`).
 Counts are exact and the same on any CPU; on a GPU the host pays for each op (~10-20 us of dispatch) and stalls
 at each read.
+
+DAC's own training step (`bench/dac_own_step.py`: descript-audio-codec's `scripts/train.py` loop with its
+per-step logging, at the same batch and precision) is counted the same way in DAC's own virtual environment
+(`--dac-venv`, default `$CODECGAN_DAC_VENV` or /work/venvs/dacref, as `tests/fixtures/dac/README.md` makes it), as a
+subprocess: codecgan never imports DAC. Without that environment the comparison is skipped with a message.
 
 The all-reduce ratio is the gradient bytes DDP all-reduces per batch over the bytes of the trainable parameters
 (`bench/allreduce_bytes.py`), measured in 2 gloo processes under the config's strategy (or `--strategy`): 1.00
@@ -18,7 +24,10 @@ means each trainable gradient crossed the network once.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import subprocess
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,6 +43,7 @@ from codecgan.lightning_cli import build_cli
 ROOT = Path(__file__).resolve().parents[1]
 
 COUNTED_BATCH = 2  # batches 0 and 1 warm up (lazy state, first optimizer step); batch 2 does not log
+DEFAULT_DAC_VENV = Path(os.environ.get("CODECGAN_DAC_VENV", "/work/venvs/dacref"))
 
 
 def count_one_batch(
@@ -89,6 +99,51 @@ def count_one_batch(
     return counter.counts
 
 
+def count_dac_own_step(dac_venv: Path) -> dict | None:
+    """DAC's own training step counted by `bench/dac_own_step.py` in `dac_venv` (see there for the fields).
+
+    None when `dac_venv` has no Python; a failing script raises with its error output.
+    """
+    python = Path(dac_venv) / "bin" / "python"
+    if not python.exists():
+        return None
+    result = subprocess.run(
+        [str(python), "-m", "bench.dac_own_step"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"bench/dac_own_step.py failed in {dac_venv} (exit {result.returncode}):\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def dac_comparison(dac: dict, codecgan: DispatchCounts | None) -> str:
+    """Sentences comparing DAC's own step with codecgan's `codec_dac` batch (when it was counted)."""
+    device_reads = dac["logged_tensors"] + dac["transform_host_reads"]
+    python_numbers = dac["host_reads_outside"] - device_reads
+    text = (
+        f"DAC's own step (descript-audio-codec's train.py loop, batch {dac['batch_size']} of "
+        f"{dac['excerpt_seconds']} s, fp32, CPU, torch {dac['torch']}): {dac['ops_outside']:,} ops outside the "
+        f"optimizers ({dac['transform_ops']:,} of them in its data transform on the device) and "
+        f"{dac['ops_inside']:,} inside; {dac['host_reads_outside']} host reads outside the optimizers, "
+        f"{device_reads} of which wait for the device on a GPU ({dac['logged_tensors']} by its tracker's .item() of "
+        f"the step's logged tensors, {dac['transform_host_reads']} in the data transform) and {python_numbers} read "
+        f"tensors the tracker makes from Python numbers; {dac['host_reads_inside']} inside (CPU AdamW's step counters)."
+    )
+    if codecgan is not None:
+        ops_ratio = dac["ops_outside"] / codecgan.ops_outside
+        without_transform = (dac["ops_outside"] - dac["transform_ops"]) / codecgan.ops_outside
+        text += (
+            f"\ncodec_dac: {codecgan.ops_outside:,} ops outside the optimizers and {codecgan.outside[HOST_READ]} host "
+            f"reads. DAC / codecgan: {ops_ratio:.2f}x the ops ({without_transform:.2f}x without DAC's data "
+            f"transform, which codecgan runs in its data loader), {dac['host_reads_outside']} against "
+            f"{codecgan.outside[HOST_READ]} host reads."
+        )
+    return text
+
+
 def shipped_strategy(config: Path) -> str:
     strategy = (yaml.safe_load(config.read_text()).get("trainer") or {}).get("strategy")
     return strategy if isinstance(strategy, str) and strategy.startswith(("gan_ddp", "ddp")) else "gan_ddp"
@@ -105,6 +160,13 @@ def main() -> None:
     parser.add_argument("--no-ratio", action="store_true", help="skip the 2-process all-reduce measurement")
     parser.add_argument("--stacks", action="store_true", help="print where each host read comes from")
     parser.add_argument("--top", type=int, default=0, help="print the N most frequent ops outside the optimizers")
+    parser.add_argument(
+        "--dac-venv",
+        type=Path,
+        default=DEFAULT_DAC_VENV,
+        help=f"DAC's virtual environment, for DAC's own step (default: $CODECGAN_DAC_VENV or {DEFAULT_DAC_VENV})",
+    )
+    parser.add_argument("--no-dac", action="store_true", help="skip counting DAC's own training step")
     args = parser.parse_args()
     names = args.configs.split(",") if args.configs else sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -141,6 +203,17 @@ def main() -> None:
             f"| {name} | {counts.ops_outside:,} / {counts.ops_inside:,} "
             f"| {counts.outside[HOST_READ]} / {counts.inside[HOST_READ]} | {ratio:.2f} ({strategy}) |"
         )
+    if args.no_dac:
+        return
+    dac = count_dac_own_step(args.dac_venv)
+    if dac is None:
+        print(
+            f"\nDAC's own step not counted: {args.dac_venv} has no bin/python. Make DAC's environment as "
+            "tests/fixtures/dac/README.md says and pass --dac-venv (or set CODECGAN_DAC_VENV)."
+        )
+        return
+    codec_dac = next((counts for name, counts, _, _ in rows if name == "codec_dac"), None)
+    print("\n" + dac_comparison(dac, codec_dac))
 
 
 if __name__ == "__main__":
