@@ -1,5 +1,5 @@
 """A causal codec: output sample t depends on input samples up to the last of t's frame and no further, the
-state dict is a centred codec's, and the tiny codec trains with ``causal: true``."""
+state dict is a centred codec's, the latency is one hop, and the tiny codec trains with ``causal: true``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 from codecgan.cli import main
 from codecgan.models import CodecGenerator
+from codecgan.models.streaming_codec import NotCausalError, algorithmic_latency_seconds
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 
 TINY = dict(
@@ -75,6 +76,14 @@ def test_a_causal_codec_has_the_centred_codec_parameters_and_loads_its_weights()
     }
     causal.load_state_dict(centred.state_dict())
     assert causal.causal and not centred.causal
+
+
+def test_the_latency_is_one_hop_and_a_centred_codec_has_none():
+    assert algorithmic_latency_seconds(tiny_codec(), 16000) * 1000 == pytest.approx(2.5)
+    dac_44k = CodecGenerator(encoder_dim=8, decoder_dim=64, causal=True)  # strides (2, 4, 8, 8): hop 512
+    assert algorithmic_latency_seconds(dac_44k, 44100) * 1000 == pytest.approx(11.61, abs=0.01)
+    with pytest.raises(NotCausalError, match="model.init_args.generator.init_args.causal"):
+        algorithmic_latency_seconds(tiny_codec(causal=False), 16000)
 
 
 def test_every_causal_parameter_gets_a_finite_gradient():
