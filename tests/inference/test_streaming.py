@@ -1,14 +1,23 @@
 """A causal codec streamed chunk by chunk equals the whole file through it: the codes exactly, the audio within
-1e-6, for chunks that are and are not whole frames, down to one sample."""
+1e-6, for chunks that are and are not whole frames, down to one sample; and so do ``codecgan encode/decode
+--streaming``."""
 
 from __future__ import annotations
 
-import pytest
-import torch
+from pathlib import Path
 
+import pytest
+import soundfile
+import torch
+import yaml
+
+from codecgan.inference.codes_file import CodesFile
 from codecgan.models import CodecGenerator
 from codecgan.models.streaming_codec import NotCausalError, StreamingDecoder, StreamingEncoder
-from tests.models.test_causal_codec import HOP, tiny_codec
+from tests.inference.test_commands import run
+from tests.models.test_causal_codec import HOP, TINY, tiny_codec
+
+SAMPLE_RATE = 16000
 
 LENGTH = 50 * HOP + 17  # not a whole number of frames: the last frame is padded
 
@@ -87,3 +96,46 @@ def test_a_centred_codec_does_not_stream_and_the_error_names_the_config_key():
     for streaming in (StreamingEncoder, StreamingDecoder):
         with pytest.raises(NotCausalError, match=r"model\.init_args\.generator\.init_args\.causal: true"):
             streaming(tiny_codec(causal=False))
+
+
+def write_checkpoint(folder: Path, causal: bool) -> Path:
+    """A run folder as ``codecgan fit`` leaves it (``config.yaml``, ``checkpoints/last.ckpt``) holding a seeded tiny
+    codec: what the commands read, without a fit."""
+    generator = {"class_path": "codecgan.models.CodecGenerator", "init_args": {**TINY, "causal": causal}}
+    config = {"model": {"init_args": {"generator": generator}}, "data": {"init_args": {"sample_rate": SAMPLE_RATE}}}
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    state = {f"generator.{name}": value for name, value in tiny_codec(causal).state_dict().items()}
+    torch.save({"state_dict": state}, folder / "checkpoints" / "last.ckpt")
+    return folder / "checkpoints" / "last.ckpt"
+
+
+def test_streaming_encode_and_decode_on_a_stereo_file_equal_the_windowed_commands(tmp_path):
+    checkpoint = write_checkpoint(tmp_path / "run", causal=True)
+    audio = speech_like(LENGTH)
+    soundfile.write(tmp_path / "talk.wav", audio[:, 0].T.numpy(), SAMPLE_RATE, subtype="FLOAT")
+    outputs = {}
+    for name, streaming in (("windowed", []), ("streamed", ["--streaming", "--streaming-chunk-ms", "7"])):
+        out = tmp_path / name
+        common = ["--ckpt", str(checkpoint), "--out", str(out), *streaming]
+        assert run(["encode", str(tmp_path / "talk.wav"), *common]) == 0
+        assert run(["decode", str(out / "talk.pt"), *common]) == 0
+        outputs[name] = CodesFile.load(out / "talk.pt"), soundfile.read(out / "talk.wav", dtype="float32")[0]
+    (windowed_codes, windowed_audio), (streamed_codes, streamed_audio) = outputs["windowed"], outputs["streamed"]
+    assert torch.equal(streamed_codes.codes, windowed_codes.codes)  # 7 ms: 112 samples, not a whole number of frames
+    assert torch.equal(streamed_codes.codes, tiny_codec().encode(audio))
+    assert streamed_audio.shape == windowed_audio.shape == (LENGTH, 2)
+    torch.testing.assert_close(torch.from_numpy(streamed_audio), torch.from_numpy(windowed_audio), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("command", ["encode", "decode"])
+def test_streaming_with_a_centred_checkpoint_exits_2_naming_the_causal_key(command, tmp_path, capsys):
+    checkpoint = write_checkpoint(tmp_path / "run", causal=False)
+    (tmp_path / "in.pt").write_bytes(b"")
+    soundfile.write(tmp_path / "in.wav", speech_like(HOP)[0, 0].numpy(), SAMPLE_RATE)
+    source = tmp_path / ("in.wav" if command == "encode" else "in.pt")
+    status = run([command, str(source), "--ckpt", str(checkpoint), "--out", str(tmp_path / "out"), "--streaming"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "model.init_args.generator.init_args.causal: true" in error and "--streaming" in error
+    assert not (tmp_path / "out").exists()
