@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn.utils import parametrize
 
 from codecgan.models.dac_codec import CodecGenerator
 from codecgan.models.streaming_codec import StreamingDecoder, StreamingEncoder
@@ -46,10 +47,12 @@ def encode_streaming(
     size = chunks.samples(sample_rate)
     starts = range(0, audio.shape[-1], size)
     pieces = []
-    for index, start in enumerate(starts):
-        pieces.append(encoder.push(audio[..., start : start + size]))
-        _report(on_chunk, index + 1, len(starts))
-    return torch.cat([*pieces, encoder.flush()], dim=-1)
+    with parametrize.cached():  # each weight-normed weight computed once per file, not once per chunk
+        for index, start in enumerate(starts):
+            pieces.append(encoder.push(audio[..., start : start + size]))
+            _report(on_chunk, index + 1, len(starts))
+        pieces.append(encoder.flush())
+    return torch.cat(pieces, dim=-1)
 
 
 def decode_streaming(
@@ -65,9 +68,10 @@ def decode_streaming(
     size = chunks.frames(sample_rate, generator.hop_length)
     starts = range(0, codes.shape[-1], size)
     pieces = []
-    for index, start in enumerate(starts):
-        pieces.append(decoder.push(codes[..., start : start + size].long()))
-        _report(on_chunk, index + 1, len(starts))
+    with parametrize.cached():
+        for index, start in enumerate(starts):
+            pieces.append(decoder.push(codes[..., start : start + size].long()))
+            _report(on_chunk, index + 1, len(starts))
     return torch.cat(pieces, dim=-1)[..., :length]
 
 
