@@ -2,12 +2,15 @@
 
     codecgan encode --ckpt CKPT INPUT... --out DIR [--n-codebooks N]    # DIR/<name>.pt per input
     codecgan decode --ckpt CKPT CODES... --out DIR [--keep-rate]        # DIR/<name>.wav per codes file
+    codecgan encode/decode ... --streaming [--streaming-chunk-ms MS]      # a causal codec, chunk by chunk
 
 ``encode`` reads each file with every channel, resamples it to the model's rate and writes its codes
 (``codecgan.inference.codes_file``); ``--n-codebooks`` keeps the first N codebooks, a lower bitrate, which
 it prints. ``decode`` writes 32-bit float WAVs at the model's rate, or with ``--keep-rate`` at the encoded
 file's rate and exact length. Both run in windows (``codecgan.inference.codec_chunks``), so memory does not
-grow with a file's length, and equal whole-file processing. Neither imports Lightning.
+grow with a file's length, and equal whole-file processing; with ``--streaming`` a causal codec (one trained
+with ``causal: true``) runs in chunks of ``--streaming-chunk-ms`` with carried state instead, as a live stream
+would (``codecgan.inference.streaming``), to the same codes. Neither imports Lightning.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -32,6 +36,8 @@ from codecgan.inference.file_runs import (
     report_start_failure,
     run_over_files,
 )
+from codecgan.inference.streaming import StreamingChunks, decode_streaming, encode_streaming
+from codecgan.models.streaming_codec import NotCausalError, require_causal
 
 CODEC_METHODS = ("encode", "decode")
 
@@ -65,23 +71,53 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         help=f"audio each window produces; it reads {defaults.context_seconds:g} s more on each side "
         f"(default {defaults.chunk_seconds:g})",
     )
+    parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="run a causal codec chunk by chunk with carried state, as a live stream (same codes as without)",
+    )
+    streaming = StreamingChunks()
+    parser.add_argument(
+        "--streaming-chunk-ms",
+        type=float,
+        default=streaming.chunk_ms,
+        help=f"with --streaming: audio per chunk in ms, or the whole frames nearest it (default {streaming.chunk_ms:g})",
+    )
     return parser
 
 
-def _start(command: str, argv: list[str]) -> tuple[argparse.Namespace, nn.Module, list[InputFile], CodecChunking]:
+class CodecRun(NamedTuple):
+    """A started command: its arguments, generator, inputs, and how it splits a file."""
+
+    args: argparse.Namespace
+    generator: nn.Module
+    inputs: list[InputFile]
+    chunking: CodecChunking
+    streaming: StreamingChunks | None  # None: windows of ``chunking``
+
+
+def _start(command: str, argv: list[str]) -> CodecRun:
     args = build_parser(command).parse_args(argv)
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}.")
+    if args.streaming_chunk_ms <= 0:
+        raise CommandError(f"--streaming-chunk-ms must be positive, got {args.streaming_chunk_ms}.")
     generator = load_generator(args, "codec", CODEC_METHODS)
+    if args.streaming:
+        try:
+            require_causal(generator)
+        except NotCausalError as error:
+            raise CommandError(f"--streaming with {args.ckpt}: {error}") from None
     inputs = list_inputs(args.inputs, (CODES_SUFFIX,)) if command == "decode" else list_inputs(args.inputs)
     prepare_output_folder(args.out)
-    return args, generator, inputs, CodecChunking(chunk_seconds=args.chunk_seconds)
+    streaming = StreamingChunks(args.streaming_chunk_ms) if args.streaming else None
+    return CodecRun(args, generator, inputs, CodecChunking(chunk_seconds=args.chunk_seconds), streaming)
 
 
 def encode_main(argv: list[str]) -> int:
     """Run ``codecgan encode``; returns the exit status (0, or 2 when a file failed or it could not start)."""
     try:
-        args, generator, inputs, chunking = _start("encode", argv)
+        args, generator, inputs, chunking, streaming = _start("encode", argv)
         n_codebooks = generator.n_codebooks if args.n_codebooks is None else args.n_codebooks
         if not 1 <= n_codebooks <= generator.n_codebooks:
             raise CommandError(f"--n-codebooks must lie in [1, {generator.n_codebooks}], got {n_codebooks}.")
@@ -97,7 +133,10 @@ def encode_main(argv: list[str]) -> int:
     def handle(item: InputFile, on_chunk: Callable[[int, int], None]) -> None:
         loaded = read_at_rate(item.path, sample_rate)
         audio = loaded.audio.unsqueeze(1).to(_device(generator))
-        codes = encode_in_chunks(generator, audio, sample_rate, n_codebooks, chunking, on_chunk)
+        if streaming is None:
+            codes = encode_in_chunks(generator, audio, sample_rate, n_codebooks, chunking, on_chunk)
+        else:
+            codes = encode_streaming(generator, audio, sample_rate, n_codebooks, streaming, on_chunk)
         CodesFile(
             codes, size, hop, sample_rate, loaded.audio.shape[-1], loaded.file_sample_rate, loaded.file_frames
         ).save(item.output(args.out, CODES_SUFFIX))
@@ -108,7 +147,7 @@ def encode_main(argv: list[str]) -> int:
 def decode_main(argv: list[str]) -> int:
     """Run ``codecgan decode``; returns the exit status (0, or 2 when a file failed or it could not start)."""
     try:
-        args, generator, inputs, chunking = _start("decode", argv)
+        args, generator, inputs, chunking, streaming = _start("decode", argv)
     except (CommandError, ValueError) as error:
         return report_start_failure("decode", error)
     sample_rate = generator.sample_rate
@@ -117,9 +156,12 @@ def decode_main(argv: list[str]) -> int:
     def handle(item: InputFile, on_chunk: Callable[[int, int], None]) -> None:
         codes_file = CodesFile.load(item.path)
         check_fits(codes_file, generator, item.path)
-        audio = decode_in_chunks(
-            generator, codes_file.codes.to(_device(generator)), codes_file.length, sample_rate, chunking, on_chunk
-        )[:, 0].cpu()
+        codes, length = codes_file.codes.to(_device(generator)), codes_file.length
+        if streaming is None:
+            audio = decode_in_chunks(generator, codes, length, sample_rate, chunking, on_chunk)
+        else:
+            audio = decode_streaming(generator, codes, length, sample_rate, streaming, on_chunk)
+        audio = audio[:, 0].cpu()
         rate = sample_rate
         if args.keep_rate:
             audio = to_file_rate(audio, sample_rate, codes_file.input_sample_rate, codes_file.input_length)

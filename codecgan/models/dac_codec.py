@@ -12,15 +12,9 @@ from typing import Any, Mapping, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import weight_norm
 
-from codecgan.models.conv_blocks import (
-    Float32Conv1d,
-    Snake1d,
-    shared_snake_constants,
-    weight_norm_conv1d,
-    weight_norm_conv_transpose1d,
-)
+from codecgan.models.causal_convs import codec_conv1d, codec_conv_transpose1d
+from codecgan.models.conv_blocks import Snake1d, shared_snake_constants
 from codecgan.models.dac_checkpoint_format import (
     codec_generator_kwargs,
     load_dac_generator_weights,
@@ -34,13 +28,13 @@ RESIDUAL_DILATIONS = (1, 3, 9)
 class ResidualUnit(nn.Module):
     """Snake, dilated k7 conv, Snake, k1 conv, added to the input; `[B, C, T] -> [B, C, T]`."""
 
-    def __init__(self, channels: int, dilation: int) -> None:
+    def __init__(self, channels: int, dilation: int, causal: bool = False) -> None:
         super().__init__()
         self.block = nn.Sequential(
             Snake1d(channels),
-            weight_norm_conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation),
+            codec_conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation, causal=causal),
             Snake1d(channels),
-            weight_norm_conv1d(channels, channels, 1),
+            codec_conv1d(channels, channels, 1, causal=causal),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -59,11 +53,13 @@ class EncoderBlock(nn.Sequential):
     Shapes: `[B, C, T] -> [B, 2C, T / stride]` (T a multiple of the stride).
     """
 
-    def __init__(self, channels: int, stride: int) -> None:
+    def __init__(self, channels: int, stride: int, causal: bool = False) -> None:
         super().__init__(
-            *(ResidualUnit(channels, dilation) for dilation in RESIDUAL_DILATIONS),
+            *(ResidualUnit(channels, dilation, causal) for dilation in RESIDUAL_DILATIONS),
             Snake1d(channels),
-            weight_norm_conv1d(channels, 2 * channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)),
+            codec_conv1d(
+                channels, 2 * channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2), causal=causal
+            ),
         )
 
 
@@ -74,18 +70,25 @@ class Encoder(nn.Sequential):
         dim: channels after the input conv (DAC's `encoder_dim`).
         strides: downsampling factors; the hop is their product.
         latent_dim: output channels D (default `dim * 2**len(strides)`).
+        causal: pad every conv on the left only (`codecgan.models.causal_convs`).
 
     Shapes: `[B, 1, T] -> [B, D, T / hop]` (T a multiple of the hop).
     """
 
-    def __init__(self, dim: int = 64, strides: Sequence[int] = (2, 4, 8, 8), latent_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        dim: int = 64,
+        strides: Sequence[int] = (2, 4, 8, 8),
+        latent_dim: int | None = None,
+        causal: bool = False,
+    ) -> None:
         _check_strides(strides, "encoder_strides")
-        layers: list[nn.Module] = [weight_norm_conv1d(1, dim, 7, padding=3)]
+        layers: list[nn.Module] = [codec_conv1d(1, dim, 7, padding=3, causal=causal)]
         for stride in strides:
-            layers.append(EncoderBlock(dim, stride))
+            layers.append(EncoderBlock(dim, stride, causal))
             dim *= 2
         latent_dim = dim if latent_dim is None else latent_dim
-        layers += [Snake1d(dim), weight_norm_conv1d(dim, latent_dim, 3, padding=1)]
+        layers += [Snake1d(dim), codec_conv1d(dim, latent_dim, 3, padding=1, causal=causal)]
         super().__init__(*layers)
 
 
@@ -98,18 +101,19 @@ class DecoderBlock(nn.Sequential):
     Shapes: `[B, C_in, N] -> [B, C_out, N * stride]`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, causal: bool = False) -> None:
         super().__init__(
             Snake1d(in_channels),
-            weight_norm_conv_transpose1d(
+            codec_conv_transpose1d(
                 in_channels,
                 out_channels,
                 2 * stride,
                 stride=stride,
                 padding=math.ceil(stride / 2),
                 output_padding=stride % 2,
+                causal=causal,
             ),
-            *(ResidualUnit(out_channels, dilation) for dilation in RESIDUAL_DILATIONS),
+            *(ResidualUnit(out_channels, dilation, causal) for dilation in RESIDUAL_DILATIONS),
         )
 
 
@@ -120,23 +124,26 @@ class Decoder(nn.Sequential):
         latent_dim: input channels D.
         dim: channels after the input conv (DAC's `decoder_dim`), divisible by `2**len(strides)`.
         strides: upsampling factors; the hop is their product.
+        causal: pad every conv on the left only, trim every transposed conv on the right.
 
     Shapes: `[B, D, N] -> [B, 1, N * hop]`.
     """
 
-    def __init__(self, latent_dim: int, dim: int = 1536, strides: Sequence[int] = (8, 8, 4, 2)) -> None:
+    def __init__(
+        self, latent_dim: int, dim: int = 1536, strides: Sequence[int] = (8, 8, 4, 2), causal: bool = False
+    ) -> None:
         _check_strides(strides, "decoder_strides")
         if dim % 2 ** len(strides) != 0:
             raise ValueError(
                 f"decoder_dim must be divisible by 2**{len(strides)} = {2 ** len(strides)} "
                 f"(it halves at each of the {len(strides)} strides), got {dim}."
             )
-        layers: list[nn.Module] = [weight_norm_conv1d(latent_dim, dim, 7, padding=3)]
+        layers: list[nn.Module] = [codec_conv1d(latent_dim, dim, 7, padding=3, causal=causal)]
         for stride in strides:
-            layers.append(DecoderBlock(dim, dim // 2, stride))
+            layers.append(DecoderBlock(dim, dim // 2, stride, causal))
             dim //= 2
         # The waveform layer computes in fp32 under autocast (see Float32Conv1d); parameter names are unchanged.
-        layers += [Snake1d(dim), weight_norm(Float32Conv1d(dim, 1, 7, padding=3)), nn.Tanh()]
+        layers += [Snake1d(dim), codec_conv1d(dim, 1, 7, padding=3, causal=causal, waveform=True), nn.Tanh()]
         super().__init__(*layers)
 
 
@@ -161,6 +168,9 @@ class CodecGenerator(nn.Module):
         decoder_dim: channels after the decoder's input conv.
         decoder_strides: decoder upsampling factors; their product must equal the encoder's.
         n_codebooks, codebook_size, codebook_dim, quantizer_dropout: see `ResidualVectorQuantizer`.
+        causal: EnCodec's causal padding in every conv, so that output sample t depends on input samples up to
+            the end of t's frame only, and the codec streams (`codecgan.models.streaming_codec`); the state dict
+            is a centred generator's. False: DAC's centred convs.
 
     Attributes:
         hop_length: samples per latent frame.
@@ -168,6 +178,7 @@ class CodecGenerator(nn.Module):
         n_codebooks: number of codebooks.
         architecture: the arguments that fix the layers and their shapes, by name (`latent_dim` resolved); a DAC
             weights file's settings are checked against them (`codecgan.dac_initialisation`).
+        causal: whether the convs are causal.
     """
 
     def __init__(
@@ -181,6 +192,7 @@ class CodecGenerator(nn.Module):
         codebook_size: int = 1024,
         codebook_dim: int = 8,
         quantizer_dropout: float = 0.0,
+        causal: bool = False,
     ) -> None:
         super().__init__()
         if math.prod(encoder_strides) != math.prod(decoder_strides):
@@ -204,11 +216,12 @@ class CodecGenerator(nn.Module):
         }
         self.codebook_size = codebook_size
         self.n_codebooks = n_codebooks
-        self.encoder = Encoder(encoder_dim, encoder_strides, latent_dim)
+        self.causal = causal
+        self.encoder = Encoder(encoder_dim, encoder_strides, latent_dim, causal)
         self.quantizer = ResidualVectorQuantizer(
             latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
         )
-        self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides)
+        self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides, causal)
         self.snakes = tuple(module for module in self.modules() if isinstance(module, Snake1d))  # not submodules
         # DAC's init_weights zeroes every Conv1d's bias (not the ConvTranspose1d's). Its trunc_normal_(std=0.02) of
         # the weights has no effect: under the old weight norm, `weight` is recomputed from g and v before each
