@@ -112,3 +112,29 @@ class LossBalancer(nn.Module):
         weighted = torch.cat([norms * batch_size, norms.new_full((1,), float(batch_size))])
         dist.all_reduce(weighted)
         return weighted[:-1] / weighted[-1]
+
+
+def balancer_from_options(
+    options: Mapping[str, object] | None, term_names: Mapping[str, str], config_key: str
+) -> LossBalancer | None:
+    """The ``LossBalancer`` a config asks for (``None``: none): ``options`` holds ``weights`` (by config name, each a
+    key of ``term_names``, which maps it to the loss term's name; a missing one weighs 0), ``ema_decay`` and
+    ``total_norm``. A ``ConfigError`` names an unknown key."""
+    if options is None:
+        return None
+    unknown = set(options) - {"weights", "ema_decay", "total_norm"}
+    if unknown:
+        raise ConfigError(
+            f"{config_key} has unknown keys {sorted(unknown)}; allowed: ['ema_decay', 'total_norm', 'weights']."
+        )
+    weights = dict(options.get("weights") or {})
+    unknown = set(weights) - set(term_names)
+    if unknown:
+        raise ConfigError(f"{config_key}.weights has unknown keys {sorted(unknown)}; allowed: {sorted(term_names)}.")
+    named = {term_names[key]: float(weights.get(key, 0.0)) for key in term_names}
+    for key, term in term_names.items():  # errors name the config key, not the term
+        if not named[term] >= 0:
+            raise ConfigError(f"{config_key}.weights.{key} must be ≥ 0, got {named[term]}.")
+    return LossBalancer(
+        named, float(options.get("ema_decay", 0.999)), float(options.get("total_norm", 1.0)), config_key
+    )
