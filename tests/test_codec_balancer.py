@@ -11,8 +11,9 @@ import torch
 
 from codecgan.codec_module import CodecGAN
 from codecgan.config_error import ConfigError
+from codecgan.lightning_cli import build_cli
 from codecgan.models import CodecGenerator, DACDiscriminator
-from tests.conftest import write_overlay
+from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 from tests.test_gan_module import tiny_fit
 
 ENCODEC_WEIGHTS = {"adversarial": 4.0, "feature_matching": 4.0, "waveform": 0.1, "mel": 2.0}
@@ -103,3 +104,22 @@ def test_tiny_codec_trains_with_the_balancer_and_checkpoints_its_average(tmp_pat
     for name in ("ema_norm_sum", "ema_weight_sum"):
         assert torch.equal(checkpoint["state_dict"][f"loss_balancer.{name}"], getattr(cli.model.loss_balancer, name))
     assert float(cli.model.loss_balancer.ema_weight_sum[0]) == pytest.approx(sum(0.999**k for k in range(12)))
+
+
+def balanced_fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None):
+    overlay = tiny_trainer_overlay(tmp_path / run, max_steps=max_steps, val_every=4, checkpoint_every=5)
+    overlay["model"] = {"init_args": {"loss_balancer": BALANCER}}
+    args = ["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml")]
+    args += ["--config", str(write_overlay(tmp_path, f"{run}.yaml", overlay))]
+    return build_cli(args + (["--ckpt_path", ckpt_path] if ckpt_path else []))
+
+
+@pytest.mark.slow
+def test_a_resumed_balanced_run_equals_the_straight_one(tmp_path: Path) -> None:
+    straight = balanced_fit(tmp_path, "straight", 10)
+    balanced_fit(tmp_path, "resumed", 5)
+    resumed = balanced_fit(tmp_path, "resumed", 10, ckpt_path="last")
+    straight_state = straight.model.state_dict()
+    assert "loss_balancer.ema_norm_sum" in straight_state
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, straight_state[name]), f"{name} differs after resume"
