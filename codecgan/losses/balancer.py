@@ -66,6 +66,7 @@ class LossBalancer(nn.Module):
         self.weights = {name: float(weight) for name, weight in weights.items()}
         self.ema_decay, self.total_norm = float(ema_decay), float(total_norm)
         self._index = {name: i for i, name in enumerate(self.weights)}
+        self._device_constants: dict[tuple[tuple[str, ...], torch.device], tuple[Tensor, Tensor]] = {}
         # float64, as audiocraft's Python-float average: a 0.999 average of 10^4 steps in float32 drifts.
         self.register_buffer("ema_norm_sum", torch.zeros(len(self.weights), dtype=torch.float64))
         self.register_buffer("ema_weight_sum", torch.zeros(len(self.weights), dtype=torch.float64))
@@ -82,14 +83,13 @@ class LossBalancer(nn.Module):
         dims = tuple(range(1, output.dim()))
         norms = torch.stack([torch.linalg.vector_norm(g, dim=dims).mean() for g in gradients]).double()
         norms = self._average_over_ranks(norms, output.shape[0])
-        index = torch.tensor([self._index[name] for name in active], device=norms.device)
+        index, weights = self._constants(tuple(active), norms.device)
         norm_sum = self.ema_norm_sum[index] * self.ema_decay + norms
         weight_sum = self.ema_weight_sum[index] * self.ema_decay + 1.0
         finite = torch.isfinite(norms).all()
         self.ema_norm_sum[index] = torch.where(finite, norm_sum, self.ema_norm_sum[index])
         self.ema_weight_sum[index] = torch.where(finite, weight_sum, self.ema_weight_sum[index])
         averages = norm_sum / weight_sum
-        weights = torch.tensor([self.weights[name] for name in active], dtype=torch.float64, device=norms.device)
         factors = weights / weights.sum() * self.total_norm / (EPSILON + averages)
         balanced = torch.zeros_like(output)
         for gradient, factor in zip(gradients, factors.to(output.dtype).unbind()):
@@ -103,6 +103,16 @@ class LossBalancer(nn.Module):
         for name, factor, share in zip(active, factors.float().unbind(), shares.float().unbind()):
             stats[f"weight_{name}"], stats[f"share_{name}"] = factor, share
         return balanced, stats
+
+    def _constants(self, active: tuple[str, ...], device: torch.device) -> tuple[Tensor, Tensor]:
+        """The buffer indices and the weights of the ``active`` terms on ``device``, made once per set of terms: a
+        tensor built from host values every step would be a copy that waits for the device."""
+        key = (active, device)
+        if key not in self._device_constants:
+            index = torch.tensor([self._index[name] for name in active], device=device)
+            weights = torch.tensor([self.weights[name] for name in active], dtype=torch.float64, device=device)
+            self._device_constants[key] = (index, weights)
+        return self._device_constants[key]
 
     @staticmethod
     def _average_over_ranks(norms: Tensor, batch_size: int) -> Tensor:
