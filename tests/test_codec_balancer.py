@@ -4,11 +4,13 @@ its statistics in the checkpoint, its options checked, the tiny codec training w
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from bench.host_overhead import count_one_batch
 from codecgan.codec_module import CodecGAN
 from codecgan.config_error import ConfigError
 from codecgan.lightning_cli import build_cli
@@ -123,3 +125,10 @@ def test_a_resumed_balanced_run_equals_the_straight_one(tmp_path: Path) -> None:
     assert "loss_balancer.ema_norm_sum" in straight_state
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, straight_state[name]), f"{name} differs after resume"
+
+
+@pytest.mark.slow  # a 3-batch fit: 9 s on a loaded 2-core machine
+def test_a_balanced_batch_that_does_not_log_never_reads_from_the_device(tmp_path: Path) -> None:
+    overrides = ["--model.init_args.loss_balancer", json.dumps(BALANCER)]
+    counts = count_one_batch(EXPERIMENTS / "codec_tiny.yaml", tmp_path, overrides, keep_stacks=True)
+    assert counts.host_reads == 0, "host reads at:\n" + "\n".join(counts.host_read_stacks)
