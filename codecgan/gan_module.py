@@ -2,8 +2,8 @@
 
 `GANModule` alternates a discriminator step and a generator step on every batch with Lightning's
 manual optimization. Subclasses say *what* the generator computes and *which* losses each network
-minimises (`generator_forward`, `discriminator_loss`, `generator_loss`); this file says *how* the
-two networks are stepped, and nothing else.
+minimises (`generator_forward`, `discriminator_loss`, `generator_loss`; optionally `generator_objective`, the scalar
+the generator's backward differentiates); this file says *how* the two networks are stepped, and nothing else.
 
 Conventions that matter for diagnosis, resume and speed:
 
