@@ -79,6 +79,10 @@ class LossBalancer(nn.Module):
         if unknown:
             raise KeyError(f"LossBalancer has no weight for {sorted(unknown)}; it balances {sorted(self.weights)}.")
         active = [name for name in terms if self.weights[name] > 0]
+        zero = torch.zeros((), dtype=torch.float32, device=output.device)
+        stats = {f"{kind}_{name}": zero for name in terms for kind in ("weight", "share")}
+        if not active:  # e.g. only weight-0 terms during the generator-only warm-up: no balanced gradient
+            return torch.zeros_like(output), stats
         gradients = [torch.autograd.grad(terms[name], output, retain_graph=True)[0] for name in active]
         dims = tuple(range(1, output.dim()))
         norms = torch.stack([torch.linalg.vector_norm(g, dim=dims).mean() for g in gradients]).double()
@@ -96,10 +100,6 @@ class LossBalancer(nn.Module):
             balanced.addcmul_(gradient, factor)
         pulls = factors * norms
         shares = pulls / pulls.sum()
-        zero = torch.zeros((), dtype=torch.float32, device=output.device)
-        stats = {}
-        for name in terms:
-            stats[f"weight_{name}"], stats[f"share_{name}"] = zero, zero
         for name, factor, share in zip(active, factors.float().unbind(), shares.float().unbind()):
             stats[f"weight_{name}"], stats[f"share_{name}"] = factor, share
         return balanced, stats

@@ -56,6 +56,15 @@ def test_shares_follow_the_weights_and_weight_zero_terms_take_no_part() -> None:
     assert float(balancer.ema_weight_sum[list(WEIGHTS).index("feat")]) == 0.0
 
 
+def test_terms_that_all_weigh_zero_give_no_gradient() -> None:
+    balancer = LossBalancer({**WEIGHTS, "feat": 0.0})
+    y, target = step_inputs(0)
+    y.requires_grad_(True)
+    gradient, stats = balancer({"feat": losses(y, target)["feat"]}, y)
+    assert torch.equal(gradient, torch.zeros_like(y)) and float(stats["share_feat"]) == 0.0
+    assert float(balancer.ema_weight_sum.sum()) == 0.0
+
+
 def test_state_dict_round_trip_continues_exactly() -> None:
     straight = LossBalancer(WEIGHTS, EMA_DECAY, TOTAL_NORM)
     expected = run_balancer(straight, range(STEPS))
