@@ -33,7 +33,9 @@ class GradientBalance(DiagnosticCallback):
     steps. Why: a term's weight says little about its pull; a 0.05-weighted GAN term can be invisible next
     to a 0.9-weighted magnitude term. Catches GAN_TERM_NEGLIGIBLE for the terms named in `gan_terms` (default: names
     containing "adv", "gan" or "metric"). Under DDP the norms are summed over ranks before the shares are taken.
-    Its history keeps the shares only, thinned where the rule answers alike (`_compact`).
+    Under CodecGAN's loss balancer it also keeps each term's share of the balanced gradient
+    (`diag/balancer_share/<term>`), which the rule reads instead. Its history keeps the shares only, thinned where the
+    rule answers alike (`_compact`).
     """
 
     codes = ("GAN_TERM_NEGLIGIBLE",)
@@ -78,6 +80,13 @@ class GradientBalance(DiagnosticCallback):
             if grand_total > 0:
                 values.update({tags.GRAD_SHARE_PREFIX + t: n / grand_total for t, n in zip(terms, totals)})
             self._record(trainer, pl_module, values)
+            # Under the loss balancer, each term's share of the balanced gradient (rank-identical, logged by the loop).
+            balanced = {
+                tag: float(value)
+                for tag, value in (outputs.get("objective_logs") or {}).items()
+                if tag.startswith(tags.BALANCER_SHARE_PREFIX)
+            }
+            self._record(trainer, pl_module, balanced, log=False)
             self._raise(trainer, {"GAN_TERM_NEGLIGIBLE": gan_term_negligible(self.history, self.gan_terms)})
             self._compact()
         if is_logging_step(trainer):
@@ -90,7 +99,10 @@ class GradientBalance(DiagnosticCallback):
         ending at it; a window holding a dropped point lies inside such a run, so it is at or above the floor on the
         thinned series as on every point, and every other window is the same points. The rule reads the flags, the
         windows' medians where flagged and at the last point, and the newest points."""
-        for tag in self.history.tags_with_prefix(tags.GRAD_SHARE_PREFIX):
+        shares = self.history.tags_with_prefix(tags.GRAD_SHARE_PREFIX) + self.history.tags_with_prefix(
+            tags.BALANCER_SHARE_PREFIX
+        )
+        for tag in shares:
             thin_runs(self.history, tag, high_shares, {"high": (GAN_SHARE_WINDOW - 1, GAN_SHARE_WINDOW - 1)})
 
 

@@ -22,8 +22,16 @@ from codecgan.losses import (
     real_fake_means,
     split_real_fake,
 )
+from codecgan.losses.balancer import balancer_from_options
 
 DAC_LOSS_WEIGHTS = {"mel": 15.0, "adversarial": 1.0, "feature_matching": 2.0, "commitment": 0.25, "codebook": 1.0}
+# The terms the loss balancer may balance, by their loss_weights key; the VQ terms stay outside it, as in EnCodec.
+BALANCED_TERMS = {
+    "mel": "loss_mel",
+    "adversarial": "loss_adv",
+    "feature_matching": "loss_fm",
+    "waveform": "loss_waveform",
+}
 
 
 class CodecGAN(GANModule):
@@ -36,6 +44,13 @@ class CodecGAN(GANModule):
         adversarial_loss: ``least_squares`` (DAC's) or ``hinge``.
         loss_weights: weights of ``mel``, ``adversarial``, ``feature_matching``, ``commitment``,
             ``codebook`` and ``waveform`` (L1); missing keys take DAC's values (waveform 0).
+        loss_balancer: EnCodec's gradient balancer (``codecgan.losses.balancer``) for the ``mel``,
+            ``adversarial``, ``feature_matching`` and ``waveform`` terms: ``{weights: {adversarial: 4,
+            feature_matching: 4, waveform: 0.1, mel: 2}, ema_decay: 0.999, total_norm: 1.0}`` (EnCodec's; a
+            missing weight is 0: that term is logged, not trained on). Those terms are logged unweighted and their
+            gradient reaches the generator through the balanced gradient at the estimate; the VQ terms
+            (``commitment``, ``codebook``) are added outside it with their ``loss_weights``. ``None`` (default):
+            DAC's weighted sum.
         mel_window_lengths, mel_bins: the mel loss's scales (DAC: 7 scales, 32- to 2048-sample windows).
         mel_magnitude_weight: its linear-magnitude term (``MultiScaleMelLoss``'s ``magnitude_weight``; DAC: 0).
         grad_clip_g, grad_clip_d: DAC's clipping (generator 1000, discriminator 10).
@@ -55,6 +70,7 @@ class CodecGAN(GANModule):
         sample_rate: int = 44100,
         adversarial_loss: str = "least_squares",
         loss_weights: dict[str, float] | None = None,
+        loss_balancer: dict[str, Any] | None = None,
         mel_window_lengths: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048),
         mel_bins: tuple[int, ...] = (5, 10, 20, 40, 80, 160, 320),
         mel_magnitude_weight: float = 0.0,
@@ -70,6 +86,9 @@ class CodecGAN(GANModule):
         if unknown:
             raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; allowed: {sorted(allowed)}.")
         self.loss_weights = {**DAC_LOSS_WEIGHTS, "waveform": 0.0, **(loss_weights or {})}
+        self.loss_balancer = balancer_from_options(loss_balancer, BALANCED_TERMS, "model.init_args.loss_balancer")
+        if self.loss_balancer is not None:
+            self.loss_weights.update(balanced_term_factors(self.loss_balancer.weights, loss_weights or {}))
         self.adversarial_loss = adversarial_loss
         discriminator_loss([[torch.zeros(1)]], [[torch.zeros(1)]], adversarial_loss)  # validates the kind early
         self.sample_rate = sample_rate
@@ -142,6 +161,23 @@ class CodecGAN(GANModule):
         extra = {"codes": forward["codes"].detach(), "codebook_size": int(self.generator.codebook_size)}
         return terms, extra
 
+    def generator_objective(
+        self, loss_g: Tensor, terms: dict[str, Tensor], forward: Forward
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """With the loss balancer, Σ(estimate · G) + the VQ terms: its gradient at the estimate is the balanced
+        gradient G, the VQ terms' is their own. Logs ``diag/balancer_weight/<term>`` and ``diag/balancer_share/<term>``."""
+        if self.loss_balancer is None:
+            return loss_g, {}
+        estimate = forward["estimate"]
+        balanced = {name: term for name, term in terms.items() if name in self.loss_balancer.weights}
+        gradient, stats = self.loss_balancer(balanced, estimate)
+        others = [term for name, term in terms.items() if name not in balanced]
+        objective = (estimate * gradient).sum() + torch.stack(others).sum() if others else (estimate * gradient).sum()
+        logs = {
+            f"diag/balancer_{kind}/{name}": value for key, value in stats.items() for kind, name in [key.split("_", 1)]
+        }
+        return objective, logs
+
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         forward = self.generator_forward(batch)
         self.val_mel.update(self.mel_loss(forward["estimate"], forward["reference"]), batch["audio"].shape[0])
@@ -171,3 +207,22 @@ class CodecGAN(GANModule):
                         metric.update(torch.tensor(scores[name]))
         self.log_dict({f"test/{name}": metric for name, metric in self.test_means.items()}, batch_size=len(rows))
         return {"scores": rows}
+
+
+def balanced_term_factors(balancer_weights: dict[str, float], loss_weights: dict[str, float]) -> dict[str, float]:
+    """The ``loss_weights`` of the balanced terms under the balancer: 1 (the term unweighted, for the balancer and the
+    log) when computed, 0 when not needed; a balanced key set in ``loss_weights`` too is a ``ConfigError``."""
+    both = sorted(set(loss_weights) & set(BALANCED_TERMS))
+    if both:
+        raise ConfigError(
+            f"model.init_args.loss_weights.{both[0]} has no effect under model.init_args.loss_balancer: set it in "
+            f"model.init_args.loss_balancer.weights.{both[0]} instead."
+        )
+    used = {key: balancer_weights[term] > 0 for key, term in BALANCED_TERMS.items()}
+    adversarial = used["adversarial"] or used["feature_matching"]  # one discriminator call gives both
+    return {
+        "mel": 1.0,
+        "waveform": float(used["waveform"]),
+        "adversarial": float(adversarial),
+        "feature_matching": float(adversarial),
+    }

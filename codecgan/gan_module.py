@@ -2,8 +2,8 @@
 
 `GANModule` alternates a discriminator step and a generator step on every batch with Lightning's
 manual optimization. Subclasses say *what* the generator computes and *which* losses each network
-minimises (`generator_forward`, `discriminator_loss`, `generator_loss`); this file says *how* the
-two networks are stepped, and nothing else.
+minimises (`generator_forward`, `discriminator_loss`, `generator_loss`; optionally `generator_objective`, the scalar
+the generator's backward differentiates); this file says *how* the two networks are stepped, and nothing else.
 
 Conventions that matter for diagnosis, resume and speed:
 
@@ -162,6 +162,16 @@ class GANModule(L.LightningModule):
         """
         raise NotImplementedError
 
+    def generator_objective(
+        self, loss_g: Tensor, terms: dict[str, Tensor], forward: Forward
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The scalar the generator's backward differentiates, and values to log at logging steps (full tags).
+
+        ``loss_g``, the sum of the ``terms``, by default. A family that shapes the gradient itself (EnCodec's loss
+        balancer, ``CodecGAN``) returns a surrogate whose gradient is the one it wants: one backward, so the
+        one-device path, DDP's single reduction, clipping and the non-finite skip stay as they are."""
+        return loss_g, {}
+
     def gradient_probe(self, forward: Forward) -> tuple[Tensor, ...]:
         """The generator output tensors every loss term depends on (for ``term_grad_norms``)."""
         return (forward["estimate"],)
@@ -314,7 +324,8 @@ class GANModule(L.LightningModule):
             loss_g = stacked.sum()
             if self.term_gradient_interval and step % self.term_gradient_interval == 0:
                 outputs["term_grad_norms"] = term_gradient_norms(terms, self.gradient_probe(forward))
-            grad_norm, skipped = self._backward_and_clip(loss_g, opt_g, self.generator, self.grad_clip_g)
+            objective, outputs["objective_logs"] = self.generator_objective(loss_g, terms, forward)
+            grad_norm, skipped = self._backward_and_clip(objective, opt_g, self.generator, self.grad_clip_g)
             optimizer_steps.step(self.trainer, opt_g, skipped, counted=True)
         losses = dict(zip(terms, stacked.detach().unbind()))  # two ops, not one detach per term
         losses["loss_g"] = loss_g.detach()

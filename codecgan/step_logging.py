@@ -21,6 +21,7 @@ def log_training_step(
     are host floats (``LR_VANISHED`` reads them)."""
     module.log_dict({f"train/{name}": value for name, value in losses.items() if name not in ("loss_g", "loss_d")})
     module.log("train/loss_g", losses["loss_g"], prog_bar=True)
+    module.log_dict(outputs.get("objective_logs") or {})  # e.g. the loss balancer's weights and shares
     if train_d:
         module.log("train/loss_d", losses["loss_d"], prog_bar=True)
         module.log("diag/d_loss_chance", outputs["d_loss_chance"])

@@ -132,4 +132,5 @@ ZOO: tuple[ZooEntry, ...] = (
     ),
     ZooEntry("healthy_codec", None, "val/amplitude_ratio"),
     ZooEntry("healthy_enhance", None, "val/pesq"),
+    ZooEntry("balancer_adversarial_zero", "GAN_TERM_NEGLIGIBLE", "diag/balancer_share/loss_adv"),
 )

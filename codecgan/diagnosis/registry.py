@@ -211,7 +211,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "both",
         ("info", "warning"),
         "callbacks.GradientBalance",
-        zoo=("gan_weight_zero",),
+        zoo=("gan_weight_zero", "balancer_adversarial_zero"),
     ),
     Diagnosis(
         "NEGATIVE_SNR",

@@ -42,6 +42,8 @@ FM_TO_EARLY = "diag/fm_to_early"
 
 # GradientBalance: one tag per generator loss term, e.g. diag/grad_share/loss_adv.
 GRAD_SHARE_PREFIX = "diag/grad_share/"
+# A term's share of the loss balancer's gradient at the generator output (CodecGAN loss_balancer): set by its weight.
+BALANCER_SHARE_PREFIX = "diag/balancer_share/"
 GRAD_NORM_TERM_PREFIX = "diag/grad_norm_term/"
 
 # EvalDeterminism, RankConsistency, DivergenceMonitor.

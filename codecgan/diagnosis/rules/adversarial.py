@@ -8,7 +8,7 @@ import math
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.findings import Finding, position
 from codecgan.diagnosis.history import MetricHistory
-from codecgan.diagnosis.trends import first_sustained, median, settle
+from codecgan.diagnosis.trends import as_info, first_sustained, median, settle
 
 # Feature matching below 10% of its early peak: the discriminator's features no longer separate real from generated.
 FM_PEAK_FRACTION = 0.1
@@ -90,11 +90,31 @@ def feature_matching_vanished(history: MetricHistory, patience: int = FM_PATIENC
 
 
 def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | None = None) -> Finding | None:
-    """GAN_TERM_NEGLIGIBLE: a GAN term's trailing-median gradient share at the generator output under 1%."""
-    share_tags = history.tags_with_prefix(tags.GRAD_SHARE_PREFIX)
+    """GAN_TERM_NEGLIGIBLE: a GAN term's trailing-median gradient share at the generator output under 1%.
+
+    Under EnCodec's loss balancer (``diag/balancer_share/`` logged) a term's pull is its share of the balanced
+    gradient, which its weight sets: a GAN term under 1% there is the warning (a weight of 0, say); a raw share under
+    1% that the balancer rescales is reported as info, not alarmed."""
+    balanced = negligible_share(history, tags.BALANCER_SHARE_PREFIX, gan_terms)
+    if balanced is not None:
+        return balanced
+    finding = negligible_share(history, tags.GRAD_SHARE_PREFIX, gan_terms)
+    if finding is None or not history.tags_with_prefix(tags.BALANCER_SHARE_PREFIX):
+        return finding
+    shares = {}
+    for term in finding.values["terms"]:
+        points = history.series(tags.BALANCER_SHARE_PREFIX + term["term"])[-GAN_SHARE_WINDOW:]
+        shares[term["term"]] = median([p.value for p in points]) if points else None
+    return as_info(finding, "balanced", balanced_shares=shares)
+
+
+def negligible_share(history: MetricHistory, prefix: str, gan_terms: tuple[str, ...] | None) -> Finding | None:
+    """GAN_TERM_NEGLIGIBLE on the shares logged under ``prefix`` (``diag/grad_share/``: of the terms' own gradients;
+    ``diag/balancer_share/``: of the loss balancer's gradient)."""
+    share_tags = history.tags_with_prefix(prefix)
     found = []
     for tag in share_tags:
-        term = tag[len(tags.GRAD_SHARE_PREFIX) :]
+        term = tag[len(prefix) :]
         is_gan = term in gan_terms if gan_terms is not None else any(k in term for k in GAN_TERM_KEYWORDS)
         points = history.series(tag)
         if not is_gan or len(points) < GAN_SHARE_MIN_POINTS:
@@ -113,6 +133,7 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
     largest_share = median([p.value for p in history.series(largest)[-GAN_SHARE_WINDOW:]])
     first = found[0][1]
     values = {
+        "measure": "balanced" if prefix == tags.BALANCER_SHARE_PREFIX else "raw",
         "window": GAN_SHARE_WINDOW,
         "threshold": GAN_SHARE_FLOOR,
         "terms": [
@@ -120,7 +141,7 @@ def gan_term_negligible(history: MetricHistory, gan_terms: tuple[str, ...] | Non
             for term, point, flagged, now, _, _ in found
         ],
         "first": position(first),
-        "largest_term": largest[len(tags.GRAD_SHARE_PREFIX) :],
+        "largest_term": largest[len(prefix) :],
         "largest_share": largest_share,
     }
     finding = Finding("GAN_TERM_NEGLIGIBLE", "warning", first.step, first.epoch, values)

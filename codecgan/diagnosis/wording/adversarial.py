@@ -34,16 +34,45 @@ def gan_term_negligible(v: Mapping[str, Any]) -> tuple[str, str]:
         + ("" if term["share_now"] < v["threshold"] else f", {percent(term['share_now'])} now")
         for term in v["terms"]
     )
+    if v.get("measure") == "balanced":
+        evidence = (
+            f"The GAN terms' median share of the loss balancer's gradient at the generator output over the last "
+            f"{v['window']} measurements was under {percent(v['threshold'])} ({listed}), first at {where(v['first'])}, "
+            f"while {v['largest_term']} had {percent(v['largest_share'])}: the balancer's weights give the adversarial "
+            f"term almost no pull."
+        )
+        suggestion = (
+            "Rerun with model.init_args.loss_balancer.weights.adversarial raised (EnCodec: 4 of 10.1, a 40% share) and "
+            f"compare the validation metric; {tags.BALANCER_SHARE_PREFIX}<term> logs each term's share."
+        )
+        return evidence, suggestion
     evidence = (
         f"The GAN terms' median share of the generator-output gradient norm over the last {v['window']} "
         f"measurements was under {percent(v['threshold'])} ({listed}), first at {where(v['first'])}, while "
         f"{v['largest_term']} had {percent(v['largest_share'])}: the adversarial term barely moves the generator."
     )
+    if v.get("reported_as_info", {}).get("reason") == "balanced":  # wording.REPORTED_AS_INFO
+        suggestion = (
+            "Nothing to change for this: under model.init_args.loss_balancer a term's pull is set by its weight, not "
+            f"by the size of its own gradient; {tags.BALANCER_SHARE_PREFIX}<term> logs each term's share."
+        )
+        return evidence, suggestion
     suggestion = (
         "Rerun with the GAN term's weight raised until its share reaches a few percent (for example ×10), or with the "
         "dominant reconstruction term lowered, and compare the validation metric; GradientBalance logs the shares."
     )
     return evidence, suggestion
+
+
+def balanced(note: Mapping[str, Any]) -> str:
+    shares = ", ".join(
+        f"{term} {percent(share)}" if share is not None else f"{term} not logged"
+        for term, share in note["balanced_shares"].items()
+    )
+    return (
+        f"This is the terms' own gradient, which the loss balancer rescales to its weight's share: of the balanced "
+        f"gradient that reaches the generator they had {shares}, so the adversarial term does steer it."
+    )
 
 
 def pesq_none_high(v: Mapping[str, Any]) -> tuple[str, str]:
@@ -95,4 +124,4 @@ WORDING = {
     "PESQ_NONE_HIGH": pesq_none_high,
     "METRIC_D_NOT_LEARNING": metric_d_not_learning,
 }
-INFO_NOTES: dict = {}
+INFO_NOTES = {"balanced": balanced}
