@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from codecgan.confirm.experiments import Scale, Set
+from codecgan.codec_module import BALANCED_TERMS
+from codecgan.confirm.experiments import WEIGHTS, Scale, Set
 
 CONFIG_NAME = "config.yaml"
 CONFIRM_DIR = "confirm"
@@ -23,6 +24,7 @@ SETTINGS_NAME = "confirm.json"
 CHECKPOINT_STEP = re.compile(r"step[=_-]?(\d+)")
 FAMILY_OF_MODULE = {"CodecGAN": "codec", "MetricGANEnhancer": "enhancement"}
 ITEM = re.compile(r"^(\w+)\[(\w+)\]$")
+BALANCER = "model.init_args.loss_balancer"
 
 
 class ConfirmError(Exception):
@@ -129,8 +131,20 @@ def _child(node: Any, part: str, create: bool) -> Any:
     return node[part]
 
 
+def weight_path(config: dict[str, Any], path: str) -> str:
+    """Where the run's config holds the loss weight at ``path``: a codec term that the loss balancer balances has
+    its weight in ``model.init_args.loss_balancer.weights`` (``loss_weights`` may not set it there); any other path
+    is itself."""
+    key = path.removeprefix(WEIGHTS)
+    if key != path and key in BALANCED_TERMS and get_path(config, BALANCER) is not None:
+        return f"{BALANCER}.weights.{key}"
+    return path
+
+
 def apply_change(config: dict[str, Any], path: str, change: Set | Scale) -> Any:
-    """Apply one change in place; returns the new value."""
+    """Apply one change in place, to the loss weight where the config holds it (``weight_path``); returns the new
+    value."""
+    path = weight_path(config, path)
     if isinstance(change, Set):
         value = change.value
     else:

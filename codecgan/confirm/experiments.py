@@ -155,7 +155,8 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
                 "codec": {WEIGHTS + "adversarial": Scale(4.0, default=1.0, when_zero=1.0)},
                 "enhancement": {WEIGHTS + "gan": Scale(4.0, default=0.05, when_zero=0.05)},
             },
-            both(("diag/grad_share/loss_adv", "max")),
+            # Under the codec's loss balancer its share of the balanced gradient decides (logged only there).
+            both(("diag/balancer_share/loss_adv", "max"), ("diag/grad_share/loss_adv", "max")),
             steps=500,
         ),
     ),

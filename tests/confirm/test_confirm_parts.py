@@ -85,6 +85,19 @@ def test_an_arm_is_the_run_with_the_change_its_seed_its_folder_and_the_start_wei
     assert trainer["callbacks"][2]["init_args"]["dirpath"] is None  # never into the original run's folder
 
 
+def test_a_balanced_codec_term_is_changed_in_the_balancers_weights() -> None:
+    config = run_config()
+    config["model"]["init_args"]["loss_balancer"] = {"weights": {"adversarial": 0.0, "mel": 2.0}}
+    experiment = EXPERIMENTS["GAN_TERM_NEGLIGIBLE"][0]
+    for path, change in experiment.changes_for("codec").items():
+        apply_change(config, path, change)
+    assert config["model"]["init_args"]["loss_balancer"]["weights"] == {"adversarial": 1.0, "mel": 2.0}  # 0 -> 1
+    assert "adversarial" not in (config["model"]["init_args"].get("loss_weights") or {})
+    assert experiment.metrics_for("codec")[0] == ("diag/balancer_share/loss_adv", "max")
+    apply_change(config, "model.init_args.loss_weights.commitment", Set(0.5))  # VQ terms stay outside the balancer
+    assert config["model"]["init_args"]["loss_weights"]["commitment"] == 0.5
+
+
 def test_a_missing_value_or_callback_is_named() -> None:
     with pytest.raises(
         ConfirmError, match="scales model.init_args.loss_weights.mel, which the run's config does not set"
