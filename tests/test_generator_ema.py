@@ -11,6 +11,7 @@ import lightning as L
 import pytest
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import codecgan
@@ -19,8 +20,10 @@ from codecgan.config_error import ConfigError
 from codecgan.generator_ema import GeneratorEMA, adapt_generator_ema_weights
 from codecgan.lightning_cli import build_cli
 from codecgan.loop_options import check_loop_options
-from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
+from tests.conftest import EXPERIMENTS, run_codecgan, tiny_trainer_overlay, write_overlay
 from tests.evaluation.test_codecgan_test import fit_then_test
+from tests.test_compile import COMPILED
+from tests.test_ddp import assert_each_gradient_reduced_once
 from tests.test_resume import fit
 
 
@@ -202,3 +205,54 @@ def test_a_resumed_fit_with_the_average_equals_a_straight_one(tmp_path: Path) ->
     assert averaged
     for name, value in resumed.model.state_dict().items():
         assert torch.equal(value, straight_state[name]), f"{name} differs after resume"
+
+
+def test_a_frozen_generator_leaves_the_average_alone(tmp_path: Path) -> None:
+    # Discriminator warm-up for 2 batches, then one generator step: the average moves once, from the initial weights.
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=3, val_every=10)
+    overlay["trainer"]["limit_val_batches"] = 0
+    config = write_overlay(tmp_path, "overlay.yaml", overlay)
+    options = ["--model.init_args.ema_decay", "0.75", "--model.init_args.discriminator_warmup_steps", "2"]
+    cli = build_cli(["--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config), *options], run=False)
+    initial = float_weights(cli.model.generator)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    trained, averaged = float_weights(cli.model.generator), float_weights(cli.model.generator_ema.averaged)
+    for name, start in initial.items():
+        torch.testing.assert_close(averaged[name], start + 0.25 * (trained[name] - start), rtol=0, atol=1e-7)
+    assert any(not torch.equal(trained[name], start) for name, start in initial.items())
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_keep_the_same_average_without_more_gradient_traffic(tmp_path: Path) -> None:
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=4, val_every=2, checkpoint_every=2)
+    overlay["trainer"].update(devices=2)  # gan_ddp
+    overlay["trainer"]["callbacks"] += [
+        {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
+        {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},
+    ]
+    overlay["model"] = {"init_args": {"ema_decay": 0.5}}
+    run_codecgan("fit", "codec_tiny.yaml", tmp_path, "ddp", overlay)
+    rank0 = torch.load(tmp_path / "weights" / "rank0.pt")
+    rank1 = torch.load(tmp_path / "weights" / "rank1.pt")
+    averaged = [name for name in rank0 if name.startswith("generator_ema.averaged.")]
+    assert averaged and rank0.keys() == rank1.keys()
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
+    prefix = len("generator_ema.averaged.")
+    assert any(not torch.equal(rank0[name], rank0[f"generator.{name[prefix:]}"]) for name in averaged)
+    assert_each_gradient_reduced_once(tmp_path / "bytes")
+
+
+@pytest.mark.slow
+def test_a_compiled_step_with_the_average_has_no_graph_break_and_no_host_read(tmp_path: Path) -> None:
+    torch._dynamo.reset()
+    counters.clear()
+    try:
+        counts = count_one_batch(
+            EXPERIMENTS / "codec_tiny.yaml", tmp_path, [*COMPILED, "--model.init_args.ema_decay", "0.9"]
+        )
+        breaks = dict(counters["graph_break"])
+    finally:
+        torch._dynamo.reset()
+    assert breaks == {}
+    assert counts.host_reads == 0
