@@ -188,9 +188,17 @@ def test_codecgan_test_and_load_use_the_average(tmp_path: Path) -> None:
     assert any(not torch.equal(value, state[f"generator.{name}"]) for name, value in loaded.items())
 
 
-def test_a_batch_with_the_average_on_reads_nothing_back(tmp_path: Path) -> None:
+def test_codecgan_test_of_an_enhancer_uses_the_average(tmp_path: Path) -> None:
+    data = {"crop_seconds": 0.3, "batch_size": 2, "synthetic_items": [4, 1, 2], "silent_item_fraction": 0.0}
+    run = fit_then_test(tmp_path, "enhance_tiny.yaml", data, {"pesq_workers": 0, "ema_decay": 0.5})
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["weights"] == "ema" and summary["systems"]["enhanced"]["utterances"] == 2
+
+
+@pytest.mark.parametrize("config", ["codec_tiny", "enhance_tiny"])
+def test_a_batch_with_the_average_on_reads_nothing_back(tmp_path: Path, config: str) -> None:
     overrides = ["--model.init_args.ema_decay", "0.999"]
-    counts = count_one_batch(EXPERIMENTS / "codec_tiny.yaml", tmp_path, overrides, keep_stacks=True)
+    counts = count_one_batch(EXPERIMENTS / f"{config}.yaml", tmp_path, overrides, keep_stacks=True)
     assert counts.host_reads == 0, "host reads at:\n" + "\n".join(counts.host_read_stacks)
 
 
