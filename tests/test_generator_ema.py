@@ -264,3 +264,18 @@ def test_a_compiled_step_with_the_average_has_no_graph_break_and_no_host_read(tm
         torch._dynamo.reset()
     assert breaks == {}
     assert counts.host_reads == 0
+
+
+def test_a_run_started_from_a_checkpoint_averages_from_its_weights(tmp_path: Path) -> None:
+    first = fit(tmp_path, "first", max_steps=2)
+    saved = {name: value.clone() for name, value in first.model.generator.state_dict().items()}
+    overlay = tiny_trainer_overlay(tmp_path / "second", max_steps=1, val_every=10)
+    overlay["trainer"]["limit_val_batches"] = 0
+    config = write_overlay(tmp_path, "second.yaml", overlay)
+    options = [
+        *("--model.init_args.init_from", str(tmp_path / "first" / "checkpoints" / "last.ckpt")),
+        *("--model.init_args.ema_decay", "0.9", "--model.init_args.discriminator_warmup_steps", "1"),
+    ]
+    second = build_cli(["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config), *options])
+    averaged = second.model.generator_ema.averaged.state_dict()  # the generator stayed frozen: nothing averaged yet
+    assert all(torch.equal(averaged[name], value) for name, value in saved.items())
