@@ -395,8 +395,9 @@ class GANModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.nonfinite_guard.load(checkpoint)
-        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
-        adapt_generator_ema_weights(checkpoint["state_dict"], self.generator_ema is not None, fitting)
+        if "state_dict" in checkpoint:
+            fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+            adapt_generator_ema_weights(checkpoint["state_dict"], self.generator_ema is not None, fitting)
 
 
 def detached(tensor: Tensor) -> Tensor:
