@@ -3,12 +3,14 @@ resume and host reads."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
 
 import lightning as L
 import pytest
+import soundfile
 import torch
 from torch import nn
 from torch._dynamo.utils import counters
@@ -22,6 +24,8 @@ from codecgan.lightning_cli import build_cli
 from codecgan.loop_options import check_loop_options
 from tests.conftest import EXPERIMENTS, run_codecgan, tiny_trainer_overlay, write_overlay
 from tests.evaluation.test_codecgan_test import fit_then_test
+from tests.inference.conftest import fit_tiny
+from tests.inference.test_predict import predict
 from tests.test_compile import COMPILED
 from tests.test_ddp import assert_each_gradient_reduced_once
 from tests.test_resume import fit
@@ -279,3 +283,21 @@ def test_a_run_started_from_a_checkpoint_averages_from_its_weights(tmp_path: Pat
     second = build_cli(["fit", "--config", str(EXPERIMENTS / "codec_tiny.yaml"), "--config", str(config), *options])
     averaged = second.model.generator_ema.averaged.state_dict()  # the generator stayed frozen: nothing averaged yet
     assert all(torch.equal(averaged[name], value) for name, value in saved.items())
+
+
+def test_codecgan_predict_uses_the_average(tmp_path: Path) -> None:
+    (tmp_path / "fit").mkdir()
+    run = fit_tiny(tmp_path / "fit", "codec_tiny.yaml", {"crop_seconds": 0.2}, {"ema_decay": 0.5})
+    source = tmp_path / "tone.wav"
+    audio = 0.3 * torch.sin(torch.arange(8000) * 0.05)
+    soundfile.write(source, audio.numpy(), 16000)
+    predict(run, tmp_path, [source])
+    written, _ = soundfile.read(tmp_path / "predictions" / "tone.wav", dtype="float32")
+    averaged = codecgan.load(run.checkpoint)  # the average (test_codecgan_test_and_load_use_the_average)
+    state = torch.load(run.checkpoint, weights_only=True)["state_dict"]
+    raw = copy.deepcopy(averaged)
+    raw.load_state_dict({name[len("generator.") :]: v for name, v in state.items() if name.startswith("generator.")})
+    with torch.no_grad():
+        expected, other = (network(audio[None, None]).audio[0, 0] for network in (averaged, raw))
+    torch.testing.assert_close(torch.from_numpy(written), expected, rtol=0, atol=1e-5)
+    assert (other - expected).abs().max() > 1e-3
