@@ -43,6 +43,7 @@ from codecgan.cadence import is_logging_step
 from codecgan.compilation import compile_mode, compile_networks
 from codecgan.ddp_strategy import DDPRouting, on_any_rank
 from codecgan.discriminator_update_meter import DiscriminatorUpdateMeter
+from codecgan.generator_ema import GeneratorEMA, adapt_generator_ema_weights
 from codecgan.loop_options import check_discriminator_takes, check_loop_options
 from codecgan.nonfinite_guard import NonFiniteGuard
 from codecgan.step_logging import log_training_step
@@ -88,6 +89,9 @@ class GANModule(L.LightningModule):
         init_from: a ``codecgan fit`` checkpoint whose generator and discriminator weights a fresh run starts
             from, or a DAC model file (``weights.pth``) for the generator alone (``codecgan.weight_loading``); a
             run resumed with ``--ckpt_path`` restores its own checkpoint.
+        ema_decay: keep an exponential moving average of the generator's weights with this decay, in [0, 1)
+            (e.g. 0.999), updated after each generator step; validation, test and prediction then use it
+            (``codecgan.generator_ema``). ``None`` (default): no average.
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class GANModule(L.LightningModule):
         compile_backend: str = "inductor",
         init_from: str | None = None,
         discriminator_warmup_steps: int = 0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         check_loop_options(
@@ -118,6 +123,7 @@ class GANModule(L.LightningModule):
             grad_clip_g,
             grad_clip_d,
             discriminator_warmup_steps,
+            ema_decay,
         )
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
@@ -131,6 +137,7 @@ class GANModule(L.LightningModule):
         self.discriminator_first = discriminator_first
         self.compile_mode, self.compile_backend = compile_mode(compile), compile_backend
         self.init_from = init_from
+        self.generator_ema = GeneratorEMA(generator, ema_decay) if ema_decay is not None else None
         # Its counters are this module's buffers nonfinite_steps and nonfinite_in_a_row (checkpointed).
         self.nonfinite_guard = NonFiniteGuard(self, max_nonfinite_in_a_row)
         self.discriminator_update = DiscriminatorUpdateMeter()
@@ -182,6 +189,8 @@ class GANModule(L.LightningModule):
             networks = {"generator": self.generator, "discriminator": self.discriminator}
             # A codec's sample rate, checked against a DAC model file's.
             load_network_weights(networks, self.init_from, getattr(self, "sample_rate", None))
+            if self.generator_ema is not None:
+                self.generator_ema.reset(self.generator)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         crop = getattr(datamodule, "crop_samples", None)
         if stage == "fit" and crop is not None:
@@ -216,6 +225,12 @@ class GANModule(L.LightningModule):
     def on_fit_start(self) -> None:
         opt_g, opt_d = self.optimizers(use_pl_optimizer=False)
         optimizer_steps.check_optimizers(self.trainer, {"optimizer_g": opt_g, "optimizer_d": opt_d})
+        if self.generator_ema is not None:
+            rank_zero_info(
+                f"Generator EMA: an average of the generator's weights with decay {self.generator_ema.decay} "
+                "(model.init_args.ema_decay), updated after each generator step; validation, test and prediction "
+                "use it."
+            )
 
     def generator_trains_at(self, step: int) -> bool:
         return step >= self.discriminator_warmup_steps
@@ -327,6 +342,8 @@ class GANModule(L.LightningModule):
             objective, outputs["objective_logs"] = self.generator_objective(loss_g, terms, forward)
             grad_norm, skipped = self._backward_and_clip(objective, opt_g, self.generator, self.grad_clip_g)
             optimizer_steps.step(self.trainer, opt_g, skipped, counted=True)
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator, skipped)
         losses = dict(zip(terms, stacked.detach().unbind()))  # two ops, not one detach per term
         losses["loss_g"] = loss_g.detach()
         outputs.update(extra, grad_norm_g=grad_norm, losses=losses, skipped_g=skipped)
@@ -352,11 +369,46 @@ class GANModule(L.LightningModule):
         self.manual_backward(loss)
         return optimizer_steps.clip(self.trainer, optimizer, network, clip, self.device)
 
+    # ------------------------------------------------------------- evaluation with the generator EMA
+    @property
+    def evaluated_weights(self) -> str:
+        """``ema`` when validation, test and prediction use the generator's average (``ema_decay``), else ``raw``."""
+        return "raw" if self.generator_ema is None else "ema"
+
+    def use_generator_ema(self, on: bool) -> None:
+        """Copy the generator EMA into the generator for an evaluation (``on``) or give it back its own weights."""
+        if self.generator_ema is not None:
+            (self.generator_ema.swap_in if on else self.generator_ema.swap_out)(self.generator)
+
+    def on_validation_epoch_start(self) -> None:
+        self.use_generator_ema(True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.use_generator_ema(False)
+
+    def on_test_epoch_start(self) -> None:
+        self.use_generator_ema(True)
+
+    def on_test_epoch_end(self) -> None:
+        self.use_generator_ema(False)
+
+    def on_predict_epoch_start(self) -> None:
+        self.use_generator_ema(True)
+
+    def on_predict_epoch_end(self) -> None:
+        self.use_generator_ema(False)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.nonfinite_guard.save(checkpoint)
+        if self.generator_ema is not None and self.generator_ema.swapped_in:  # saved during an evaluation
+            weights = self.generator_ema.generator_weights(self.generator)
+            checkpoint["state_dict"].update({f"generator.{name}": value for name, value in weights.items()})
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.nonfinite_guard.load(checkpoint)
+        if "state_dict" in checkpoint:
+            fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+            adapt_generator_ema_weights(checkpoint["state_dict"], self.generator_ema is not None, fitting)
 
 
 def detached(tensor: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ def check_loop_options(
     grad_clip_g: float | None,
     grad_clip_d: float | None,
     discriminator_warmup_steps: int = 0,
+    ema_decay: float | None = None,
 ) -> None:
     """Raise `ConfigError` for the first loop setting that cannot work."""
     if discriminator_start_step < 0:
@@ -49,6 +50,11 @@ def check_loop_options(
     for name, value in (("grad_clip_g", grad_clip_g), ("grad_clip_d", grad_clip_d)):
         if value is not None and value <= 0:
             raise ConfigError(f"model.init_args.{name} must be a positive number or null, got {value}.")
+    if ema_decay is not None and not 0 <= ema_decay < 1:
+        raise ConfigError(
+            f"model.init_args.ema_decay must be in [0, 1) (the old average's weight in each update, e.g. 0.999) "
+            f"or null (no generator EMA), got {ema_decay}."
+        )
 
 
 def check_discriminator_takes(discriminator: nn.Module, crop: int, device: torch.device) -> None:

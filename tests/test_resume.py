@@ -11,7 +11,7 @@ from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
 
 
-def fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None, num_workers: int = 0):
+def fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None, num_workers: int = 0, extra=()):
     overlay = tiny_trainer_overlay(tmp_path / run, max_steps=max_steps, val_every=4, checkpoint_every=5)
     overlay["data"]["init_args"]["num_workers"] = num_workers
     args = [
@@ -23,7 +23,7 @@ def fit(tmp_path: Path, run: str, max_steps: int, ckpt_path: str | None = None, 
     ]
     if ckpt_path:
         args += ["--ckpt_path", ckpt_path]
-    return build_cli(args)
+    return build_cli([*args, *extra])
 
 
 @pytest.mark.parametrize(

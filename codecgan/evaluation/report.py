@@ -41,7 +41,8 @@ class EvaluationReport(L.Callback):
 
     - ``metrics.csv``: one row per utterance and system, with the utterance's file where the data has one;
     - ``metrics.json``: per system and measure the mean over the utterances that have a value, how many have one,
-      and the files of those that do not (a failed PESQ is listed, never averaged in as a zero);
+      and the files of those that do not (a failed PESQ is listed, never averaged in as a zero), and which weights
+      were tested (``weights``: ``ema``, the generator's average, with ``model.init_args.ema_decay``, else ``raw``);
 
     each written whole or not at all (``codecgan.atomic_file``), and logs the table of means. Under DDP every rank's
     rows are gathered (each utterance is tested once).
@@ -71,12 +72,13 @@ class EvaluationReport(L.Callback):
         for row in rows:
             row["file"] = names.get(row["utterance"], "")
         folder.mkdir(parents=True, exist_ok=True)
-        summary = summarise(rows)
+        summary = {"weights": getattr(pl_module, "evaluated_weights", "raw"), **summarise(rows)}
         write_csv(rows, folder / "metrics.csv")
         with written_atomically(folder / "metrics.json") as temporary:
             temporary.write_text(json.dumps(summary, indent=1, allow_nan=False))
+        weights = "the generator's EMA weights" if summary["weights"] == "ema" else "the generator's weights"
         rank_zero_info(
-            format_table(summary) + f"\nPer-utterance scores: {folder / 'metrics.csv'}; means: "
+            format_table(summary) + f"\nScores of {weights}. Per-utterance scores: {folder / 'metrics.csv'}; means: "
             f"{folder / 'metrics.json'}"
         )
 

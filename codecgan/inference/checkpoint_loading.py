@@ -22,6 +22,7 @@ from torch import nn
 
 CONFIG_NAME = "config.yaml"
 GENERATOR_PREFIX = "generator."
+EMA_PREFIX = "generator_ema.averaged."  # the average of the generator's weights (codecgan.generator_ema)
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,13 @@ def instantiate(class_path: str, init_args: dict[str, Any]) -> Any:
 
 
 def generator_state_dict(checkpoint: dict[str, Any], path: str | PathLike) -> dict[str, torch.Tensor]:
-    """The ``generator.*`` weights of a Lightning checkpoint, without the prefix."""
+    """The generator weights of a Lightning checkpoint, without their prefix: its average
+    (``generator_ema.averaged.*``) when the run kept one (``model.init_args.ema_decay``), else ``generator.*``."""
     state = checkpoint.get("state_dict")
     if state is None:
         raise ValueError(f"{path} holds no state_dict; is it a Lightning checkpoint written by codecgan fit?")
-    weights = {key[len(GENERATOR_PREFIX) :]: value for key, value in state.items() if key.startswith(GENERATOR_PREFIX)}
+    prefix = EMA_PREFIX if any(key.startswith(EMA_PREFIX) for key in state) else GENERATOR_PREFIX
+    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     if not weights:
         raise ValueError(f"{path} holds no generator.* weights.")
     return weights
@@ -114,7 +117,8 @@ def weights_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, torch.T
 def load(
     checkpoint: str | PathLike, config: str | PathLike | None = None, map_location: str | torch.device = "cpu"
 ) -> nn.Module:
-    """The generator of a ``codecgan fit`` checkpoint, in eval mode, on ``map_location``.
+    """The generator of a ``codecgan fit`` checkpoint, in eval mode, on ``map_location``: with the average of its
+    weights when the run kept one (``model.init_args.ema_decay``), as validation and ``codecgan test`` used them.
 
     ``config``: the run's ``config.yaml`` (found next to the checkpoint when not given, see
     ``find_run_config``). The returned module has ``sample_rate`` (Hz) set besides its own settings:
