@@ -46,11 +46,14 @@ def sample_vectors(samples: Tensor, count: int) -> Tensor:
 
 def kmeans(samples: Tensor, clusters: int, iterations: int) -> tuple[Tensor, Tensor]:
     """Lloyd's k-means on `samples` `[n, d]` from `clusters` random samples: `(means [clusters, d], counts
-    [clusters])`; an empty cluster keeps its previous mean. encodec's `kmeans`, operation for operation."""
+    [clusters])`; an empty cluster keeps its previous mean. encodec's `kmeans` with the distances expanded (the
+    sample's own norm, the same for every cluster, left out)."""
     means = sample_vectors(samples, clusters)
     counts = torch.zeros(clusters, dtype=torch.long, device=samples.device)
     for _ in range(iterations):
-        distances = -(samples[:, None] - means[None]).square().sum(-1)
+        # |s|^2 - 2 s.m + |m|^2, not encodec's `(s - m)^2` over an [n, K, d] tensor: that takes n K d floats
+        # (2.5 GB at EnCodec's batch) and, on a later codebook's tiny residuals, subnormal squares (slow on CPUs).
+        distances = 2 * samples @ means.t() - means.square().sum(1)
         buckets = distances.max(dim=-1).indices
         counts = torch.bincount(buckets, minlength=clusters)
         empty = counts == 0
