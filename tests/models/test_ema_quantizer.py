@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from codecgan.models.ema_quantizer import EMAResidualVectorQuantizer
@@ -44,3 +45,23 @@ def test_eval_mode_leaves_the_codebooks_unchanged() -> None:
     before = {k: v.clone() for k, v in quantizer.state_dict().items()}
     quantizer(torch.randn(2, 8, 16))
     assert all(torch.equal(before[k], v) for k, v in quantizer.state_dict().items())
+
+
+def _train_one_rank(rank: int, world_size: int, init_file: str, result_dir: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    torch.manual_seed(0)  # the same initial codebooks; the batches and restart draws differ per rank
+    quantizer = EMAResidualVectorQuantizer(8, 2, 16, kmeans_init=True, kmeans_iterations=3).train()
+    torch.manual_seed(100 + rank)
+    codes = [quantizer(torch.randn(2, 8, 16) + rank).codes for _ in range(4)]
+    torch.save({"state": quantizer.state_dict(), "codes": codes}, f"{result_dir}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes: about 5 s
+def test_ranks_keep_identical_codebooks_under_ddp(tmp_path) -> None:
+    """Different batches per rank, restarts and k-means included: the all-reduced EMA statistics and the broadcast
+    k-means result and restart vectors leave every rank with the same codebooks."""
+    torch.multiprocessing.spawn(_train_one_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
+    assert all(torch.equal(rank0["state"][key], rank1["state"][key]) for key in rank0["state"])
+    assert not torch.equal(rank0["codes"][-1], rank1["codes"][-1])  # the ranks did see different data
