@@ -63,6 +63,11 @@ def kmeans(samples: Tensor, clusters: int, iterations: int) -> tuple[Tensor, Ten
     return means, counts
 
 
+def _forget_known_inited(codebook: EMACodebook, incompatible_keys: object) -> None:
+    """After a state dict load, read `inited` again (a module-level function, so the module pickles)."""
+    codebook._known_inited = False
+
+
 class EMACodebook(nn.Module):
     """One Euclidean codebook of `codebook_size` codes in `dim` dimensions, trained by EMA.
 
@@ -101,7 +106,7 @@ class EMACodebook(nn.Module):
         self.register_buffer("embed_avg", embed.clone())
         self.register_buffer("dead_code_restarts", torch.zeros((), dtype=torch.long), persistent=False)
         self._known_inited = not kmeans_init  # a host copy of `inited`, so that it is read once
-        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_known_inited", False))
+        self.register_load_state_dict_post_hook(_forget_known_inited)
 
     @torch.no_grad()
     def nearest(self, x: Tensor) -> Tensor:
