@@ -65,3 +65,17 @@ def test_ranks_keep_identical_codebooks_under_ddp(tmp_path) -> None:
     rank0, rank1 = (torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1))
     assert all(torch.equal(rank0["state"][key], rank1["state"][key]) for key in rank0["state"])
     assert not torch.equal(rank0["codes"][-1], rank1["codes"][-1])  # the ranks did see different data
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_steps_read_nothing_back_to_the_host_after_kmeans() -> None:
+    quantizer = EMAResidualVectorQuantizer(8, 3, 16, kmeans_init=True, kmeans_iterations=3).cuda().train()
+    quantizer(torch.randn(2, 8, 16, device="cuda"))  # k-means reads, once
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            latents = torch.randn(2, 8, 16, device="cuda", requires_grad=True)
+            quantizer(latents).commitment_loss.backward()
+            quantizer.dead_code_restarts.sum()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
