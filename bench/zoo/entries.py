@@ -132,4 +132,6 @@ ZOO: tuple[ZooEntry, ...] = (
     ),
     ZooEntry("healthy_codec", None, "val/amplitude_ratio"),
     ZooEntry("healthy_enhance", None, "val/pesq"),
+    # CodebookUsage closes its windows at steps 100 and 200; the collapse is sustained at the second.
+    ZooEntry("ema_decay_one", "CODEBOOK_COLLAPSE", "diag/codebook_entropy_fraction/0", fault_step=0),
 )
