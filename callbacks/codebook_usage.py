@@ -50,6 +50,10 @@ class CodebookUsage(DiagnosticCallback):
     not counted). Logs `diag/codebook_entropy/<q>`, `diag/codebook_entropy_fraction/<q>` and `diag/dead_codes/<q>` at
     the last step of each window. Why: a collapsed codebook wastes its bitrate while the losses look fine.
     Catches CODEBOOK_COLLAPSE. Under DDP the counts are summed over ranks before the entropy is taken.
+
+    With EMA codebooks (`quantizer: ema`), the outputs also hold `vq_dead_code_restarts`, the codes restarted in the
+    step over all codebooks (a device tensor, the same on every rank), logged as `train/vq_dead_code_restarts` on
+    logging steps: restarts that never stop mean codes the encoder never reaches.
     """
 
     codes = ("CODEBOOK_COLLAPSE",)
@@ -76,6 +80,8 @@ class CodebookUsage(DiagnosticCallback):
                 frames_valid = torch.ceil(outputs["length"].to(codes.device) / samples_per_frame).long()
             counts = code_counts(codes, self.codebook_size, frames_valid)
             self.counts = counts if self.counts is None else self.counts.to(counts.device) + counts
+        if isinstance(outputs, Mapping) and "vq_dead_code_restarts" in outputs and is_logging_step(trainer):
+            pl_module.log("train/vq_dead_code_restarts", outputs["vq_dead_code_restarts"].float())
         if self.counts is not None and (logged_step(trainer) + 1) % self.window_steps == 0:
             self._close_window(trainer, pl_module)
         if is_logging_step(trainer):

@@ -159,6 +159,9 @@ class CodecGAN(GANModule):
             terms["loss_adv"] = weights["adversarial"] * generator_adversarial_loss(fake, self.adversarial_loss)
             terms["loss_fm"] = weights["feature_matching"] * feature_matching_loss(real, fake)
         extra = {"codes": forward["codes"].detach(), "codebook_size": int(self.generator.codebook_size)}
+        restarts = getattr(self.generator.quantizer, "dead_code_restarts", None)  # EMA codebooks only
+        if restarts is not None:
+            extra["vq_dead_code_restarts"] = restarts.sum()
         return terms, extra
 
     def generator_objective(

@@ -32,8 +32,10 @@ from codecgan.models.discriminators import (
     STFTBandDiscriminator,
     remove_dc_and_normalize_peak,
 )
+from codecgan.models.ema_quantizer import EMACodebook, EMAResidualVectorQuantizer
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
+from codecgan.models.msstft_discriminator import MultiScaleSTFTDiscriminator, STFTScaleDiscriminator
 from codecgan.models.multiscale_discriminator import MultiScaleDiscriminator, ScaleDiscriminator
 from codecgan.models.residual_vq import (
     ResidualQuantizerOutput,
@@ -51,6 +53,8 @@ __all__ = [
     "DACCheckpoint",
     "DACDiscriminator",
     "Decoder",
+    "EMACodebook",
+    "EMAResidualVectorQuantizer",
     "DiscriminatorSet",
     "Encoder",
     "EnhancementOutput",
@@ -59,10 +63,12 @@ __all__ = [
     "MultiPeriodDiscriminator",
     "MultiResolutionSTFTDiscriminator",
     "MultiScaleDiscriminator",
+    "MultiScaleSTFTDiscriminator",
     "PeriodDiscriminator",
     "ResidualQuantizerOutput",
     "ResidualVectorQuantizer",
     "STFTBandDiscriminator",
+    "STFTScaleDiscriminator",
     "ScaleDiscriminator",
     "Snake1d",
     "TwoStageConformer",

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from codecgan.config_error import ConfigError
 from codecgan.models.causal_convs import codec_conv1d, codec_conv_transpose1d
 from codecgan.models.conv_blocks import Snake1d, shared_snake_constants
 from codecgan.models.dac_checkpoint_format import (
@@ -20,6 +21,7 @@ from codecgan.models.dac_checkpoint_format import (
     load_dac_generator_weights,
     read_dac_checkpoint,
 )
+from codecgan.models.ema_quantizer import EMAResidualVectorQuantizer
 from codecgan.models.residual_vq import ResidualVectorQuantizer
 
 RESIDUAL_DILATIONS = (1, 3, 9)
@@ -171,6 +173,11 @@ class CodecGenerator(nn.Module):
         causal: EnCodec's causal padding in every conv, so that output sample t depends on input samples up to
             the end of t's frame only, and the codec streams (`codecgan.models.streaming_codec`); the state dict
             is a centred generator's. False: DAC's centred convs.
+        quantizer: `"dac"`, DAC's factorized cosine codebooks (`ResidualVectorQuantizer`), or `"ema"`, EnCodec's
+            Euclidean codebooks on the latent itself, updated by EMA with dead-code restarts
+            (`EMAResidualVectorQuantizer`; `codebook_dim` is not used, the codebook loss is zero).
+        ema_decay, dead_code_threshold, kmeans_init: the `"ema"` codebooks' EMA decay, the EMA count under which
+            a code is restarted, and whether they start from k-means on the first batch (EnCodec: 0.99, 2, true).
 
     Attributes:
         hop_length: samples per latent frame.
@@ -193,6 +200,10 @@ class CodecGenerator(nn.Module):
         codebook_dim: int = 8,
         quantizer_dropout: float = 0.0,
         causal: bool = False,
+        quantizer: str = "dac",
+        ema_decay: float = 0.99,
+        dead_code_threshold: float = 2.0,
+        kmeans_init: bool = True,
     ) -> None:
         super().__init__()
         if math.prod(encoder_strides) != math.prod(decoder_strides):
@@ -218,9 +229,22 @@ class CodecGenerator(nn.Module):
         self.n_codebooks = n_codebooks
         self.causal = causal
         self.encoder = Encoder(encoder_dim, encoder_strides, latent_dim, causal)
-        self.quantizer = ResidualVectorQuantizer(
-            latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
-        )
+        if quantizer == "dac":
+            self.quantizer = ResidualVectorQuantizer(
+                latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
+            )
+        elif quantizer == "ema":
+            if not 0.0 <= ema_decay <= 1.0:
+                raise ConfigError(f"generator ema_decay must lie in [0, 1] (EnCodec: 0.99), got {ema_decay}.")
+            if dead_code_threshold < 0:
+                raise ConfigError(
+                    f"generator dead_code_threshold must be 0 (no restarts) or more (EnCodec: 2), got {dead_code_threshold}."
+                )
+            self.quantizer = EMAResidualVectorQuantizer(
+                latent_dim, n_codebooks, codebook_size, quantizer_dropout, ema_decay, dead_code_threshold, kmeans_init
+            )
+        else:
+            raise ConfigError(f'generator quantizer must be "dac" or "ema", got {quantizer!r}.')
         self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides, causal)
         self.snakes = tuple(module for module in self.modules() if isinstance(module, Snake1d))  # not submodules
         # DAC's init_weights zeroes every Conv1d's bias (not the ConvTranspose1d's). Its trunc_normal_(std=0.02) of
