@@ -68,7 +68,7 @@ def test_tiny_codec_trains_with_the_msstft_discriminator(tmp_path: Path) -> None
     ("kwargs", "key"),
     [
         ({"quantizer": "vqvae"}, "quantizer"),
-        ({"quantizer": "ema", "ema_decay": 1.5}, "ema_decay"),
+        ({"quantizer": "ema", "codebook_decay": 1.5}, "codebook_decay"),
         ({"quantizer": "ema", "dead_code_threshold": -1}, "dead_code_threshold"),
     ],
 )

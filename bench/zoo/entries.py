@@ -134,5 +134,5 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("healthy_enhance", None, "val/pesq"),
     ZooEntry("balancer_adversarial_zero", "GAN_TERM_NEGLIGIBLE", "diag/balancer_share/loss_adv"),
     # CodebookUsage closes its windows at steps 100 and 200; the collapse is sustained at the second.
-    ZooEntry("ema_decay_one", "CODEBOOK_COLLAPSE", "diag/codebook_entropy_fraction/0", fault_step=0),
+    ZooEntry("codebook_decay_one", "CODEBOOK_COLLAPSE", "diag/codebook_entropy_fraction/0", fault_step=0),
 )

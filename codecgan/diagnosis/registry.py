@@ -250,7 +250,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "callbacks.CodebookUsage",
         without_experiment="codebook collapse needs a change of quantizer (e.g. codebook_dim, k-means init), "
         "not a weight",
-        zoo=("ema_decay_one",),
+        zoo=("codebook_decay_one",),
     ),
     Diagnosis(
         "LR_VANISHED",

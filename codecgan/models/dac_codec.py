@@ -176,7 +176,7 @@ class CodecGenerator(nn.Module):
         quantizer: `"dac"`, DAC's factorized cosine codebooks (`ResidualVectorQuantizer`), or `"ema"`, EnCodec's
             Euclidean codebooks on the latent itself, updated by EMA with dead-code restarts
             (`EMAResidualVectorQuantizer`; `codebook_dim` is not used, the codebook loss is zero).
-        ema_decay, dead_code_threshold, kmeans_init: the `"ema"` codebooks' EMA decay, the EMA count under which
+        codebook_decay, dead_code_threshold, kmeans_init: the `"ema"` codebooks' EMA decay, the EMA count under which
             a code is restarted, and whether they start from k-means on the first batch (EnCodec: 0.99, 2, true).
 
     Attributes:
@@ -201,7 +201,7 @@ class CodecGenerator(nn.Module):
         quantizer_dropout: float = 0.0,
         causal: bool = False,
         quantizer: str = "dac",
-        ema_decay: float = 0.99,
+        codebook_decay: float = 0.99,
         dead_code_threshold: float = 2.0,
         kmeans_init: bool = True,
     ) -> None:
@@ -234,17 +234,29 @@ class CodecGenerator(nn.Module):
                 latent_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout
             )
         elif quantizer == "ema":
-            if not 0.0 <= ema_decay <= 1.0:
-                raise ConfigError(f"generator ema_decay must lie in [0, 1] (EnCodec: 0.99), got {ema_decay}.")
+            if not 0.0 <= codebook_decay <= 1.0:
+                raise ConfigError(
+                    "model.init_args.generator.init_args.codebook_decay must lie in [0, 1] (EnCodec: 0.99), "
+                    f"got {codebook_decay}."
+                )
             if dead_code_threshold < 0:
                 raise ConfigError(
-                    f"generator dead_code_threshold must be 0 (no restarts) or more (EnCodec: 2), got {dead_code_threshold}."
+                    "model.init_args.generator.init_args.dead_code_threshold must be 0 (no restarts) or more "
+                    f"(EnCodec: 2), got {dead_code_threshold}."
                 )
             self.quantizer = EMAResidualVectorQuantizer(
-                latent_dim, n_codebooks, codebook_size, quantizer_dropout, ema_decay, dead_code_threshold, kmeans_init
+                latent_dim,
+                n_codebooks,
+                codebook_size,
+                quantizer_dropout,
+                codebook_decay,
+                dead_code_threshold,
+                kmeans_init,
             )
         else:
-            raise ConfigError(f'generator quantizer must be "dac" or "ema", got {quantizer!r}.')
+            raise ConfigError(
+                f'model.init_args.generator.init_args.quantizer must be "dac" or "ema", got {quantizer!r}.'
+            )
         self.decoder = Decoder(latent_dim, decoder_dim, decoder_strides, causal)
         self.snakes = tuple(module for module in self.modules() if isinstance(module, Snake1d))  # not submodules
         # DAC's init_weights zeroes every Conv1d's bias (not the ConvTranspose1d's). Its trunc_normal_(std=0.02) of
