@@ -23,6 +23,18 @@ def test_every_config_instantiates(config: Path) -> None:
     assert cli.model is not None and cli.datamodule is not None
 
 
+def test_encodec_config_has_encodecs_parts() -> None:
+    cli = build_cli(["--config", str(EXPERIMENTS / "codec_encodec.yaml"), "--trainer.logger", "false"], run=False)
+    model, generator = cli.model, cli.model.generator
+    assert sum(p.numel() for p in model.discriminator.parameters()) == 472_330  # EnCodec's MS-STFT D, filters 32
+    assert type(generator.quantizer).__name__ == "EMAResidualVectorQuantizer" and generator.causal
+    assert (generator.hop_length, generator.n_codebooks, generator.codebook_size) == (320, 32, 1024)  # 75 Hz
+    assert model.loss_balancer.weights == {"loss_mel": 2.0, "loss_adv": 4.0, "loss_fm": 4.0, "loss_waveform": 0.1}
+    assert model.test_codebook_counts == (2, 4, 8, 16, 32)  # 1.5, 3, 6, 12, 24 kbps
+    opt_g, opt_d = model.configure_optimizers()[0]
+    assert opt_g.defaults["lr"] == 3e-4 and opt_d.defaults["betas"] == (0.5, 0.9)
+
+
 def test_dac_config_has_dacs_discriminator_optimizer_and_precision() -> None:
     cli = build_cli(["--config", str(EXPERIMENTS / "codec_dac.yaml"), "--trainer.logger", "false"], run=False)
     assert sum(p.numel() for p in cli.model.discriminator.parameters()) == 42_519_760
