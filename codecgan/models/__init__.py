@@ -34,6 +34,7 @@ from codecgan.models.discriminators import (
 )
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
+from codecgan.models.mpsenet_generator import MagnitudePhaseOutput, MPSENetGenerator
 from codecgan.models.multiscale_discriminator import MultiScaleDiscriminator, ScaleDiscriminator
 from codecgan.models.residual_vq import (
     ResidualQuantizerOutput,
@@ -55,6 +56,8 @@ __all__ = [
     "Encoder",
     "EnhancementOutput",
     "LearnableSigmoid",
+    "MPSENetGenerator",
+    "MagnitudePhaseOutput",
     "MetricDiscriminator",
     "MultiPeriodDiscriminator",
     "MultiResolutionSTFTDiscriminator",
