@@ -110,3 +110,18 @@ def test_enhance_mpsenet_tiny_learns_in_150_steps(tmp_path):
     assert len(pesq) == 2 and pesq[1] > pesq[0] + 0.05, pesq
     phase = [event.value for event in events.Scalars("train/loss_phase")]
     assert sum(phase[-4:]) / 4 < 0.95 * sum(phase[:4]) / 4, phase
+
+
+def test_enhance_mpsenet_config_has_mpsenets_sizes_optimizers_and_schedule():
+    cli = build_cli(["--config", str(EXPERIMENTS / "enhance_mpsenet.yaml"), "--trainer.logger", "false"], run=False)
+    count = lambda module: sum(parameter.numel() for parameter in module.parameters())  # noqa: E731
+    # MP-SENet@89932cf: MPNet 2,263,372 and MetricDiscriminator 181,650 parameters (counted from its code).
+    assert count(cli.model.generator) == 2_263_372 and count(cli.model.discriminator) == 181_650
+    assert cli.model.loss_recipe == "mpsenet" and cli.model.loss_weights == WEIGHTS
+    (optimizer_g, optimizer_d), (scheduler_g, scheduler_d) = cli.model.configure_optimizers()
+    for optimizer in (optimizer_g, optimizer_d):
+        assert optimizer.defaults["lr"] == 5e-4 and optimizer.defaults["betas"] == (0.8, 0.99)
+    for scheduler in (scheduler_g, scheduler_d):
+        assert isinstance(scheduler, torch.optim.lr_scheduler.ExponentialLR) and scheduler.gamma == 0.99
+    assert cli.model.scheduler_interval == "epoch"
+    assert cli.datamodule.crop_samples == 32000  # 2 s at 16 kHz
