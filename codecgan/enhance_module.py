@@ -7,6 +7,11 @@ waited for only in the discriminator step, so it overlaps the generator's backwa
 (``pesq_lag=0``), or a whole training step (``pesq_lag=1``: batch t's discriminator learns batch
 t-1's targets, each next to the spectra it scored).
 
+``loss_recipe`` picks the generator's losses: ``cmgan`` (RI, magnitude, time, metric) or ``mpsenet``
+(magnitude, anti-wrapped phase, complex, STFT consistency, time, metric: ``codecgan.losses.mpsenet``,
+with ``MPSENetGenerator``). MP-SENet's metric terms see the magnitude of the STFT of the estimate's
+waveform (its "consistent" magnitude), CMGAN's the generator's magnitude head.
+
 PESQ ignores level (an estimate scaled by 1e-6 scores the same), so the metric discriminator
 cannot teach gain; only the spectral and time losses do. The SignalStats callback's
 ``val/amplitude_ratio`` watches for that.
@@ -36,6 +41,7 @@ from codecgan.losses.enhancement import (
     ri_loss,
     time_loss,
 )
+from codecgan.losses.mpsenet import MPSENET_LOSS_WEIGHTS, complex_loss, consistency_loss, phase_losses
 from codecgan.metrics import (
     PendingPesq,
     PesqHandle,
@@ -49,18 +55,23 @@ from codecgan.metrics import (
 )
 
 CMGAN_LOSS_WEIGHTS = {"ri": 0.1, "magnitude": 0.9, "time": 0.2, "gan": 0.05}
+RECIPE_LOSS_WEIGHTS = {"cmgan": CMGAN_LOSS_WEIGHTS, "mpsenet": MPSENET_LOSS_WEIGHTS}
 PESQ_LAGS = (0, 1)
 LAG_STATE_KEY = "pesq_lag_buffer"
 
 
 class MetricGANEnhancer(GANModule):
-    """Trains an enhancer (``CMGANGenerator``) against a ``MetricDiscriminator``.
+    """Trains an enhancer (``CMGANGenerator``, ``MPSENetGenerator``) against a ``MetricDiscriminator``.
 
     Args:
-        generator: ``forward(noisy [B, 1, T]) -> EnhancementOutput``, with ``compressed_spectrum(audio)``.
+        generator: ``forward(noisy [B, 1, T]) -> EnhancementOutput``, with ``compressed_spectrum(audio)``;
+            ``loss_recipe: mpsenet`` needs a ``MagnitudePhaseOutput`` (with the phase).
         discriminator: ``forward(clean_magnitude, estimate_magnitude) -> [B]`` in [0, 1].
         sample_rate: Hz; wideband PESQ and CMGAN's STFT need 16000 (linked from the data config).
-        loss_weights: ``ri``, ``magnitude``, ``time``, ``gan``; missing keys take CMGAN's values.
+        loss_recipe: ``cmgan`` or ``mpsenet``: which generator losses (see the module docstring).
+        loss_weights: the recipe's keys (``cmgan``: ``ri``, ``magnitude``, ``time``, ``gan``; ``mpsenet``:
+            ``magnitude``, ``phase``, ``complex``, ``consistency``, ``time``, ``gan``); missing keys take
+            the recipe's published values.
         pesq_failure_policy: ``mask`` trains the metric term on the clips that have a PESQ;
             ``drop_batch`` (CMGAN) skips the discriminator's whole update (no optimizer step, on every
             rank) when any clip of any rank's batch has none.
@@ -82,6 +93,7 @@ class MetricGANEnhancer(GANModule):
         generator: nn.Module,
         discriminator: nn.Module,
         sample_rate: int = 16000,
+        loss_recipe: str = "cmgan",
         loss_weights: dict[str, float] | None = None,
         pesq_failure_policy: str = "mask",
         clamp_pesq_targets: bool = False,
@@ -98,9 +110,17 @@ class MetricGANEnhancer(GANModule):
                 "generator step started from. Remove the key."
             )
         super().__init__(generator, discriminator, discriminator_first=False, **gan_options)
-        unknown = set(loss_weights or {}) - set(CMGAN_LOSS_WEIGHTS)
+        if loss_recipe not in RECIPE_LOSS_WEIGHTS:
+            raise ConfigError(
+                f"model.init_args.loss_recipe must be one of {sorted(RECIPE_LOSS_WEIGHTS)}, got {loss_recipe!r}."
+            )
+        recipe_weights = RECIPE_LOSS_WEIGHTS[loss_recipe]
+        unknown = set(loss_weights or {}) - set(recipe_weights)
         if unknown:
-            raise ValueError(f"Unknown loss_weights keys {sorted(unknown)}; allowed: {sorted(CMGAN_LOSS_WEIGHTS)}.")
+            raise ConfigError(
+                f"Unknown model.init_args.loss_weights keys {sorted(unknown)} for loss_recipe {loss_recipe!r}; "
+                f"allowed: {sorted(recipe_weights)}."
+            )
         pesq_weights(torch.zeros(1), pesq_failure_policy)  # validates the policy early
         if pesq_lag not in PESQ_LAGS:
             raise ValueError(f"pesq_lag must be one of {PESQ_LAGS}, got {pesq_lag!r}.")
@@ -109,7 +129,8 @@ class MetricGANEnhancer(GANModule):
         if sample_rate != 16000:
             raise ValueError(f"sample_rate must be 16000 Hz (wideband PESQ, CMGAN's STFT), got {sample_rate}.")
         self.sample_rate = sample_rate
-        self.loss_weights = {**CMGAN_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.loss_recipe = loss_recipe
+        self.loss_weights = {**recipe_weights, **(loss_weights or {})}
         self.pesq_failure_policy, self.pesq_lag, self.pesq_workers = pesq_failure_policy, pesq_lag, pesq_workers
         self.clamp_pesq_targets = clamp_pesq_targets
         self.pesq_limits = PesqLimits() if pesq_limits is None else pesq_limits
@@ -188,7 +209,17 @@ class MetricGANEnhancer(GANModule):
             "clean_real": target.real,
             "clean_imag": target.imag,
             "clean_magnitude": target.magnitude,
+            "metric_magnitude": output.magnitude,  # what the metric discriminator sees
         }
+        if self.loss_recipe == "mpsenet":
+            reanalysed = self.generator.compressed_spectrum(output.audio * output.normalization)
+            forward.update(
+                phase=output.phase,
+                clean_phase=torch.atan2(target.imag, target.real),
+                reanalysed_real=reanalysed.real,
+                reanalysed_imag=reanalysed.imag,
+                metric_magnitude=reanalysed.magnitude,
+            )
         if self.training:
             forward["pending_pesq"] = self._queue_pesq(forward)
         return forward
@@ -198,7 +229,7 @@ class MetricGANEnhancer(GANModule):
         pending = None
         if self.discriminator_trains_at(self.global_step + self.pesq_lag):
             handle = self.score_estimates(forward["reference"], forward["estimate"].detach(), forward["length"])
-            pending = PendingPesq(handle, forward["clean_magnitude"], forward["magnitude"].detach())
+            pending = PendingPesq(handle, forward["clean_magnitude"], forward["metric_magnitude"].detach())
         if self.pesq_lag == 0:
             return pending
         previous, self._lagged = self._lagged, pending
@@ -209,19 +240,34 @@ class MetricGANEnhancer(GANModule):
     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         weights, gain = self.loss_weights, forward["normalization"]
         estimate, reference, _ = cut_to_common_length(forward["estimate"], forward["reference"], forward["length"])
-        ri = ri_loss(forward["real"], forward["imag"], forward["clean_real"], forward["clean_imag"])
-        terms = {
-            "loss_ri": weights["ri"] * ri,
-            "loss_magnitude": weights["magnitude"] * magnitude_loss(forward["magnitude"], forward["clean_magnitude"]),
-            # At unit input RMS, like the spectral terms (CMGAN before its May 2023 refactor).
-            "loss_time": weights["time"] * time_loss(estimate * gain, reference * gain),
-        }
+        magnitude = weights["magnitude"] * magnitude_loss(forward["magnitude"], forward["clean_magnitude"])
+        if self.loss_recipe == "mpsenet":
+            terms = {"loss_magnitude": magnitude, **self._phase_complex_consistency_terms(forward)}
+        else:
+            ri = ri_loss(forward["real"], forward["imag"], forward["clean_real"], forward["clean_imag"])
+            terms = {"loss_ri": weights["ri"] * ri, "loss_magnitude": magnitude}
+        # At unit input RMS, like the spectral terms (CMGAN before its May 2023 refactor, MP-SENet).
+        terms["loss_time"] = weights["time"] * time_loss(estimate * gain, reference * gain)
         if adversarial and weights["gan"]:
-            prediction = self.discriminator(forward["clean_magnitude"], forward["magnitude"])
+            prediction = self.discriminator(forward["clean_magnitude"], forward["metric_magnitude"])
             terms["loss_adv"] = weights["gan"] * metric_generator_loss(prediction)
         return terms, {}
 
+    def _phase_complex_consistency_terms(self, forward: Forward) -> dict[str, Tensor]:
+        """MP-SENet's weighted phase (IP + GD + IAF), complex and consistency terms."""
+        weights = self.loss_weights
+        phase = sum(phase_losses(forward["phase"], forward["clean_phase"]))
+        spectrum = (forward["real"], forward["imag"])
+        return {
+            "loss_phase": weights["phase"] * phase,
+            "loss_complex": weights["complex"] * complex_loss(*spectrum, forward["clean_real"], forward["clean_imag"]),
+            "loss_consistency": weights["consistency"]
+            * consistency_loss(*spectrum, forward["reanalysed_real"], forward["reanalysed_imag"]),
+        }
+
     def gradient_probe(self, forward: Forward) -> tuple[Tensor, ...]:
+        if self.loss_recipe == "mpsenet":  # every term (spectrum, audio) derives from these
+            return (forward["magnitude"], forward["phase"])
         return (forward["real"], forward["imag"])  # every term (audio, magnitude) derives from these
 
     def _prediction_without_dropout(self, clean: Tensor, estimate: Tensor) -> Tensor:
@@ -240,7 +286,7 @@ class MetricGANEnhancer(GANModule):
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
         pending: PendingPesq | None = forward["pending_pesq"]
         if pending is None:  # pesq_lag=1 and no earlier batch: a zero-weighted term, counted as dropped
-            pending = PendingPesq.unscored(forward["clean_magnitude"], forward["magnitude"].detach())
+            pending = PendingPesq.unscored(forward["clean_magnitude"], forward["metric_magnitude"].detach())
         result = pending.result()  # as late as possible: after the generator's step
         scores = to_device_without_waiting(torch.from_numpy(result.scores), self.device)
         target = pesq_to_target(scores, clamp=self.clamp_pesq_targets)
@@ -294,7 +340,7 @@ class MetricGANEnhancer(GANModule):
             utterance = {key: batch[key][row : row + 1, ..., :samples] for key in ("noisy", "clean")}
             forward = self.generator_forward({**utterance, "length": batch["length"][row : row + 1]})
             estimates.append(forward["estimate"].float())
-            predictions.append(self.discriminator(forward["clean_magnitude"], forward["magnitude"]).float())
+            predictions.append(self.discriminator(forward["clean_magnitude"], forward["metric_magnitude"]).float())
         estimate, estimate_length = pad_to_batch(estimates, batch["clean"].shape[-1])
         return estimate, estimate_length, torch.cat(predictions)
 
