@@ -192,6 +192,7 @@ def test_codecgan_test_and_load_use_the_average(tmp_path: Path) -> None:
     assert any(not torch.equal(value, state[f"generator.{name}"]) for name, value in loaded.items())
 
 
+@pytest.mark.slow  # a fit and a second command: over 4 s
 def test_codecgan_test_of_an_enhancer_uses_the_average(tmp_path: Path) -> None:
     data = {"crop_seconds": 0.3, "batch_size": 2, "synthetic_items": [4, 1, 2], "silent_item_fraction": 0.0}
     run = fit_then_test(tmp_path, "enhance_tiny.yaml", data, {"pesq_workers": 0, "ema_decay": 0.5})
@@ -270,6 +271,7 @@ def test_a_compiled_step_with_the_average_has_no_graph_break_and_no_host_read(tm
     assert counts.host_reads == 0
 
 
+@pytest.mark.slow  # a fit and a second command: over 4 s
 def test_a_run_started_from_a_checkpoint_averages_from_its_weights(tmp_path: Path) -> None:
     first = fit(tmp_path, "first", max_steps=2)
     saved = {name: value.clone() for name, value in first.model.generator.state_dict().items()}
@@ -285,6 +287,7 @@ def test_a_run_started_from_a_checkpoint_averages_from_its_weights(tmp_path: Pat
     assert all(torch.equal(averaged[name], value) for name, value in saved.items())
 
 
+@pytest.mark.slow  # a fit and a second command: over 4 s
 def test_codecgan_predict_uses_the_average(tmp_path: Path) -> None:
     (tmp_path / "fit").mkdir()
     run = fit_tiny(tmp_path / "fit", "codec_tiny.yaml", {"crop_seconds": 0.2}, {"ema_decay": 0.5})
