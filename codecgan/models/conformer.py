@@ -209,9 +209,15 @@ class TwoStageConformer(nn.Module):
         self.frequency = ConformerBlock(channels, heads, conv_kernel_size, **options)
 
     def forward(self, x: Tensor) -> Tensor:
-        batch, channels, frames, bins = x.shape
-        x = x.permute(0, 3, 2, 1).reshape(batch * bins, frames, channels)
-        x = self.time(x) + x
-        x = x.view(batch, bins, frames, channels).transpose(1, 2).reshape(batch * frames, bins, channels)
-        x = self.frequency(x) + x
-        return x.view(batch, frames, bins, channels).permute(0, 3, 1, 2)
+        return time_then_frequency(x, self.time, self.frequency)
+
+
+def time_then_frequency(x: Tensor, time: nn.Module, frequency: nn.Module) -> Tensor:
+    """``time`` across each bin's frames, then ``frequency`` across each frame's bins, each with a residual around
+    it; both map ``[N, L, C]`` sequences to their own shape. ``x: [B, C, T, F] -> [B, C, T, F]``."""
+    batch, channels, frames, bins = x.shape
+    x = x.permute(0, 3, 2, 1).reshape(batch * bins, frames, channels)
+    x = time(x) + x
+    x = x.view(batch, bins, frames, channels).transpose(1, 2).reshape(batch * frames, bins, channels)
+    x = frequency(x) + x
+    return x.view(batch, frames, bins, channels).permute(0, 3, 1, 2)

@@ -35,6 +35,7 @@ from codecgan.models.cmgan_generator import (
     compressed_spectrum,
     decompressed_audio,
 )
+from codecgan.models.conformer import time_then_frequency
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 
 
@@ -100,12 +101,7 @@ class TwoStageTransformer(nn.Module):
         self.frequency = TransformerBlock(channels, attention_heads)
 
     def forward(self, x: Tensor) -> Tensor:
-        batch, channels, frames, bins = x.shape
-        x = x.permute(0, 3, 2, 1).reshape(batch * bins, frames, channels)
-        x = self.time(x) + x
-        x = x.view(batch, bins, frames, channels).transpose(1, 2).reshape(batch * frames, bins, channels)
-        x = self.frequency(x) + x
-        return x.view(batch, frames, bins, channels).permute(0, 3, 1, 2)
+        return time_then_frequency(x, self.time, self.frequency)
 
 
 class DenseEncoder(nn.Sequential):
