@@ -24,6 +24,14 @@ def _xavier_zero_bias(layer: nn.Module) -> nn.Module:
     return layer
 
 
+def _spectral_norm_xavier(layer: nn.Module) -> nn.Module:
+    """Spectral norm first (it draws u and v), xavier after: SpeechBrain's order, so seeded inits agree."""
+    layer = spectral_norm(layer)
+    nn.init.xavier_uniform_(layer.weight_orig)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class MetricGANPlusGenerator(nn.Module):
     """``forward(noisy_features) -> mask``: a BLSTM mask estimator on log-magnitude spectra.
 
@@ -41,6 +49,11 @@ class MetricGANPlusGenerator(nn.Module):
     def __init__(self, frequency_bins: int = 257, hidden_size: int = 200, num_layers: int = 2, beta: float = 1.2):
         super().__init__()
         self.blstm = nn.LSTM(frequency_bins, hidden_size, num_layers, batch_first=True, bidirectional=True)
+        # SpeechBrain's LSTM wrapper draws orthogonal hidden-to-hidden weights once on construction and the
+        # generator draws them again; both draws are kept so that a seeded init gives SpeechBrain's numbers.
+        for name, parameter in self.blstm.named_parameters():
+            if "weight_hh" in name:
+                nn.init.orthogonal_(parameter)
         for name, parameter in self.blstm.named_parameters():
             if "bias" in name:
                 nn.init.zeros_(parameter)
@@ -76,12 +89,10 @@ class MetricGANPlusDiscriminator(nn.Module):
         super().__init__()
         self.input_norm = nn.BatchNorm2d(2, momentum=0.01)
         self.convs = nn.ModuleList(
-            spectral_norm(_xavier_zero_bias(nn.Conv2d(2 if i == 0 else channels, channels, kernel_size)))
-            for i in range(4)
+            _spectral_norm_xavier(nn.Conv2d(2 if i == 0 else channels, channels, kernel_size)) for i in range(4)
         )
         self.linears = nn.ModuleList(
-            spectral_norm(_xavier_zero_bias(nn.Linear(n_in, n_out)))
-            for n_in, n_out in ((channels, 50), (50, 10), (10, 1))
+            _spectral_norm_xavier(nn.Linear(n_in, n_out)) for n_in, n_out in ((channels, 50), (50, 10), (10, 1))
         )
         self.activation = nn.LeakyReLU(0.3)
 
