@@ -35,6 +35,7 @@ from codecgan.models.discriminators import (
 from codecgan.models.ema_quantizer import EMACodebook, EMAResidualVectorQuantizer
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
+from codecgan.models.metricgan_plus import MetricGANPlusDiscriminator, MetricGANPlusGenerator
 from codecgan.models.mpsenet_generator import MagnitudePhaseOutput, MPSENetGenerator
 from codecgan.models.msstft_discriminator import MultiScaleSTFTDiscriminator, STFTScaleDiscriminator
 from codecgan.models.multiscale_discriminator import MultiScaleDiscriminator, ScaleDiscriminator
@@ -63,6 +64,8 @@ __all__ = [
     "MPSENetGenerator",
     "MagnitudePhaseOutput",
     "MetricDiscriminator",
+    "MetricGANPlusDiscriminator",
+    "MetricGANPlusGenerator",
     "MultiPeriodDiscriminator",
     "MultiResolutionSTFTDiscriminator",
     "MultiScaleDiscriminator",
