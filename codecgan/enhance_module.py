@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, SumMetric
 
 from codecgan.config_error import ConfigError
-from codecgan.evaluation.enhancement_scores import EnhancementScores
+from codecgan.evaluation.enhancement_scores import EnhancementScores, PendingRows
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.inference.predictions import Prediction, enhancement_prediction
 from codecgan.losses.enhancement import (
@@ -137,6 +137,7 @@ class MetricGANEnhancer(GANModule):
         self._pesq_pool: PesqPool | None = None
         self._pesq_nb_pool: PesqPool | None = None  # narrow-band PESQ, for `codecgan test` only
         self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
+        self._pending_test_rows: list[PendingRows] = []  # `codecgan test`: each batch's rows on their way
         # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
         self.val_pesq, self.val_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
         self.val_pesq_failed, self.val_stoi_failed = SumMetric(), SumMetric()
@@ -347,11 +348,12 @@ class MetricGANEnhancer(GANModule):
     def score_utterances(self, batch: Batch, split: str) -> dict[str, Any]:
         """Enhance each utterance whole (``enhance_utterances``) and score it, so every metric is the per-utterance
         value papers report. Logs ``<split>/pesq`` (wide-band), ``<split>/stoi`` and their failed-clip counts,
-        reduced across ranks.
+        reduced across ranks (``test``: at the end of the test).
 
-        ``val``: the outputs callbacks read (docs/interfaces.md). ``test``: also every measure of
-        ``EnhancementScores``, for the enhanced output and for the noisy input as the baseline
-        (``outputs["scores"]``, one row each, for ``EvaluationReport``)."""
+        ``val``: the outputs callbacks read (docs/interfaces.md). ``test``: every measure of ``EnhancementScores``,
+        for the enhanced output and for the noisy input as the baseline (``outputs["scores"]``, one row each, for
+        ``EvaluationReport``), as ``PendingRows``: PESQ scores in the worker processes while the next batch is
+        enhanced, and ``EvaluationReport`` and ``on_test_epoch_end`` wait for it."""
         estimate, estimate_length, predictions = self.enhance_utterances(batch)
         # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
         scored, clean, length = cut_to_common_length(
@@ -359,37 +361,53 @@ class MetricGANEnhancer(GANModule):
         )
         if split == "test":
             noisy = batch["noisy"][..., : scored.shape[-1]]
-            rows = self.test_scores(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
-            enhanced = [row for row in rows if row["system"] == "enhanced"]
-            pesq, stoi = (
-                torch.tensor([row[key] for row in enhanced], dtype=torch.float32) for key in ("pesq_wb", "stoi")
-            )
-            outputs = {
-                "scores": rows,
+            pending = self.test_scores.submit(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
+            self._pending_test_rows.append(pending)
+            return {
+                "scores": pending,
                 "index": batch["index"],
                 "length": batch["length"],
                 "estimate_length": estimate_length,
             }
-        else:
-            handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
-            stoi = stoi_scores(clean, scored, length, self.sample_rate)
-            pesq = torch.from_numpy(handle.result().scores).float()
-            outputs = {
-                "estimate": estimate.detach(),
-                "estimate_length": estimate_length,
-                "reference": batch["clean"],
-                "input": batch["noisy"],
-                "length": batch["length"],
-                "index": batch["index"],
-                "metric_d_prediction": predictions.detach(),
-                "pesq": pesq.to(self.device),
-            }
+        handle = self.score_estimates(clean, scored, length)  # scores while STOI runs here
+        stoi = stoi_scores(clean, scored, length, self.sample_rate)
+        pesq = torch.from_numpy(handle.result().scores).float()
+        outputs = {
+            "estimate": estimate.detach(),
+            "estimate_length": estimate_length,
+            "reference": batch["clean"],
+            "input": batch["noisy"],
+            "length": batch["length"],
+            "index": batch["index"],
+            "metric_d_prediction": predictions.detach(),
+            "pesq": pesq.to(self.device),
+        }
+        self.log_means(split, pesq, stoi)
+        return outputs
+
+    def log_means(self, split: str, pesq: Tensor, stoi: Tensor) -> None:
+        """Add the utterances' PESQ wb and STOI (``[B]``, NaN where failed) to ``<split>/pesq`` and ``<split>/stoi``
+        and their failed-clip counts, reduced across ranks."""
         for name, scores in (("pesq", pesq), ("stoi", stoi)):
             mean, failed = getattr(self, f"{split}_{name}"), getattr(self, f"{split}_{name}_failed")
             mean.update(scores)
             failed.update(torch.isnan(scores).sum())
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
-        return outputs
+
+    def on_test_epoch_start(self) -> None:
+        self._pending_test_rows = []
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test/pesq`` and ``test/stoi`` of the enhanced utterances, once every batch's PESQ has arrived."""
+        enhanced = [
+            row for pending in self._pending_test_rows for row in pending.result() if row["system"] == "enhanced"
+        ]
+        self._pending_test_rows = []
+        if enhanced:
+            pesq, stoi = (
+                torch.tensor([row[key] for row in enhanced], dtype=torch.float32) for key in ("pesq_wb", "stoi")
+            )
+            self.log_means("test", pesq, stoi)
 
     # ------------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
-from codecgan.metrics import PesqPool, stoi_scores
-from codecgan.metrics.composite import composite_measures
+from codecgan.metrics import PesqHandle, PesqPool, stoi_scores
+from codecgan.metrics.composite import CompositeMeasures, composite_measures, composite_ratings
 
 ENHANCEMENT_MEASURES = ("pesq_wb", "pesq_nb", "csig", "cbak", "covl", "ssnr_db", "stoi", "si_sdr_db")
 SAMPLE_RATE = 16000
@@ -33,8 +33,47 @@ def si_sdr_db(reference: Tensor, estimate: Tensor) -> float:
     return float(scale_invariant_signal_distortion_ratio(estimate.double(), reference.double(), zero_mean=True))
 
 
+class PendingRows:
+    """One batch's rows on their way: every measure but PESQ is computed; PESQ is scored in the pools' worker
+    processes, and ``result()`` waits for it, then completes the composite ratings, which need PESQ wb.
+
+    ``rows`` hold ``utterance``, ``system``, ``ssnr_db``, ``stoi`` and ``si_sdr_db``; ``sources[i]`` is row ``i``'s
+    position in its batch and its LLR, WSS and SSNR (``CompositeMeasures``); ``pesq`` maps ``(system, measure)``
+    to the batch's ``PesqHandle``."""
+
+    def __init__(
+        self, rows: list[dict], sources: list[tuple[int, CompositeMeasures]], pesq: dict[tuple[str, str], PesqHandle]
+    ) -> None:
+        self._rows, self._sources, self._pesq = rows, sources, pesq
+        self._result: list[dict[str, float | int | str]] | None = None
+
+    def result(self) -> list[dict[str, float | int | str]]:
+        """One row per utterance and system, ``{"utterance", "system", <ENHANCEMENT_MEASURES>...}``."""
+        if self._result is None:
+            scores = {key: handle.result().scores for key, handle in self._pesq.items()}
+            self._result = []
+            for row, (position, composite) in zip(self._rows, self._sources):
+                pesq_wb = float(scores[row["system"], "pesq_wb"][position])
+                csig, cbak, covl = composite_ratings(pesq_wb, composite.llr, composite.wss, composite.ssnr_db)
+                measures = {
+                    **row,
+                    "pesq_wb": pesq_wb,
+                    "pesq_nb": float(scores[row["system"], "pesq_nb"][position]),
+                    "csig": csig,
+                    "cbak": cbak,
+                    "covl": covl,
+                }
+                self._result.append({key: measures[key] for key in ("utterance", "system", *ENHANCEMENT_MEASURES)})
+            self._rows, self._sources, self._pesq = [], [], {}  # the audio the handles held can go
+        return self._result
+
+
 class EnhancementScores:
     """Scores several systems' outputs against the clean references, utterance by utterance.
+
+    ``submit`` returns once PESQ is on its way to the pools' worker processes and the other measures are
+    computed here, so the workers score a batch while the caller runs the model on the next one
+    (``PendingRows.result()`` waits); calling the object waits at once.
 
     Args:
         pesq_wb, pesq_nb: pools scoring wide-band and narrow-band PESQ at 16 kHz (each may be inline).
@@ -48,11 +87,15 @@ class EnhancementScores:
                 )
         self.pools = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb}
 
-    @torch.no_grad()
     def __call__(
         self, clean: Tensor, systems: dict[str, Tensor], length: Tensor, utterance: Tensor
     ) -> list[dict[str, float | int | str]]:
-        """One row per utterance and system: ``{"utterance", "system", <ENHANCEMENT_MEASURES>...}``.
+        """``submit(...).result()``."""
+        return self.submit(clean, systems, length, utterance).result()
+
+    @torch.no_grad()
+    def submit(self, clean: Tensor, systems: dict[str, Tensor], length: Tensor, utterance: Tensor) -> PendingRows:
+        """One row per utterance and system, on their way (``PendingRows``).
 
         ``clean`` and each system's output are ``[B, 1, T]`` at 16 kHz; utterance ``i`` is its first ``length[i]``
         samples; ``utterance`` (``[B]``) holds the utterances' indices in the test set."""
@@ -66,29 +109,24 @@ class EnhancementScores:
             for measure, pool in self.pools.items()
         }
         stoi = {name: stoi_scores(clean, audio, length, SAMPLE_RATE) for name, audio in systems.items()}
-        pesq = {key: handle.result().scores for key, handle in handles.items()}
-        rows = []
+        rows, sources = [], []
         for row, samples in enumerate(length.tolist()):
             reference = clean[row, 0, :samples]
             silent_reference = not bool(reference.any())
             for name, audio in systems.items():
                 estimate = audio[row, 0, :samples]
-                pesq_wb = float(pesq[name, "pesq_wb"][row])
-                composite = composite_measures(reference, estimate, pesq_wb)
+                # The ratings wait for PESQ wb (PendingRows.result); LLR, WSS and SSNR do not need it.
+                composite = composite_measures(reference, estimate, math.nan)
+                sources.append((row, composite))
                 # Every frame of a digitally silent reference scores the -10 dB floor whatever the estimate.
                 ssnr_db = math.nan if silent_reference else composite.ssnr_db
                 rows.append(
                     {
                         "utterance": int(utterance[row]),
                         "system": name,
-                        "pesq_wb": pesq_wb,
-                        "pesq_nb": float(pesq[name, "pesq_nb"][row]),
-                        "csig": composite.csig,
-                        "cbak": composite.cbak,
-                        "covl": composite.covl,
                         "ssnr_db": ssnr_db,
                         "stoi": float(stoi[name][row]),
                         "si_sdr_db": si_sdr_db(reference, estimate),
                     }
                 )
-        return rows
+        return PendingRows(rows, sources, handles)

@@ -36,8 +36,10 @@ HEADINGS = {
 class EvaluationReport(L.Callback):
     """Collects the per-utterance scores that a module's ``test_step`` returns (``outputs["scores"]``: one dict per
     utterance and system, with ``utterance`` (its index in the test set), ``system`` (``enhanced``, ``noisy input``,
-    ``reconstruction``, ...) and one float per measure, NaN where it could not be computed) and, at the end of the
-    test, writes into the run folder (the logger's ``log_dir``, else ``default_root_dir``):
+    ``reconstruction``, ...) and one float per measure, NaN where it could not be computed; or an object whose
+    ``result()`` gives those rows, waited for only at the end of the test, so scoring in worker processes overlaps
+    the next batches) and, at the end of the test, writes into the run folder (the logger's ``log_dir``, else
+    ``default_root_dir``):
 
     - ``metrics.csv``: one row per utterance and system, with the utterance's file where the data has one;
     - ``metrics.json``: per system and measure the mean over the utterances that have a value, how many have one,
@@ -49,16 +51,19 @@ class EvaluationReport(L.Callback):
     """
 
     def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self.batches: list[Any] = []  # each test batch's rows, or their pending form
+        self.rows: list[dict[str, Any]] = []  # this rank's rows, once the test has ended
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.rows = []
+        self.batches, self.rows = [], []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if isinstance(outputs, dict):
-            self.rows.extend(outputs.get("scores", []))
+        if isinstance(outputs, dict) and "scores" in outputs:
+            self.batches.append(outputs["scores"])
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        batches, self.batches = self.batches, []
+        self.rows = [row for scores in batches for row in (scores.result() if hasattr(scores, "result") else scores)]
         rows = self.rows
         if trainer.world_size > 1:
             gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]

@@ -42,6 +42,22 @@ def test_attention_adds_shaws_relative_position_logits(max_relative_position):
     assert torch.allclose(attention(x), reference_attention(attention, x), atol=1e-5)
 
 
+@pytest.mark.parametrize("head_channels", [4, 8, 16])
+def test_relative_position_logits_scale_the_queries_as_if_they_scaled_the_logits(head_channels):
+    """The scale goes on the queries (cheaper); for a power-of-four head width the logits are bit-identical."""
+    torch.manual_seed(0)
+    attention = RelativePositionSelfAttention(2 * head_channels, heads=2)
+    nn.init.normal_(attention.relative_position.weight)
+    query = torch.randn(3, 2, 9, head_channels)
+    positions = torch.arange(9)
+    table = attention.relative_position((positions[:, None] - positions[None, :]) + attention.max_relative_position)
+    scaled_logits = torch.einsum("nhid,ijd->nhij", query, table) * head_channels**-0.5
+    logits = attention.relative_position_logits(query)
+    if head_channels in (4, 16):
+        assert torch.equal(logits, scaled_logits)
+    assert torch.allclose(logits, scaled_logits, rtol=1e-6, atol=1e-6)
+
+
 def test_relative_position_table_has_cmgans_shape_and_learns():
     attention = ConformerBlock(64).attention
     assert attention.relative_position.weight.shape == (2 * 512 + 1, 16)  # CMGAN: max_pos_emb 512, dim_head 64 / 4
