@@ -33,7 +33,10 @@ def test_generator_matches_mpsenets_mpnet_with_its_weights():
             fixture["noisy_magnitude"].unsqueeze(1), fixture["noisy_phase"].unsqueeze(1)
         )
     torch.testing.assert_close(magnitude.squeeze(1), fixture["magnitude"], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(phase.squeeze(1), fixture["phase"], rtol=1e-5, atol=1e-5)
+    # The phase is atan2 of the phase decoder's two outputs, which amplifies their rounding where both are near 0:
+    # measured 0 under AVX-512 kernels, up to 3.7e-5 rad in 4 of 8,442 bins under AVX2. Compared on the circle.
+    wrapped = torch.remainder(phase.squeeze(1) - fixture["phase"] + torch.pi, 2 * torch.pi) - torch.pi
+    torch.testing.assert_close(wrapped, torch.zeros_like(wrapped), rtol=0, atol=1e-4)
 
 
 def test_phase_and_complex_losses_match_mpsenets():
