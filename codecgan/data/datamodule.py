@@ -16,7 +16,7 @@ from codecgan.data.excerpts import ExcerptDataset
 from codecgan.data.folder_scan import BadAudioError
 from codecgan.data.item_audio import SHORT_ITEM_FILLS
 from codecgan.data.mixing import MixedSpeech, NoisePool
-from codecgan.data.mixing_folders import mixing_folders, mixing_recipe, naming_the_key
+from codecgan.data.mixing_folders import check_mixing_keys, mixing_folders, mixing_recipe, naming_the_key
 from codecgan.data.noise import SyntheticNoisySpeech
 from codecgan.data.prediction_files import PredictionFiles, one_item
 from codecgan.data.samplers import EvaluationSampler, ResumableDataLoader, ResumableTrainSampler
@@ -325,9 +325,17 @@ class EnhancementDataModule(AudioDataModule):
         self.snr_db_range = snr_db_range
         self.silent_item_fraction = silent_item_fraction
         self.mixing = mixing_recipe(snr_db_range, level_db_range, reverb_probability)
-        self.mixing_folders = mixing_folders(self.dirs, clean_dir, noise_dirs, rir_dir, reverb_probability)
-        for split, folders in self.mixing_folders.items():
-            self.dirs[split] = folders["clean"][0]
+        check_mixing_keys(self.dirs, clean_dir, noise_dirs, rir_dir, reverb_probability)
+        self.mixing_arguments = (clean_dir, noise_dirs, rir_dir, reverb_probability)
+        self.mixing_folders: dict[str, dict[str, list[str]]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        # The folders are looked for here, not at construction, so a config instantiates without its data.
+        if stage != "predict" and self.mixing_arguments[0] is not None and not self.mixing_folders:
+            self.mixing_folders = mixing_folders(self.dirs, *self.mixing_arguments)
+            for split, folders in self.mixing_folders.items():
+                self.dirs[split] = folders["clean"][0]
+        super().setup(stage)
 
     @property
     def source_folders(self) -> dict[str, list[str]]:

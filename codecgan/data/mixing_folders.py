@@ -34,20 +34,19 @@ def mixing_recipe(snr_db_range, level_db_range, reverb_probability: float) -> Mi
         raise ConfigError(f"{KEY}{error}") from None
 
 
-def mixing_folders(
+def check_mixing_keys(
     dirs: dict[str, str | None],
     clean_dir: str | None,
     noise_dirs: list[str] | None,
     rir_dir: str | None,
     reverb_probability: float,
-) -> dict[str, dict[str, list[str]]]:
-    """For each split mixed on the fly, its ``clean``, ``noise`` and ``rir`` folders (``<folder>/<split>``); a
-    ``ConfigError`` naming the keys for a layout that cannot work. ``dirs``: the pair folders by split ("train",
-    "val", "test"); a validation or test split with a pair folder is not mixed."""
+) -> None:
+    """A ``ConfigError`` naming the keys for mixing options that cannot work together (no folder is looked at).
+    ``dirs``: the pair folders by split ("train", "val", "test")."""
     if clean_dir is None:
         if noise_dirs or rir_dir:
             raise ConfigError(f"{KEY}noise_dirs and {KEY}rir_dir need {KEY}clean_dir, the clean speech to mix.")
-        return {}
+        return
     if not noise_dirs:
         raise ConfigError(f"{KEY}clean_dir needs {KEY}noise_dirs: a list of noise folders (with train/ val/ test/).")
     if isinstance(noise_dirs, str):
@@ -59,6 +58,21 @@ def mixing_folders(
             f"{KEY}train_dir and {KEY}clean_dir are both given: train either on the noisy/clean pairs of train_dir "
             "or on clean_dir mixed with noise; remove one."
         )
+
+
+def mixing_folders(
+    dirs: dict[str, str | None],
+    clean_dir: str | None,
+    noise_dirs: list[str] | None,
+    rir_dir: str | None,
+    reverb_probability: float,
+) -> dict[str, dict[str, list[str]]]:
+    """For each split mixed on the fly, its ``clean``, ``noise`` and ``rir`` folders (``<folder>/<split>``); a
+    ``ConfigError`` naming the keys for a layout that cannot work. A validation or test split with a pair folder in
+    ``dirs`` is not mixed."""
+    check_mixing_keys(dirs, clean_dir, noise_dirs, rir_dir, reverb_probability)
+    if clean_dir is None:
+        return {}
     folders = {}
     for split in dirs:
         clean = Path(clean_dir) / split
