@@ -108,11 +108,33 @@ def test_validation_and_test_mixtures_are_the_same_in_every_epoch(layout) -> Non
     assert not torch.equal(module.datasets["val"][(0, 0)]["noisy"], module.datasets["test"][(0, 0)]["noisy"])
 
 
-def test_the_training_loader_gives_the_dataset_items(layout) -> None:
+def test_the_training_loader_gives_the_same_batches_with_worker_processes(layout) -> None:
     module = datamodule(Path(), **layout)
-    batch = next(iter(module.train_dataloader()))
-    assert batch["noisy"].shape == (2, 1, RATE) and batch["index"].tolist() == [0, 1]
-    assert torch.equal(batch["noisy"][1], module.datasets["train"][(1, 0)]["noisy"])
+    batches = list(module.train_dataloader())
+    assert batches[0]["noisy"].shape == (2, 1, RATE) and batches[0]["index"].tolist() == [0, 1]
+    assert torch.equal(batches[0]["noisy"][1], module.datasets["train"][(1, 0)]["noisy"])
+    with_workers = datamodule(Path(), num_workers=2, **layout)
+    for batch, other in zip(batches, with_workers.train_dataloader(), strict=True):
+        assert torch.equal(batch["noisy"], other["noisy"]) and torch.equal(batch["clean"], other["clean"])
+
+
+def test_noise_files_are_read_as_excerpts_of_the_item_length(layout, monkeypatch) -> None:
+    from codecgan.data import audio_reading
+
+    reads = []
+    decode = audio_reading.decode_mono
+
+    def recording(path, start=0, stop=None):
+        reads.append((Path(path).parent.parent.name, start, stop))
+        return decode(path, start, stop)
+
+    train = datamodule(Path(), **layout).datasets["train"]
+    monkeypatch.setattr(audio_reading, "decode_mono", recording)
+    for index in range(len(train)):
+        train[(index, 0)]
+    noise_reads = [(start, stop) for folder, start, stop in reads if folder == "noise"]
+    assert len(noise_reads) == len(train) and all(stop - start == RATE for start, stop in noise_reads)
+    assert any(start > 0 for start, _ in noise_reads)  # noise files are 3.5 s: the window starts anywhere
 
 
 def test_silent_speech_gives_noise_at_the_level_and_silent_noise_the_speech() -> None:
