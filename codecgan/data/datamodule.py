@@ -13,7 +13,6 @@ from codecgan.data.collate import collate_padded
 from codecgan.data.crops import CROP_MODES, CroppedDataset
 from codecgan.data.excerpt_recipe import ExcerptRecipe
 from codecgan.data.excerpts import ExcerptDataset
-from codecgan.data.folder_scan import BadAudioError
 from codecgan.data.item_audio import SHORT_ITEM_FILLS
 from codecgan.data.mixing import MixedSpeech, NoisePool
 from codecgan.data.mixing_folders import check_mixing_keys, mixing_folders, mixing_recipe, naming_the_key
@@ -159,14 +158,14 @@ class AudioDataModule(L.LightningDataModule):
             self.datasets[split] = self.finish_dataset(split, dataset)
 
     def _folder_dataset(self, split: str, directory: str) -> Dataset:
-        """``folder_dataset(directory)``; a folder that is missing, empty or cannot be listed is a ``ConfigError``
-        naming the config key (a broken file stays a ``BadAudioError``, which lists the files)."""
-        try:
+        """``folder_dataset(directory, split)``; a folder that is missing, empty or cannot be listed is a
+        ``ConfigError`` naming the config key (a broken file stays a ``BadAudioError``, which lists the files)."""
+        with naming_the_key(self.folder_key(split)):
             return self.folder_dataset(directory, split)
-        except BadAudioError:
-            raise
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"data.init_args.{split}_dir: {error}") from None
+
+    def folder_key(self, split: str) -> str:
+        """The config key that names ``split``'s folder."""
+        return f"{split}_dir"
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -343,6 +342,9 @@ class EnhancementDataModule(AudioDataModule):
         for split, mixed in self.mixing_folders.items():
             folders[split] = mixed["clean"] + mixed["noise"] + mixed["rir"]
         return folders
+
+    def folder_key(self, split: str) -> str:
+        return "clean_dir" if split in self.mixing_folders else super().folder_key(split)
 
     def folder_dataset(self, directory: str, split: str) -> Dataset:
         if split in self.mixing_folders:

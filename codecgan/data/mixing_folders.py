@@ -29,7 +29,7 @@ def naming_the_key(name: str) -> Iterator[None]:
 def mixing_recipe(snr_db_range, level_db_range, reverb_probability: float) -> MixingRecipe:
     """The recipe, or a ``ConfigError`` naming the bad key."""
     try:
-        return MixingRecipe(tuple(snr_db_range), tuple(level_db_range), reverb_probability)
+        return MixingRecipe(snr_db_range, level_db_range, reverb_probability)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{KEY}{error}") from None
 

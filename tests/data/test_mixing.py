@@ -204,6 +204,7 @@ def test_a_prepared_test_set_of_pairs_beside_mixed_training(tmp_path: Path) -> N
         ({"snr_db_range": (20.0, -5.0)}, r"data.init_args.snr_db_range must be \[low, high\]"),
         ({"level_db_range": (-20.0, 5.0)}, "data.init_args.level_db_range must be"),
         ({"level_db_range": (-20.0,)}, r"data.init_args.level_db_range must be a pair \[low, high\]"),
+        ({"snr_db_range": 5.0}, r"data.init_args.snr_db_range must be a pair \[low, high\], got 5.0"),
         ({"reverb_probability": 1.5}, r"data.init_args.reverb_probability must be in \[0, 1\]"),
         ({"reverb_probability": 0.5}, "data.init_args.reverb_probability is 0.5: set data.init_args.rir_dir"),
         ({"clean_dir": None}, "data.init_args.noise_dirs and data.init_args.rir_dir need data.init_args.clean_dir"),
@@ -220,6 +221,10 @@ def test_an_empty_noise_folder_is_a_config_error(tmp_path: Path) -> None:
         (tmp_path / "quiet" / split).mkdir(parents=True)
     with pytest.raises(ConfigError, match="data.init_args.noise_dirs: .*quiet/train.* holds no .wav/.flac files"):
         datamodule(tmp_path, **{**arguments, "noise_dirs": [arguments["noise_dirs"][0], str(tmp_path / "quiet")]})
+    for path in (tmp_path / "clean" / "train").iterdir():
+        path.unlink()
+    with pytest.raises(ConfigError, match="data.init_args.clean_dir: .*clean/train.* holds no .wav/.flac files"):
+        datamodule(tmp_path, **arguments)
 
 
 @pytest.mark.slow
