@@ -18,7 +18,8 @@ DATA_LEAK_TEXT_TAG = "diag/data_leak"
 
 
 class DataLeakCheck(DiagnosticCallback):
-    """Compares the datamodule's folders (`data.train_dir`, `val_dir`, `test_dir`) when fit starts: validation and
+    """Compares the datamodule's folders (`data.train_dir`, `val_dir`, `test_dir`; for splits mixed on the fly
+    their clean, noise and room-response folders, the datamodule's `source_folders`) when fit starts: validation and
     test files that are training files (the same file through any path, or the same content under another name; see
     `codecgan.data.leaks`), and validation files that are test files.
 
@@ -41,7 +42,8 @@ class DataLeakCheck(DiagnosticCallback):
         self.report: DataLeakReport | None = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        dirs = getattr(trainer.datamodule, "dirs", None) or {}
+        datamodule = trainer.datamodule
+        dirs = getattr(datamodule, "source_folders", None) or getattr(datamodule, "dirs", None) or {}
         self.report = find_data_leaks(dirs)
         if self.report is None:
             return
@@ -64,9 +66,13 @@ class DataLeakCheck(DiagnosticCallback):
         if is_logging_step(trainer):
             self.alarms.log_active(pl_module)
 
-    def _summary(self, dirs: dict[str, str | None], examples: list[str]) -> str:
+    def _summary(self, dirs: dict[str, str | list[str] | None], examples: list[str]) -> str:
         report = self.report
-        folders = ", ".join(f"{split}: `{directory}`" for split, directory in dirs.items() if directory)
+        folders = ", ".join(
+            f"{split}: `{directory if isinstance(directory, str) else '`, `'.join(directory)}`"
+            for split, directory in dirs.items()
+            if directory
+        )
         lines = [
             f"Checked {report.files_checked} files in {folders}.",
             f"{report.leaked_count} validation/test files are training files; "

@@ -13,8 +13,9 @@ from codecgan.data.collate import collate_padded
 from codecgan.data.crops import CROP_MODES, CroppedDataset
 from codecgan.data.excerpt_recipe import ExcerptRecipe
 from codecgan.data.excerpts import ExcerptDataset
-from codecgan.data.folder_scan import BadAudioError
 from codecgan.data.item_audio import SHORT_ITEM_FILLS
+from codecgan.data.mixing import MixedSpeech, NoisePool
+from codecgan.data.mixing_folders import check_mixing_keys, mixing_folders, mixing_recipe, naming_the_key
 from codecgan.data.noise import SyntheticNoisySpeech
 from codecgan.data.prediction_files import PredictionFiles, one_item
 from codecgan.data.samplers import EvaluationSampler, ResumableDataLoader, ResumableTrainSampler
@@ -107,7 +108,7 @@ class AudioDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------ what a family provides
-    def folder_dataset(self, directory: str) -> Dataset:
+    def folder_dataset(self, directory: str, split: str) -> Dataset:
         raise NotImplementedError
 
     def synthetic_dataset(self, split: str) -> Dataset:
@@ -116,6 +117,15 @@ class AudioDataModule(L.LightningDataModule):
     def recipe(self, split: str) -> ExcerptRecipe:
         """What is done to each excerpt of ``split`` (loudness, salient excerpts, phase shift): nothing."""
         return ExcerptRecipe()
+
+    def finish_dataset(self, split: str, dataset: Dataset) -> Dataset:
+        """``split``'s items as the model takes them, from its crops or excerpts: unchanged."""
+        return dataset
+
+    @property
+    def source_folders(self) -> dict[str, list[str]]:
+        """Every folder each split reads, for the data-leak check (``codecgan.data.leaks``)."""
+        return {split: [directory] if directory else [] for split, directory in self.dirs.items()}
 
     # ---------------------------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
@@ -145,17 +155,17 @@ class AudioDataModule(L.LightningDataModule):
                 dataset = CroppedDataset(
                     base, self.crop_samples, "random", seed, short_items=self.short_items, recipe=self.recipe(split)
                 )
-            self.datasets[split] = dataset
+            self.datasets[split] = self.finish_dataset(split, dataset)
 
     def _folder_dataset(self, split: str, directory: str) -> Dataset:
-        """``folder_dataset(directory)``; a folder that is missing, empty or cannot be listed is a ``ConfigError``
-        naming the config key (a broken file stays a ``BadAudioError``, which lists the files)."""
-        try:
-            return self.folder_dataset(directory)
-        except BadAudioError:
-            raise
-        except (OSError, ValueError) as error:
-            raise ConfigError(f"data.init_args.{split}_dir: {error}") from None
+        """``folder_dataset(directory, split)``; a folder that is missing, empty or cannot be listed is a
+        ``ConfigError`` naming the config key (a broken file stays a ``BadAudioError``, which lists the files)."""
+        with naming_the_key(self.folder_key(split)):
+            return self.folder_dataset(directory, split)
+
+    def folder_key(self, split: str) -> str:
+        """The config key that names ``split``'s folder."""
+        return f"{split}_dir"
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -174,7 +184,7 @@ class AudioDataModule(L.LightningDataModule):
                 f"The training set has {len(dataset)} items, fewer than one batch per rank "
                 f"({world} ranks x batch_size {self.batch_size})."
             )
-        shuffle = not isinstance(dataset, ExcerptDataset)  # excerpts are independent draws already
+        shuffle = not getattr(dataset, "independent_draws", False)  # excerpts are independent draws already
         sampler = ResumableTrainSampler(
             dataset, self.batch_size, self._training_position, world, rank, self.seed, shuffle=shuffle
         )
@@ -263,7 +273,7 @@ class CodecDataModule(AudioDataModule):
     def recipe(self, split: str) -> ExcerptRecipe:
         return self.training_recipe if split == "train" else self.evaluation_recipe
 
-    def folder_dataset(self, directory: str) -> Dataset:
+    def folder_dataset(self, directory: str, split: str) -> Dataset:
         return AudioFolder(directory, self.sample_rate, skip_bad_files=self.skip_bad_files)
 
     def synthetic_dataset(self, split: str) -> Dataset:
@@ -274,11 +284,26 @@ class CodecDataModule(AudioDataModule):
 class EnhancementDataModule(AudioDataModule):
     """Paired noisy/clean clips (`noisy`, `clean`, `length`, `index`).
 
-    A folder is the VoiceBank-DEMAND layout: ``<dir>/noisy/...`` and ``<dir>/clean/...`` with the
-    same relative paths. Synthetic pairs mix synthetic speech with white, pink or babble noise at an
-    SNR drawn from ``snr_db_range``; ``silent_item_fraction`` of the items have (nearly) silent
-    speech, on which PESQ fails. Training items shorter than the crop are tiled by default, as CMGAN
-    does (``short_items``).
+    A folder (``train_dir`` ...) is the VoiceBank-DEMAND layout: ``<dir>/noisy/...`` and ``<dir>/clean/...`` with
+    the same relative paths. Synthetic pairs mix synthetic speech with white, pink or babble noise at an SNR drawn
+    from ``snr_db_range``; ``silent_item_fraction`` of the items have (nearly) silent speech, on which PESQ fails.
+    Training items shorter than the crop are tiled by default, as CMGAN does (``short_items``).
+
+    Noise mixed on the fly (``codecgan.data.mixing``): ``clean_dir``, each of ``noise_dirs`` and ``rir_dir`` hold
+    one subfolder per split (``train/``, ``val/``, ``test/``). Training mixes excerpts of ``clean_dir/train`` with
+    noise from every ``<noise_dir>/train``, a new mixture for each (seed, epoch, item); validation and test mix
+    their fixed crops with fixed draws. A validation or test split may instead be a pair folder (``val_dir``,
+    ``test_dir``: e.g. a prepared test set) when ``clean_dir`` has no subfolder for it.
+
+    Args:
+        snr_db_range: SNR in dB of synthetic and mixed pairs, drawn uniformly.
+        silent_item_fraction: synthetic items with silent speech.
+        clean_dir: folder of clean speech, with ``train/``, ``val/``, ``test/`` subfolders; ``null``: no mixing.
+        noise_dirs: noise folders, each with a subfolder per mixed split; their files form one pool, each file
+            drawn in proportion to its duration.
+        rir_dir: room impulse responses (one per file), with a subfolder per mixed split.
+        level_db_range: the mixture's RMS level in dBFS, drawn uniformly.
+        reverb_probability: fraction of mixtures whose speech is reverberated (the target stays dry).
     """
 
     default_short_items = "tile"
@@ -288,15 +313,55 @@ class EnhancementDataModule(AudioDataModule):
         *args,
         snr_db_range: tuple[float, float] = (0.0, 15.0),
         silent_item_fraction: float = 0.0,
+        clean_dir: str | None = None,
+        noise_dirs: list[str] | None = None,
+        rir_dir: str | None = None,
+        level_db_range: tuple[float, float] = (-35.0, -15.0),
+        reverb_probability: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.snr_db_range = snr_db_range
         self.silent_item_fraction = silent_item_fraction
+        self.mixing = mixing_recipe(snr_db_range, level_db_range, reverb_probability)
+        check_mixing_keys(self.dirs, clean_dir, noise_dirs, rir_dir, reverb_probability)
+        self.mixing_arguments = (clean_dir, noise_dirs, rir_dir, reverb_probability)
+        self.mixing_folders: dict[str, dict[str, list[str]]] = {}
 
-    def folder_dataset(self, directory: str) -> Dataset:
+    def setup(self, stage: str | None = None) -> None:
+        # The folders are looked for here, not at construction, so a config instantiates without its data.
+        if stage != "predict" and self.mixing_arguments[0] is not None and not self.mixing_folders:
+            self.mixing_folders = mixing_folders(self.dirs, *self.mixing_arguments)
+            for split, folders in self.mixing_folders.items():
+                self.dirs[split] = folders["clean"][0]
+        super().setup(stage)
+
+    @property
+    def source_folders(self) -> dict[str, list[str]]:
+        folders = super().source_folders
+        for split, mixed in self.mixing_folders.items():
+            folders[split] = mixed["clean"] + mixed["noise"] + mixed["rir"]
+        return folders
+
+    def folder_key(self, split: str) -> str:
+        return "clean_dir" if split in self.mixing_folders else super().folder_key(split)
+
+    def folder_dataset(self, directory: str, split: str) -> Dataset:
+        if split in self.mixing_folders:
+            return AudioFolder(directory, self.sample_rate, skip_bad_files=self.skip_bad_files)
         root = Path(directory)
         return PairedAudioFolder(root / "noisy", root / "clean", self.sample_rate, skip_bad_files=self.skip_bad_files)
+
+    def finish_dataset(self, split: str, dataset: Dataset) -> Dataset:
+        if split not in self.mixing_folders:
+            return dataset
+        folders = self.mixing_folders[split]
+        with naming_the_key("noise_dirs"):
+            noise = NoisePool([self.folder_dataset(folder, split) for folder in folders["noise"]])
+        with naming_the_key("rir_dir"):
+            rirs = self.folder_dataset(folders["rir"][0], split) if folders["rir"] else None
+        seed = self.seed + SPLITS.index(split)
+        return MixedSpeech(dataset, noise, self.mixing, rirs, seed=seed, fixed=split != "train")
 
     def synthetic_dataset(self, split: str) -> Dataset:
         seed = self.seed * 1000 + SPLITS.index(split) * 100_003

@@ -29,6 +29,8 @@ class ExcerptDataset(Dataset):
     sampler need not shuffle them.
     """
 
+    independent_draws = True
+
     def __init__(
         self,
         base: Dataset,

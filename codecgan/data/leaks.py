@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,12 +73,17 @@ class DataLeakReport:
 
 
 class _Files:
-    """The audio files of one folder with their identity and size, and content keys computed on demand."""
+    """The audio files of one split's folders with their identity and size, and content keys computed on demand.
+    Names are relative to the folder, or to the folders' common parent when there are several (a split mixed on
+    the fly: ``clean/train/a.wav``, ``noise/train/fan.wav``)."""
 
-    def __init__(self, root: str) -> None:
-        self.root = root
+    def __init__(self, roots: list[str]) -> None:
+        self.root = roots[0] if len(roots) == 1 else os.path.commonpath([os.path.abspath(root) for root in roots])
         # A dangling link is no file to compare; the data module's header check names it as a bad file.
-        self.paths = [str(path) for path in list_audio_files(root) if path.exists()]
+        listed = [path for root in roots for path in list_audio_files(root)]
+        if len(roots) > 1:
+            listed = [path.absolute() for path in listed]
+        self.paths = [str(path) for path in listed if path.exists()]
         stats = [os.stat(path) for path in self.paths]
         self.identity = {(stat.st_dev, stat.st_ino): path for stat, path in zip(stats, self.paths)}
         self.sizes = {path: stat.st_size for stat, path in zip(stats, self.paths)}
@@ -132,17 +137,23 @@ def shared_files(checked: _Files, reference: _Files) -> list[SharedFile]:
     return shared
 
 
-def find_data_leaks(dirs: Mapping[str, str | None]) -> DataLeakReport | None:
-    """Compare the folders of ``dirs`` ("train", "val", "test" -> folder or None for synthetic data): validation and
-    test files that are training files, and validation files that are test files.
+def find_data_leaks(dirs: Mapping[str, str | Sequence[str] | None]) -> DataLeakReport | None:
+    """Compare the folders of ``dirs`` ("train", "val", "test" -> a folder, a list of folders, or None or [] for
+    synthetic data): validation and test files that are training files, and validation files that are test files.
 
     None when fewer than two splits come from folders (nothing to compare). Folders are listed as the datasets list
-    them (every .wav/.flac below, recursively: the enhancement family's noisy/ and clean/ trees both).
+    them (every .wav/.flac below, recursively: the enhancement family's noisy/ and clean/ trees both; for a split
+    mixed on the fly its clean, noise and room-response folders, so a noise file in both the training and the test
+    noise folders is found).
     """
-    folders = {split: directory for split, directory in dirs.items() if directory}
+    folders = {
+        split: [directory] if isinstance(directory, str) else list(directory)
+        for split, directory in dirs.items()
+        if directory
+    }
     if len(folders) < 2:
         return None
-    files = {split: _Files(directory) for split, directory in folders.items()}
+    files = {split: _Files(roots) for split, roots in folders.items()}
     report = DataLeakReport(files_checked=sum(len(f.paths) for f in files.values()))
     if "train" in files:
         for split in ("val", "test"):
@@ -150,7 +161,7 @@ def find_data_leaks(dirs: Mapping[str, str | None]) -> DataLeakReport | None:
                 report.training_files[split] = shared_files(files[split], files["train"])
     if "val" in files and "test" in files:
         report.val_test_files = shared_files(files["val"], files["test"])
-        report.same_val_test_folder = _same_folder(folders["val"], folders["test"])
+        report.same_val_test_folder = _same_folder(folders["val"][0], folders["test"][0])
     return report
 
 
