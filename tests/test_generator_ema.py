@@ -180,6 +180,7 @@ def test_validation_uses_the_average(tmp_path: Path, ema_on: bool) -> None:
     assert torch.equal(estimate, trained) is not ema_on
 
 
+@pytest.mark.slow  # a fit and a second command: over 4 s
 def test_codecgan_test_and_load_use_the_average(tmp_path: Path) -> None:
     data = {"crop_seconds": 0.2, "batch_size": 4, "synthetic_items": [8, 2, 2], "synthetic_seconds": 0.5}
     run = fit_then_test(tmp_path, "codec_tiny.yaml", data, {"ema_decay": 0.5})
@@ -220,6 +221,7 @@ def test_a_resumed_fit_with_the_average_equals_a_straight_one(tmp_path: Path) ->
         assert torch.equal(value, straight_state[name]), f"{name} differs after resume"
 
 
+@pytest.mark.slow  # a warm-up fit
 def test_a_frozen_generator_leaves_the_average_alone(tmp_path: Path) -> None:
     # Discriminator warm-up for 2 batches, then one generator step: the average moves once, from the initial weights.
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=3, val_every=10)
