@@ -395,6 +395,7 @@ class MetricGANEnhancer(GANModule):
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
 
     def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()  # the generator EMA, when on, is what the test scores
         self._pending_test_rows = []
 
     def on_test_epoch_end(self) -> None:
@@ -408,6 +409,7 @@ class MetricGANEnhancer(GANModule):
                 torch.tensor([row[key] for row in enhanced], dtype=torch.float32) for key in ("pesq_wb", "stoi")
             )
             self.log_means("test", pesq, stoi)
+        super().on_test_epoch_end()
 
     # ------------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
