@@ -15,20 +15,30 @@ from tests.conftest import run_codecgan, tiny_trainer_overlay
 
 @pytest.mark.slow
 def test_two_process_ddp_fit_keeps_ranks_identical_and_reduces_each_gradient_once(tmp_path: Path) -> None:
+    two_process_codec_fit(tmp_path)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
+
+
+def two_process_codec_fit(tmp_path: Path, model_init_args: dict | None = None) -> dict[str, torch.Tensor]:
+    """A 4-batch ``codec_tiny`` fit on two CPU processes (two devices and no strategy get ``gan_ddp``) with
+    ``model_init_args``, run in ``tmp_path / "run"``. Checks that both ranks end with the same state, tensor for
+    tensor, and that each gradient was all-reduced once per batch; returns rank 0's state dict."""
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=4, val_every=2, checkpoint_every=2)
-    overlay["trainer"].update(devices=2)  # no strategy: two devices get gan_ddp
+    overlay["trainer"].update(devices=2)
     overlay["trainer"]["callbacks"] += [
         {"class_path": "tests.ddp_helpers.SaveRankWeights", "init_args": {"directory": str(tmp_path / "weights")}},
         {"class_path": "bench.allreduce_bytes.AllReduceBytes", "init_args": {"directory": str(tmp_path / "bytes")}},
     ]
+    if model_init_args:
+        overlay["model"] = {"init_args": model_init_args}
     run_codecgan("fit", "codec_tiny.yaml", tmp_path, "ddp", overlay)
     rank0 = torch.load(tmp_path / "weights" / "rank0.pt")
     rank1 = torch.load(tmp_path / "weights" / "rank1.pt")
     assert rank0.keys() == rank1.keys()
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between ranks"
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()
     assert_each_gradient_reduced_once(tmp_path / "bytes")
+    return rank0
 
 
 def assert_each_gradient_reduced_once(directory: Path) -> None:
