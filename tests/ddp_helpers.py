@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import lightning as L
@@ -72,3 +73,10 @@ class RecordNetworkWeights(L.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
         stacked = {name: torch.stack(weights) for name, weights in self.weights.items()}
         torch.save(stacked, self.directory / f"rank{trainer.global_rank}.pt")
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now, for a test's own process group (``init_method``)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -11,7 +11,6 @@ with a different one on the other rank gives a wrong sum, a shape error or (caug
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from callbacks.guard import GuardedCallback
 from callbacks.sync_moments import always, every_n_batches
 from codecgan.cadence import logged_step
 from tests.callbacks.callback_fakes import FakeModule, FakeTrainer
+from tests.ddp_helpers import free_port
 
 STEPS = 6
 # scenario: [(rank, step, position)]: where each failing rank raises. Sync moments are steps 1, 3 and 5.
@@ -111,12 +111,6 @@ def worker(rank: int, port: int, out_dir: str) -> None:
     results = {name: run_scenario(rank, faults) for name, faults in SCENARIOS.items()}
     (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(results))
     dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ single-process expectation), factors, balanced gradients and final moving-averag
 
 from __future__ import annotations
 
-import socket
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from codecgan.losses.balancer import LossBalancer
+from tests.ddp_helpers import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "balancer"))
 from problem import STEPS, WEIGHTS, losses, step_inputs  # noqa: E402
@@ -56,12 +56,6 @@ def worker(rank: int, port: int, out_dir: str) -> None:
         Path(out_dir) / f"rank{rank}.pt",
     )
     dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":
