@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codecgan.models.precision import at_least_float32
-from codecgan.models.residual_vq import ResidualQuantizerOutput, ResidualVectorQuantizer
+from codecgan.models.residual_vq import ResidualQuantizerOutput, ResidualVectorQuantizer, check_codebook_settings
 
 
 def _distributed() -> bool:
@@ -204,10 +204,7 @@ class EMAResidualVectorQuantizer(nn.Module):
         kmeans_iterations: int = 50,
     ) -> None:
         super().__init__()
-        if not 0.0 <= quantizer_dropout <= 1.0:
-            raise ValueError(f"quantizer_dropout must lie in [0, 1], got {quantizer_dropout}.")
-        if n_codebooks < 1:
-            raise ValueError(f"n_codebooks must be at least 1, got {n_codebooks}.")
+        check_codebook_settings(n_codebooks, quantizer_dropout)
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"decay must lie in [0, 1], got {decay}.")
         self.n_codebooks, self.codebook_size, self.quantizer_dropout = n_codebooks, codebook_size, quantizer_dropout

@@ -37,6 +37,14 @@ class ResidualQuantizerOutput(NamedTuple):
     active_quantizers: Tensor  # [B] int64, how many codebooks each item used
 
 
+def check_codebook_settings(n_codebooks: int, quantizer_dropout: float) -> None:
+    """``ValueError`` unless a residual quantizer has at least one codebook and a dropout fraction in [0, 1]."""
+    if not 0.0 <= quantizer_dropout <= 1.0:
+        raise ValueError(f"quantizer_dropout must lie in [0, 1], got {quantizer_dropout}.")
+    if n_codebooks < 1:
+        raise ValueError(f"n_codebooks must be at least 1, got {n_codebooks}.")
+
+
 class VectorQuantizer(nn.Module):
     """One factorized codebook: project to `codebook_dim`, look up by cosine, project back.
 
@@ -114,10 +122,7 @@ class ResidualVectorQuantizer(nn.Module):
         quantizer_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= quantizer_dropout <= 1.0:
-            raise ValueError(f"quantizer_dropout must lie in [0, 1], got {quantizer_dropout}.")
-        if n_codebooks < 1:
-            raise ValueError(f"n_codebooks must be at least 1, got {n_codebooks}.")
+        check_codebook_settings(n_codebooks, quantizer_dropout)
         self.n_codebooks = n_codebooks
         self.codebook_size = codebook_size
         self.quantizer_dropout = quantizer_dropout
