@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from codecgan.models.vocos_istft import ISTFTHead
+from codecgan.models.vocos_mel import check_padding
 
 LAYER_NORM_EPS = 1e-6
 
@@ -117,6 +118,7 @@ class VocosGenerator(nn.Module):
         layer_scale_init_value: float | None = None,
     ) -> None:
         super().__init__()
+        check_padding(padding, "model.init_args.generator.init_args.padding")
         self.hop_length = hop_length
         self.backbone = VocosBackbone(n_mels, dim, intermediate_dim, num_layers, layer_scale_init_value)
         self.head = ISTFTHead(dim, n_fft, hop_length, padding)

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codecgan.models.vocos_mel import VOCOS_PADDINGS
+from codecgan.config_error import ConfigError
+from codecgan.models.vocos_mel import check_padding
 
 MAX_MAGNITUDE = 1e2  # Vocos's clip on exp(log-magnitude): keeps an early, untrained head from producing inf
 
@@ -52,10 +53,12 @@ class ISTFTHead(nn.Module):
 
     def __init__(self, dim: int, n_fft: int, hop_length: int, padding: str = "same") -> None:
         super().__init__()
-        if padding not in VOCOS_PADDINGS:
-            raise ValueError(f"padding must be one of {', '.join(map(repr, VOCOS_PADDINGS))}; got {padding!r}.")
-        if hop_length > n_fft // 2:
-            raise ValueError(f"hop_length ({hop_length}) must be at most n_fft // 2 ({n_fft // 2}) for a Hann window.")
+        check_padding(padding, "padding of ISTFTHead")
+        if not 0 < hop_length <= n_fft // 2:
+            raise ConfigError(
+                f"hop_length ({hop_length}) must lie in 1..n_fft // 2 ({n_fft // 2}): a Hann window's overlap-add "
+                "leaves gaps at larger hops."
+            )
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.padding = padding

@@ -13,10 +13,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchaudio.transforms import MelSpectrogram
 
+from codecgan.config_error import ConfigError
 from codecgan.models.precision import at_least_float32
 
 VOCOS_PADDINGS = ("center", "same")
 VOCOS_LOG_FLOOR = 1e-7  # Vocos's `safe_log` clip: -140 dB re 1
+
+
+def check_padding(padding: str, key: str) -> None:
+    """Raise a `ConfigError` naming `key` unless `padding` is one of `VOCOS_PADDINGS`."""
+    if padding not in VOCOS_PADDINGS:
+        raise ConfigError(f'{key} must be "center" (the released vocos-mel-24khz model\'s) or "same", got {padding!r}.')
 
 
 def clamped_log(x: Tensor, floor: float = VOCOS_LOG_FLOOR) -> Tensor:
@@ -51,8 +58,7 @@ class VocosMelSpectrogram(nn.Module):
         padding: str = "center",
     ) -> None:
         super().__init__()
-        if padding not in VOCOS_PADDINGS:
-            raise ValueError(f"padding must be one of {', '.join(map(repr, VOCOS_PADDINGS))}; got {padding!r}.")
+        check_padding(padding, "padding of VocosMelSpectrogram")
         self.padding = padding
         self.n_fft = n_fft
         self.hop_length = hop_length
