@@ -1,12 +1,14 @@
 """codecgan's Vocos parts against the `vocos` package (0.1.0), from the fixture its own code wrote
 (tests/fixtures/vocos/make_fixture.py): mel front-end, generator (both ISTFT paddings), seeded initialisation, a
-`pytorch_model.bin` in the released layout, MPD, MRD and the losses.
+`pytorch_model.bin` in the released layout, MPD, MRD, the losses, and one discriminator and one generator step with
+their gradients.
 
 Tolerances: the fixture was written on a CPU with AVX-512, where the mel features, generator outputs (both paddings),
 feature maps and logits are bit for bit Vocos's; the summed losses differ by up to 5.7e-6 on 8.8 (codecgan sums
 the feature-matching terms in another order). Under `ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2` the largest
 differences are 2.4e-7 (generator output, O(1)) and 1.8e-7 (MPD feature maps); under `default` 1.3e-7 (generator)
-and 3.8e-6 (MRD feature maps, up to 30). The float checks use `rtol=1e-5, atol=1e-5`; docs/vocoders.md has the table.
+and 3.8e-6 (MRD feature maps, up to 30). The float checks use `rtol=1e-5, atol=1e-5`; gradients, within 4.5e-6 of
+each tensor's largest on every kernel set, `rtol=1e-4` and 1e-5 of that largest. docs/vocoders.md has the table.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from codecgan.models.vocos_mrd import VocosMultiResolutionDiscriminator
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vocos"
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 PADDINGS = ("center", "same")
+MEL_WEIGHT, MRD_WEIGHT = 45.0, 0.1  # Vocos's configs/vocos.yaml
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +162,69 @@ def test_discriminators_and_their_losses_equal_vocos(record: dict, name: str) ->
     for key, value in losses.items():
         torch.testing.assert_close(value, reference[key], **TOLERANCE)
     assert per_discriminator(losses["generator_loss"], fake) == losses["generator_loss"] / len(fake)
+
+
+def loaded_discriminators(record: dict) -> tuple[VocosMultiPeriodDiscriminator, VocosMultiResolutionDiscriminator]:
+    mpd = VocosMultiPeriodDiscriminator(channels=record["config"]["mpd_channels"])
+    mrd = VocosMultiResolutionDiscriminator(channels=record["config"]["mrd_channels"])
+    mpd.load_state_dict(from_vocos_discriminator_state_dict(record["mpd"]["state_dict"]))
+    mrd.load_state_dict(from_vocos_discriminator_state_dict(record["mrd"]["state_dict"]))
+    return mpd, mrd
+
+
+def check_gradient_fingerprints(module: torch.nn.Module, reference: dict) -> None:
+    """`reference` holds Vocos's parameter names; they are mapped to codecgan's by the checkpoint key map."""
+    position = from_vocos_discriminator_state_dict({name: i for i, name in enumerate(reference["names"])})
+    grads = dict(module.named_parameters())
+    assert position.keys() == grads.keys()
+    order = sorted(position, key=position.get)
+    flat = [grads[name].grad.reshape(-1) for name in order]
+    scale = max(grad.abs().max().item() for grad in flat)
+    sums = torch.stack([grad.double().sum() for grad in flat])
+    torch.testing.assert_close(sums, reference["sums"], rtol=1e-4, atol=1e-4 * scale)
+    torch.testing.assert_close(
+        torch.cat([grad[::31] for grad in flat]), reference["strided"], rtol=1e-4, atol=1e-5 * scale
+    )
+
+
+def test_a_discriminator_step_and_a_generator_step_equal_vocos(record: dict) -> None:
+    """VocosExp's two steps on one batch: the losses as it combines them (each set's sums over its sub-discriminators,
+    MRD weight 0.1, mel weight 45) and every gradient."""
+    reference = record["steps"]
+    mel, generator = tiny_parts(record, "center")
+    state = record["generators"]["center"]["state_dict"]
+    mel.load_state_dict(vocos_mel_state_dict(state))
+    generator.load_state_dict(from_vocos_state_dict(state))
+    mpd, mrd = loaded_discriminators(record)
+    real = record["audio"]
+
+    with torch.no_grad():
+        fake = generator(mel(real))
+    d_loss = torch.zeros(())
+    for weight, d in ((1.0, mpd), (MRD_WEIGHT, mrd)):
+        real_outputs = d(real)
+        d_loss = d_loss + weight * per_discriminator(
+            discriminator_loss(real_outputs, d(fake), kind="hinge"), real_outputs
+        )
+    d_loss.backward()
+    torch.testing.assert_close(d_loss, reference["discriminator_loss"], **TOLERANCE)
+    check_gradient_fingerprints(mpd, reference["discriminator_gradients"]["mpd"])
+    check_gradient_fingerprints(mrd, reference["discriminator_gradients"]["mrd"])
+
+    fake = generator(mel(real))
+    g_loss = MEL_WEIGHT * VocosMelLoss()(fake, real)
+    for weight, d in ((1.0, mpd), (MRD_WEIGHT, mrd)):
+        real_outputs, fake_outputs = d(real), d(fake)
+        adversarial = generator_adversarial_loss(fake_outputs, kind="hinge")
+        matching = feature_matching_loss_with_logits(real_outputs, fake_outputs)
+        g_loss = g_loss + weight * per_discriminator(adversarial + matching, fake_outputs)
+    g_loss.backward()
+    torch.testing.assert_close(g_loss, reference["generator_loss"], **TOLERANCE)
+    for name, parameter in generator.named_parameters():
+        expected = reference["generator_gradients"][name]
+        torch.testing.assert_close(
+            parameter.grad, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item(), msg=name
+        )
 
 
 def test_mel_loss_equals_vocos(record: dict) -> None:
