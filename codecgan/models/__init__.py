@@ -45,6 +45,16 @@ from codecgan.models.residual_vq import (
     VectorQuantizer,
     VectorQuantizerOutput,
 )
+from codecgan.models.vocos_checkpoint import (
+    from_vocos_discriminator_state_dict,
+    from_vocos_state_dict,
+    vocos_mel_state_dict,
+)
+from codecgan.models.vocos_generator import ConvNeXtBlock, VocosBackbone, VocosGenerator
+from codecgan.models.vocos_istft import ISTFTHead
+from codecgan.models.vocos_mel import VocosMelSpectrogram
+from codecgan.models.vocos_mpd import VocosMultiPeriodDiscriminator, VocosPeriodDiscriminator
+from codecgan.models.vocos_mrd import VocosMultiResolutionDiscriminator, VocosSTFTBandDiscriminator
 
 __all__ = [
     "CMGANGenerator",
@@ -52,6 +62,7 @@ __all__ = [
     "CodecOutput",
     "CompressedSpectrum",
     "ConformerBlock",
+    "ConvNeXtBlock",
     "DACCheckpoint",
     "DACDiscriminator",
     "Decoder",
@@ -60,6 +71,7 @@ __all__ = [
     "DiscriminatorSet",
     "Encoder",
     "EnhancementOutput",
+    "ISTFTHead",
     "LearnableSigmoid",
     "MPSENetGenerator",
     "MagnitudePhaseOutput",
@@ -80,14 +92,24 @@ __all__ = [
     "TwoStageConformer",
     "VectorQuantizer",
     "VectorQuantizerOutput",
+    "VocosBackbone",
+    "VocosGenerator",
+    "VocosMelSpectrogram",
+    "VocosMultiPeriodDiscriminator",
+    "VocosMultiResolutionDiscriminator",
+    "VocosPeriodDiscriminator",
+    "VocosSTFTBandDiscriminator",
     "compressed_spectrum",
     "decompressed_audio",
     "discriminator_from_dac_checkpoint",
+    "from_vocos_discriminator_state_dict",
+    "from_vocos_state_dict",
     "generator_from_dac_checkpoint",
     "load_dac_discriminator_weights",
     "load_dac_generator_weights",
     "read_dac_checkpoint",
     "remove_dc_and_normalize_peak",
+    "vocos_mel_state_dict",
     "weight_norm_conv1d",
     "weight_norm_conv2d",
     "weight_norm_conv_transpose1d",
