@@ -38,6 +38,7 @@ from codecgan.diagnosis.rules import (
     length_mismatch,
     loss_metric_divergence,
     loss_spike,
+    loss_term_disabled,
     lr_vanished,
     metric_d_not_learning,
     negative_snr,
@@ -212,6 +213,17 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         ("info", "warning"),
         "callbacks.GradientBalance",
         zoo=("gan_weight_zero", "balancer_adversarial_zero"),
+    ),
+    Diagnosis(
+        "LOSS_TERM_DISABLED",
+        loss_term_disabled,
+        "a reconstruction loss term is weighted 0 where its recipe's weight is not, so it never trains the generator",
+        "both",
+        ("info", "warning"),
+        "callbacks.GradientBalance",
+        without_experiment="set the weight the finding names back to the recipe's value it names; the term varies "
+        "with the run, so no one config switch confirms it",
+        zoo=("phase_weight_zero",),
     ),
     Diagnosis(
         "NEGATIVE_SNR",

@@ -18,6 +18,7 @@ from codecgan.diagnosis.rules.discriminator_balance import (
     discriminator_frozen,
     discriminator_overpowering,
 )
+from codecgan.diagnosis.rules.loss_terms import loss_term_disabled
 from codecgan.diagnosis.rules.quality import (
     amplitude_unstable,
     eval_nondeterministic,
@@ -41,6 +42,7 @@ __all__ = [
     "gan_term_negligible",
     "length_mismatch",
     "loss_metric_divergence",
+    "loss_term_disabled",
     "loss_spike",
     "lr_vanished",
     "metric_d_not_learning",

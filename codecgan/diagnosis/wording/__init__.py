@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 from codecgan.diagnosis.wording import (
     adversarial,
     discriminator_balance,
+    loss_terms,
     quality,
     resume,
     schedule_and_data,
@@ -22,7 +23,7 @@ from codecgan.diagnosis.wording import (
 
 Values = Mapping[str, Any]
 
-MODULES = (training_health, quality, adversarial, discriminator_balance, schedule_and_data, resume)
+MODULES = (training_health, quality, adversarial, loss_terms, discriminator_balance, schedule_and_data, resume)
 WORDING: dict[str, Callable[[Values], tuple[str, str]]] = {
     code: words for module in MODULES for code, words in module.WORDING.items()
 }
