@@ -45,6 +45,7 @@ from codecgan.diagnosis.rules import (
     nonfinite_loss,
     pesq_none_high,
     rank_divergence,
+    replay_buffer_stalled,
     resume_discontinuity,
 )
 from codecgan.diagnosis.wording import WORDING, Values
@@ -166,6 +167,18 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "callbacks.MetricDiscriminatorMonitor",
         without_zoo="no overlay targets it; overpowering_discriminator and istft_length_mismatch raise it "
         "(bench/results/zoo.md)",
+    ),
+    Diagnosis(
+        "REPLAY_BUFFER_STALLED",
+        replay_buffer_stalled,
+        "MetricGAN+'s replay buffer stays empty, or nothing is replayed from it, after the first epoch",
+        "enhancement",
+        ("info", "warning"),
+        "callbacks.MetricDiscriminatorMonitor",
+        without_experiment="a buffer that is never filled or drawn from is the loop's bookkeeping, not a setting; "
+        "check where each epoch's enhanced clips are written to it",
+        without_zoo="no config of experiments/ trains MetricGAN+'s loop yet; "
+        "tests/callbacks/test_metricgan_plus_monitor.py scripts a buffer that stays empty",
     ),
     Diagnosis(
         "DISCRIMINATOR_AT_CHANCE",

@@ -26,6 +26,7 @@ from codecgan.diagnosis.rules.quality import (
     loss_metric_divergence,
     negative_snr,
 )
+from codecgan.diagnosis.rules.replay import replay_buffer_stalled
 from codecgan.diagnosis.rules.resume import resume_discontinuity
 from codecgan.diagnosis.rules.schedule_and_data import data_leak, loss_spike, lr_vanished
 from codecgan.diagnosis.rules.training_health import codebook_collapse, nonfinite_loss, rank_divergence
@@ -50,5 +51,6 @@ __all__ = [
     "nonfinite_loss",
     "pesq_none_high",
     "rank_divergence",
+    "replay_buffer_stalled",
     "resume_discontinuity",
 ]

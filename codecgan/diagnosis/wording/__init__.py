@@ -15,6 +15,7 @@ from codecgan.diagnosis.wording import (
     discriminator_balance,
     loss_terms,
     quality,
+    replay,
     resume,
     schedule_and_data,
     settling,
@@ -23,7 +24,16 @@ from codecgan.diagnosis.wording import (
 
 Values = Mapping[str, Any]
 
-MODULES = (training_health, quality, adversarial, loss_terms, discriminator_balance, schedule_and_data, resume)
+MODULES = (
+    training_health,
+    quality,
+    adversarial,
+    loss_terms,
+    replay,
+    discriminator_balance,
+    schedule_and_data,
+    resume,
+)
 WORDING: dict[str, Callable[[Values], tuple[str, str]]] = {
     code: words for module in MODULES for code, words in module.WORDING.items()
 }
