@@ -17,9 +17,9 @@ from codecgan.diagnosis.rules.adversarial import GAN_SHARE_MIN_POINTS, GAN_SHARE
 from codecgan.diagnosis.trends import median, settle
 
 # A term weighted 0 has a gradient of exactly 0; 0.1% leaves room for rounding while staying far under any term that
-# trains (in the tiny MP-SENet's first 100 steps the smallest, loss_complex, carries 5-9%, loss_phase 7-14%). Under
-# GAN_SHARE_FLOOR (1%), so GradientBalance's thinning, which keeps every share under that floor, keeps every point this
-# rule flags.
+# trains (the tiny MP-SENet's smallest, loss_complex, carries 5-9% in its first 100 steps; loss_phase 6.5-21% in 300).
+# Under GAN_SHARE_FLOOR (1%), so GradientBalance's thinning, which keeps every share under that floor, keeps every point
+# this rule flags.
 TERM_SHARE_FLOOR = 1e-3
 
 
