@@ -12,10 +12,22 @@ from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import reduce_sum
 from callbacks.history_compaction import thin_runs
 from codecgan.cadence import is_logging_step
+from codecgan.codec_module import BALANCED_TERMS, DAC_LOSS_WEIGHTS, CodecGAN
 from codecgan.diagnosis import tags
 from codecgan.diagnosis.history import Point
-from codecgan.diagnosis.rules import gan_term_negligible
+from codecgan.diagnosis.rules import gan_term_negligible, loss_term_disabled
 from codecgan.diagnosis.rules.adversarial import GAN_SHARE_FLOOR, GAN_SHARE_WINDOW
+from codecgan.enhance_module import RECIPE_LOSS_WEIGHTS
+
+# Loss-weight keys whose term has another name ("loss_adv"), or shares one with another key (the codec's commitment
+# and codebook weights both scale "loss_vq"): None leaves the key out of LOSS_TERM_DISABLED.
+TERM_OF_WEIGHT: dict[str, str | None] = {
+    "adversarial": "loss_adv",
+    "gan": "loss_adv",
+    "feature_matching": "loss_fm",
+    "commitment": None,
+    "codebook": None,
+}
 
 
 def term_norms_reported(callback: GradientBalance, trainer: Trainer) -> bool:
@@ -32,13 +44,15 @@ class GradientBalance(DiagnosticCallback):
     `term_grad_norms` on those steps, and logs `diag/grad_share/<term>` and `diag/grad_norm_term/<term>` at those
     steps. Why: a term's weight says little about its pull; a 0.05-weighted GAN term can be invisible next
     to a 0.9-weighted magnitude term. Catches GAN_TERM_NEGLIGIBLE for the terms named in `gan_terms` (default: names
-    containing "adv", "gan" or "metric"). Under DDP the norms are summed over ranks before the shares are taken.
-    Under CodecGAN's loss balancer it also keeps each term's share of the balanced gradient
-    (`diag/balancer_share/<term>`), which the rule reads instead. Its history keeps the shares only, thinned where the
+    containing "adv", "gan" or "metric"), and LOSS_TERM_DISABLED for the other terms, from the module's
+    `loss_weights` and its recipe's published weights, which it records at the start of fit (`loss_term_weights`).
+    Under DDP the norms are summed over ranks before the shares are taken. Under CodecGAN's loss balancer it also
+    keeps each term's share of the balanced gradient (`diag/balancer_share/<term>`), which GAN_TERM_NEGLIGIBLE reads
+    instead. Its history keeps the shares only, thinned where the
     rule answers alike (`_compact`).
     """
 
-    codes = ("GAN_TERM_NEGLIGIBLE",)
+    codes = ("GAN_TERM_NEGLIGIBLE", "LOSS_TERM_DISABLED")
     unread_tags = (tags.GRAD_NORM_TERM_PREFIX,)
     sync_moments = {"on_train_batch_end": term_norms_reported}
 
@@ -55,12 +69,18 @@ class GradientBalance(DiagnosticCallback):
         )
         self.every_n_steps = every_n_steps
         self.gan_terms = tuple(gan_terms) if gan_terms is not None else None
+        self.term_weights: dict[str, dict[str, Any]] | None = None  # LOSS_TERM_DISABLED's, set at the start of fit
 
     def rule_settings(self) -> dict[str, dict[str, Any]]:
-        return {"GAN_TERM_NEGLIGIBLE": {"gan_terms": None if self.gan_terms is None else list(self.gan_terms)}}
+        gan_terms = None if self.gan_terms is None else list(self.gan_terms)
+        return {
+            "GAN_TERM_NEGLIGIBLE": {"gan_terms": gan_terms},
+            "LOSS_TERM_DISABLED": {"term_weights": self.term_weights, "gan_terms": gan_terms},
+        }
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.term_gradient_interval = self.every_n_steps
+        self.term_weights = loss_term_weights(pl_module)
 
     def on_disabled(self, trainer: Trainer) -> None:
         module = getattr(trainer, "lightning_module", None)
@@ -87,7 +107,11 @@ class GradientBalance(DiagnosticCallback):
                 if tag.startswith(tags.BALANCER_SHARE_PREFIX)
             }
             self._record(trainer, pl_module, balanced, log=False)
-            self._raise(trainer, {"GAN_TERM_NEGLIGIBLE": gan_term_negligible(self.history, self.gan_terms)})
+            findings = {
+                "GAN_TERM_NEGLIGIBLE": gan_term_negligible(self.history, self.gan_terms),
+                "LOSS_TERM_DISABLED": loss_term_disabled(self.history, self.term_weights, self.gan_terms),
+            }
+            self._raise(trainer, findings)
             self._compact()
         if is_logging_step(trainer):
             self.alarms.log_active(pl_module)
@@ -104,6 +128,33 @@ class GradientBalance(DiagnosticCallback):
         )
         for tag in shares:
             thin_runs(self.history, tag, high_shares, {"high": (GAN_SHARE_WINDOW - 1, GAN_SHARE_WINDOW - 1)})
+
+
+def loss_term_weights(pl_module: LightningModule) -> dict[str, dict[str, Any]]:
+    """{term: {"key": its config path, "weight": the run's weight, "published": the recipe's weight or None}} for each
+    weighted generator loss term of `pl_module` (its `loss_weights`; the recipe's are MetricGANEnhancer's
+    `loss_recipe` table or CodecGAN's DAC weights). Terms that a CodecGAN loss balancer weighs are left out: the
+    balancer's weights set their pull (GAN_TERM_NEGLIGIBLE reads their balanced shares)."""
+    weights = getattr(pl_module, "loss_weights", None)
+    if not isinstance(weights, Mapping):
+        return {}
+    recipe = getattr(pl_module, "loss_recipe", None)
+    if isinstance(recipe, str) and recipe in RECIPE_LOSS_WEIGHTS:
+        published = RECIPE_LOSS_WEIGHTS[recipe]
+    else:
+        published = DAC_LOSS_WEIGHTS if isinstance(pl_module, CodecGAN) else {}
+    balanced = BALANCED_TERMS if getattr(pl_module, "loss_balancer", None) is not None else {}
+    found = {}
+    for key, weight in weights.items():
+        term = TERM_OF_WEIGHT.get(key, f"loss_{key}")
+        if term is not None and key not in balanced:
+            recipe_weight = published.get(key)
+            found[term] = {
+                "key": f"model.init_args.loss_weights.{key}",
+                "weight": float(weight),
+                "published": None if recipe_weight is None else float(recipe_weight),
+            }
+    return found
 
 
 def high_shares(points: list[Point]) -> list[str | None]:

@@ -38,12 +38,14 @@ from codecgan.diagnosis.rules import (
     length_mismatch,
     loss_metric_divergence,
     loss_spike,
+    loss_term_disabled,
     lr_vanished,
     metric_d_not_learning,
     negative_snr,
     nonfinite_loss,
     pesq_none_high,
     rank_divergence,
+    replay_buffer_stalled,
     resume_discontinuity,
 )
 from codecgan.diagnosis.wording import WORDING, Values
@@ -167,6 +169,18 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "(bench/results/zoo.md)",
     ),
     Diagnosis(
+        "REPLAY_BUFFER_STALLED",
+        replay_buffer_stalled,
+        "MetricGAN+'s replay buffer stays empty, or nothing is replayed from it, after the first epoch",
+        "enhancement",
+        ("info", "warning"),
+        "callbacks.MetricDiscriminatorMonitor",
+        without_experiment="a buffer that is never filled or drawn from is the loop's bookkeeping, not a setting; "
+        "check where each epoch's enhanced clips are written to it",
+        without_zoo="no config of experiments/ trains MetricGAN+'s loop yet; "
+        "tests/callbacks/test_metricgan_plus_monitor.py scripts a buffer that stays empty",
+    ),
+    Diagnosis(
         "DISCRIMINATOR_AT_CHANCE",
         discriminator_at_chance,
         "the discriminator's loss stays at chance while its weights move",
@@ -212,6 +226,17 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         ("info", "warning"),
         "callbacks.GradientBalance",
         zoo=("gan_weight_zero", "balancer_adversarial_zero"),
+    ),
+    Diagnosis(
+        "LOSS_TERM_DISABLED",
+        loss_term_disabled,
+        "a reconstruction loss term is weighted 0 where its recipe's weight is not, so it never trains the generator",
+        "both",
+        ("info", "warning"),
+        "callbacks.GradientBalance",
+        without_experiment="set the weight the finding names back to the recipe's value it names; the term varies "
+        "with the run, so no one config switch confirms it",
+        zoo=("phase_weight_zero",),
     ),
     Diagnosis(
         "NEGATIVE_SNR",

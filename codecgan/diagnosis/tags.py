@@ -31,6 +31,14 @@ METRIC_D_MAE = "diag/metric_d_mae"
 METRIC_D_CORR = "diag/metric_d_corr"
 METRIC_D_MAE_VAL = "diag/metric_d_mae_val"
 METRIC_D_CORR_VAL = "diag/metric_d_corr_val"
+# MetricGAN+ (when its loop reports them): the metric discriminator's mean absolute error on the enhanced clips and on
+# the noisy inputs, and its replay buffer (items held, summed over ranks; items replayed); per logging interval, and
+# per epoch with the `_epoch` suffix (the buffer at the epoch's end, the items replayed during it).
+METRIC_D_ERROR_ENHANCED = "diag/metric_d_error/enhanced"
+METRIC_D_ERROR_NOISY = "diag/metric_d_error/noisy"
+REPLAY_BUFFER_ITEMS = "diag/replay_buffer_items"
+REPLAY_ITEMS = "diag/replay_items"
+EPOCH_SUFFIX = "_epoch"
 
 # DiscriminatorHealth.
 D_LOSS_CHANCE = "diag/d_loss_chance"

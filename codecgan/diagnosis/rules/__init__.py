@@ -18,6 +18,7 @@ from codecgan.diagnosis.rules.discriminator_balance import (
     discriminator_frozen,
     discriminator_overpowering,
 )
+from codecgan.diagnosis.rules.loss_terms import loss_term_disabled
 from codecgan.diagnosis.rules.quality import (
     amplitude_unstable,
     eval_nondeterministic,
@@ -25,6 +26,7 @@ from codecgan.diagnosis.rules.quality import (
     loss_metric_divergence,
     negative_snr,
 )
+from codecgan.diagnosis.rules.replay import replay_buffer_stalled
 from codecgan.diagnosis.rules.resume import resume_discontinuity
 from codecgan.diagnosis.rules.schedule_and_data import data_leak, loss_spike, lr_vanished
 from codecgan.diagnosis.rules.training_health import codebook_collapse, nonfinite_loss, rank_divergence
@@ -41,6 +43,7 @@ __all__ = [
     "gan_term_negligible",
     "length_mismatch",
     "loss_metric_divergence",
+    "loss_term_disabled",
     "loss_spike",
     "lr_vanished",
     "metric_d_not_learning",
@@ -48,5 +51,6 @@ __all__ = [
     "nonfinite_loss",
     "pesq_none_high",
     "rank_divergence",
+    "replay_buffer_stalled",
     "resume_discontinuity",
 ]

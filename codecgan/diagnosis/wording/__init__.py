@@ -13,7 +13,9 @@ from typing import Any, Callable, Mapping, NamedTuple
 from codecgan.diagnosis.wording import (
     adversarial,
     discriminator_balance,
+    loss_terms,
     quality,
+    replay,
     resume,
     schedule_and_data,
     settling,
@@ -22,7 +24,16 @@ from codecgan.diagnosis.wording import (
 
 Values = Mapping[str, Any]
 
-MODULES = (training_health, quality, adversarial, discriminator_balance, schedule_and_data, resume)
+MODULES = (
+    training_health,
+    quality,
+    adversarial,
+    loss_terms,
+    replay,
+    discriminator_balance,
+    schedule_and_data,
+    resume,
+)
 WORDING: dict[str, Callable[[Values], tuple[str, str]]] = {
     code: words for module in MODULES for code, words in module.WORDING.items()
 }
