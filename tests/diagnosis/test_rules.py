@@ -127,6 +127,11 @@ def test_divergence_in_min_mode_watches_a_rising_metric() -> None:
 QUIET = [0.4, 0.5, 0.55, 0.6, 0.65, 0.7]  # -8 to -3 dB: a log-mel-trained codec warming up
 MEL_FALLING = [4.0, 3.4, 3.0, 2.6, 2.3, 2.1]  # 30% lower than three rounds before
 MEL_LEVELLED = [4.0, 3.0, 2.2, 2.17, 2.14, 2.12]  # 3.6% lower than three rounds before
+# The tiny MP-SENet's first 300 steps (experiments/enhance_mpsenet_tiny.yaml): level -6.4 to -2.9 dB, PESQ +0.48 MOS
+# over the last three rounds.
+ENHANCER_QUIET = [0.479, 0.692, 0.838, 0.734, 0.724, 0.719]
+PESQ_RISING = [1.069, 1.125, 1.253, 1.431, 1.606, 1.728]
+PESQ_LEVELLED = [1.069, 1.125, 1.253, 1.30, 1.32, 1.34]  # +0.087 MOS over the last three rounds
 
 
 def test_a_quiet_codec_whose_mel_loss_still_falls_is_warming_up() -> None:
@@ -138,16 +143,24 @@ def test_a_quiet_codec_whose_mel_loss_still_falls_is_warming_up() -> None:
     )
 
 
+def test_a_quiet_enhancer_whose_pesq_still_rises_is_warming_up() -> None:
+    finding = RULES["AMPLITUDE_UNSTABLE"](history(val__amplitude_ratio=ENHANCER_QUIET, val__pesq=PESQ_RISING))
+    assert finding is not None and finding.severity == "info"
+    assert "val/pesq is still rising (1.25 at epoch 2 (step 300), 1.73 at epoch 5 (step 600))" in finding.evidence
+
+
 @pytest.mark.parametrize(
     "series",
     [
+        dict(val__amplitude_ratio=ENHANCER_QUIET, val__pesq=PESQ_LEVELLED),  # PESQ has levelled off
+        dict(val__amplitude_ratio=[1.5, 1.6, 1.7, 1.6, 1.5, 1.6], val__pesq=PESQ_RISING),  # too loud: no excuse
         dict(val__amplitude_ratio=QUIET, val__loss_mel=MEL_LEVELLED),  # the loss has levelled off: a real deficit
         dict(val__amplitude_ratio=QUIET),  # no mel loss logged (the enhancers): nothing says it is a warm-up
         dict(val__amplitude_ratio=[0.8, 0.9, 1.0, 1.1, 1.2, 1.3], val__loss_mel=MEL_FALLING),  # too loud: no excuse
         dict(val__amplitude_ratio=[0.7, 0.9, 0.6, 0.8, 1.3, 0.8], val__loss_mel=MEL_FALLING),  # crossed the reference
         dict(val__amplitude_ratio=QUIET, val__loss_mel=MEL_FALLING, val__dc_offset=[0.1] * 5 + [0.6]),  # DC
     ],
-    ids=["mel-levelled", "no-mel", "loud", "crossing", "dc-offset"],
+    ids=["pesq-levelled", "pesq-loud", "mel-levelled", "no-mel", "loud", "crossing", "dc-offset"],
 )
 def test_a_level_outside_tolerance_stays_a_warning_unless_it_is_a_quiet_warm_up(series: dict) -> None:
     finding = RULES["AMPLITUDE_UNSTABLE"](history(**series))

@@ -41,6 +41,11 @@ DC_OFFSET_NOTABLE = 0.5
 # the validation mel loss still falls by this share over this many rounds, a level below the reference is a warm-up.
 MEL_WARMUP_FALL = 0.05
 MEL_WARMUP_ROUNDS = 3
+# PESQ ignores level, so an enhancer's metric discriminator cannot teach gain and its output stays below the clean
+# reference's level until the spectral losses pull it up. While validation PESQ still rises by this much (the
+# divergence rule's margin, about three times its round-to-round jitter) over MEL_WARMUP_ROUNDS rounds, a level below
+# the reference is a warm-up too.
+PESQ_WARMUP_GAIN = DIVERGENCE_MIN_DROP[tags.VAL_PESQ]
 
 
 def _first_present(history: MetricHistory, candidates: tuple[str, ...]) -> str | None:
@@ -215,10 +220,32 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
     first = rounds[index]
     finding = settle(Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, values), rounds, flags, patience)
     quiet_now = all(level < -AMPLITUDE_TOLERANCE_DB for level in levels[-patience:])
-    warm_up = _mel_warm_up(history) if quiet_now and finding.severity == "warning" else None
-    if warm_up and dc_offset["dc_offset"] is None:
+    if not quiet_now or finding.severity != "warning" or dc_offset["dc_offset"] is not None:
+        return finding
+    if warm_up := _mel_warm_up(history):
         return as_info(finding, "mel_warm_up", **warm_up)
+    if warm_up := _pesq_warm_up(history):
+        return as_info(finding, "pesq_warm_up", **warm_up)
     return finding
+
+
+def _pesq_warm_up(history: MetricHistory) -> dict | None:
+    """The numbers saying validation PESQ is still rising fast (None if it is not, or is not logged): while it rises,
+    an enhancer's output below the reference's level is its warm-up, not a fault."""
+    points = _finite_points(history, tags.VAL_PESQ)
+    if len(points) <= MEL_WARMUP_ROUNDS:
+        return None
+    before, last = points[-1 - MEL_WARMUP_ROUNDS], points[-1]
+    if last.value - before.value < PESQ_WARMUP_GAIN:
+        return None
+    return {
+        "pesq_before": before.value,
+        "before_at": position(before),
+        "pesq_last": last.value,
+        "last_at": position(last),
+        "min_gain": PESQ_WARMUP_GAIN,
+        "rounds": MEL_WARMUP_ROUNDS,
+    }
 
 
 def _mel_warm_up(history: MetricHistory) -> dict | None:

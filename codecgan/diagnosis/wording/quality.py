@@ -125,6 +125,19 @@ def mel_warm_up(note: Mapping[str, Any]) -> str:
     )
 
 
+def pesq_warm_up(note: Mapping[str, Any]) -> str:
+    """Why a quiet enhancer is info: validation PESQ is still rising fast (PESQ ignores level, so only the spectral
+    losses pull the level up)."""
+    before, last = note["pesq_before"], note["pesq_last"]
+    return (
+        f"It is reported as info because {tags.VAL_PESQ} is still rising ({before:.2f} at {where(note['before_at'])}, "
+        f"{last:.2f} at {where(note['last_at'])}): PESQ ignores level, so the metric discriminator cannot teach gain "
+        f"and an enhancer's output stays below the clean reference's level until its spectral losses pull it up. It "
+        f"becomes a warning if PESQ rises by less than {note['min_gain']:g} over {note['rounds']} rounds while the "
+        f"output is still quiet."
+    )
+
+
 WORDING = {
     "LOSS_METRIC_DIVERGENCE": loss_metric_divergence,
     "NEGATIVE_SNR": negative_snr,
@@ -132,4 +145,4 @@ WORDING = {
     "LENGTH_MISMATCH": length_mismatch,
     "EVAL_NONDETERMINISTIC": eval_nondeterministic,
 }
-INFO_NOTES = {"improving_codec": improving_codec, "mel_warm_up": mel_warm_up}
+INFO_NOTES = {"improving_codec": improving_codec, "mel_warm_up": mel_warm_up, "pesq_warm_up": pesq_warm_up}
