@@ -132,6 +132,8 @@ ZOO: tuple[ZooEntry, ...] = (
     ),
     ZooEntry("healthy_codec", None, "val/amplitude_ratio"),
     ZooEntry("healthy_enhance", None, "val/pesq"),
+    # 300 steps: the quiet start (AMPLITUDE_UNSTABLE's PESQ warm-up) needs 4 validation rounds to be read as one.
+    ZooEntry("healthy_mpsenet", None, "val/amplitude_ratio"),
     ZooEntry("balancer_adversarial_zero", "GAN_TERM_NEGLIGIBLE", "diag/balancer_share/loss_adv"),
     # CodebookUsage closes its windows at steps 100 and 200; the collapse is sustained at the second.
     ZooEntry("codebook_decay_one", "CODEBOOK_COLLAPSE", "diag/codebook_entropy_fraction/0", fault_step=0),
