@@ -1,5 +1,15 @@
 """Generators and discriminators; every discriminator maps [B, 1, T] to list[list[Tensor]]."""
 
+from codecgan.models.anti_alias import AntiAliasedActivation
+from codecgan.models.bigvgan_discriminators import (
+    BigVGANBandDiscriminator,
+    BigVGANMultiBandDiscriminator,
+    BigVGANMultiResolutionDiscriminator,
+    HiFiGANMultiPeriodDiscriminator,
+    HiFiGANPeriodDiscriminator,
+    ResolutionDiscriminator,
+)
+from codecgan.models.bigvgan_generator import AMPBlock, BigVGANGenerator, Snake, SnakeBeta, from_bigvgan_state_dict
 from codecgan.models.cmgan_generator import (
     CMGANGenerator,
     CompressedSpectrum,
@@ -47,6 +57,12 @@ from codecgan.models.residual_vq import (
 )
 
 __all__ = [
+    "AMPBlock",
+    "AntiAliasedActivation",
+    "BigVGANBandDiscriminator",
+    "BigVGANGenerator",
+    "BigVGANMultiBandDiscriminator",
+    "BigVGANMultiResolutionDiscriminator",
     "CMGANGenerator",
     "CodecGenerator",
     "CodecOutput",
@@ -60,6 +76,8 @@ __all__ = [
     "DiscriminatorSet",
     "Encoder",
     "EnhancementOutput",
+    "HiFiGANMultiPeriodDiscriminator",
+    "HiFiGANPeriodDiscriminator",
     "LearnableSigmoid",
     "MPSENetGenerator",
     "MagnitudePhaseOutput",
@@ -73,16 +91,20 @@ __all__ = [
     "PeriodDiscriminator",
     "ResidualQuantizerOutput",
     "ResidualVectorQuantizer",
+    "ResolutionDiscriminator",
     "STFTBandDiscriminator",
     "STFTScaleDiscriminator",
     "ScaleDiscriminator",
+    "Snake",
     "Snake1d",
+    "SnakeBeta",
     "TwoStageConformer",
     "VectorQuantizer",
     "VectorQuantizerOutput",
     "compressed_spectrum",
     "decompressed_audio",
     "discriminator_from_dac_checkpoint",
+    "from_bigvgan_state_dict",
     "generator_from_dac_checkpoint",
     "load_dac_discriminator_weights",
     "load_dac_generator_weights",
