@@ -43,6 +43,15 @@ from codecgan.models.discriminators import (
     remove_dc_and_normalize_peak,
 )
 from codecgan.models.ema_quantizer import EMACodebook, EMAResidualVectorQuantizer
+from codecgan.models.hifigan_discriminators import HiFiGANMultiScaleDiscriminator, HiFiGANScaleDiscriminator
+from codecgan.models.hifigan_generator import (
+    HIFIGAN_V1,
+    HIFIGAN_V2,
+    HIFIGAN_V3,
+    HiFiGANGenerator,
+    MultiReceptiveFieldBlock,
+    from_hifigan_state_dict,
+)
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
 from codecgan.models.metricgan_plus import MetricGANPlusDiscriminator, MetricGANPlusGenerator
@@ -76,8 +85,14 @@ __all__ = [
     "DiscriminatorSet",
     "Encoder",
     "EnhancementOutput",
+    "HIFIGAN_V1",
+    "HIFIGAN_V2",
+    "HIFIGAN_V3",
+    "HiFiGANGenerator",
     "HiFiGANMultiPeriodDiscriminator",
+    "HiFiGANMultiScaleDiscriminator",
     "HiFiGANPeriodDiscriminator",
+    "HiFiGANScaleDiscriminator",
     "LearnableSigmoid",
     "MPSENetGenerator",
     "MagnitudePhaseOutput",
@@ -85,6 +100,7 @@ __all__ = [
     "MetricGANPlusDiscriminator",
     "MetricGANPlusGenerator",
     "MultiPeriodDiscriminator",
+    "MultiReceptiveFieldBlock",
     "MultiResolutionSTFTDiscriminator",
     "MultiScaleDiscriminator",
     "MultiScaleSTFTDiscriminator",
@@ -105,6 +121,7 @@ __all__ = [
     "decompressed_audio",
     "discriminator_from_dac_checkpoint",
     "from_bigvgan_state_dict",
+    "from_hifigan_state_dict",
     "generator_from_dac_checkpoint",
     "load_dac_discriminator_weights",
     "load_dac_generator_weights",
