@@ -8,8 +8,6 @@ clamp 1e-5, no magnitude term), weighted 15 in the v2 configs.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -114,8 +112,3 @@ class HiFiGANMelLoss(nn.Module):
                 f"estimate {tuple(estimate.shape)} and reference {tuple(reference.shape)} must have the same shape."
             )
         return F.l1_loss(self.log_mel(estimate), self.log_mel(reference))
-
-
-def flattened_logits(outputs: DiscriminatorOutputs) -> Sequence[Tensor]:
-    """Each sub-discriminator's logits `[B, -1]`, as HiFi-GAN's discriminators return them next to their maps."""
-    return [features[-1].flatten(1) for features in outputs]

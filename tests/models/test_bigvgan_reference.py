@@ -132,3 +132,26 @@ def test_mel_losses_equal_bigvgans():
     torch.testing.assert_close(HiFiGANMelLoss(**config)(fake, audio), RECORD["mel_l1_loss"], rtol=1e-5, atol=0)
     multiscale = MultiScaleMelLoss(config["sample_rate"])
     torch.testing.assert_close(multiscale(fake, audio), RECORD["multiscale_mel_loss"], rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"upsample_rates": (4, 4), "upsample_kernel_sizes": (8,)}, "upsample_kernel_sizes"),
+        ({"resblock_kernel_sizes": (3, 7), "resblock_dilation_sizes": ((1, 3, 5),)}, "resblock_dilation_sizes"),
+        ({"resblock": 3}, "resblock must be 1 or 2"),
+        ({"activation": "relu"}, "activation must be one of 'snake', 'snakebeta'"),
+    ],
+)
+def test_inconsistent_generator_settings_are_named(kwargs, message):
+    small = {"num_mels": 4, "upsample_initial_channel": 8, "upsample_rates": (2,), "upsample_kernel_sizes": (4,)}
+    with pytest.raises(ValueError, match=message):
+        BigVGANGenerator(**{**small, **kwargs})
+
+
+def test_checkpoint_file_layout_is_unwrapped_and_renamed():
+    state = {"generator": {"ups.0.0.weight_g": torch.ones(1), "mbd.band_convs.0.0.bias": torch.zeros(1)}}
+    assert list(from_bigvgan_state_dict(state)) == [
+        "ups.0.parametrizations.weight.original0",
+        "mbd.band_stacks.0.0.bias",
+    ]
