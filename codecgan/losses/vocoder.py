@@ -20,8 +20,11 @@ HIFIGAN_FEATURE_WEIGHT = 2.0  # "equates to lambda=2.0" (HiFi-GAN, BigVGAN)
 HIFIGAN_MEL_WEIGHT = 45.0  # HiFi-GAN V1-V3 and BigVGAN v1; BigVGAN-v2's multi-scale loss uses 15
 
 
-def vocoder_feature_loss(real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs) -> Tensor:
-    """HiFi-GAN's feature matching: `2 * Σ_k Σ_j mean|real_kj - fake_kj|` over every map, logits included.
+def vocoder_feature_loss(
+    real_outputs: DiscriminatorOutputs, fake_outputs: DiscriminatorOutputs, include_logits: bool = True
+) -> Tensor:
+    """HiFi-GAN's feature matching: `2 * Σ_k Σ_j mean|real_kj - fake_kj|` over every map, logits included
+    (`include_logits=False` leaves each last map out, as BigVGAN's CQT discriminator does).
 
     Unlike the codec's `feature_matching_loss` (DAC's, without logits and unweighted), the weight 2 is inside, as
     in HiFi-GAN's and BigVGAN's `feature_loss`. Real maps are treated as constants by the caller (detached or
@@ -36,7 +39,8 @@ def vocoder_feature_loss(real_outputs: DiscriminatorOutputs, fake_outputs: Discr
     for real_maps, fake_maps in zip(real_outputs, fake_outputs):
         if len(real_maps) != len(fake_maps):
             raise ValueError(f"real and fake outputs have {len(real_maps)} and {len(fake_maps)} feature maps.")
-        for real, fake in zip(real_maps, fake_maps):
+        kept = len(real_maps) if include_logits else len(real_maps) - 1
+        for real, fake in zip(real_maps[:kept], fake_maps[:kept]):
             terms.append((at_least_float32(real) - at_least_float32(fake)).abs().mean())
     return HIFIGAN_FEATURE_WEIGHT * sum(terms[1:], terms[0])
 

@@ -18,12 +18,14 @@ from codecgan.models.cmgan_generator import (
     decompressed_audio,
 )
 from codecgan.models.conformer import ConformerBlock, TwoStageConformer
+from codecgan.models.constant_q import ConstantQTransform
 from codecgan.models.conv_blocks import (
     Snake1d,
     weight_norm_conv1d,
     weight_norm_conv2d,
     weight_norm_conv_transpose1d,
 )
+from codecgan.models.cqt_discriminator import CQTDiscriminator, MultiScaleSubbandCQTDiscriminator
 from codecgan.models.dac_checkpoint import (
     DACCheckpoint,
     discriminator_from_dac_checkpoint,
@@ -73,10 +75,12 @@ __all__ = [
     "BigVGANMultiBandDiscriminator",
     "BigVGANMultiResolutionDiscriminator",
     "CMGANGenerator",
+    "CQTDiscriminator",
     "CodecGenerator",
     "CodecOutput",
     "CompressedSpectrum",
     "ConformerBlock",
+    "ConstantQTransform",
     "DACCheckpoint",
     "DACDiscriminator",
     "Decoder",
@@ -104,6 +108,7 @@ __all__ = [
     "MultiResolutionSTFTDiscriminator",
     "MultiScaleDiscriminator",
     "MultiScaleSTFTDiscriminator",
+    "MultiScaleSubbandCQTDiscriminator",
     "PeriodDiscriminator",
     "ResidualQuantizerOutput",
     "ResidualVectorQuantizer",

@@ -12,8 +12,8 @@ last entry is the logit map (BigVGAN's feature loss includes it). Layer names fo
   normalises its own input, the STFT is torchaudio's centred one (T // hop + 1 frames, torch's float32 Hann
   window), and the first conv of each band is left out of the feature maps. 1,413,990 parameters.
 - MRD (BigVGAN v1's UnivNet-style `DiscriminatorR`): one magnitude spectrogram per resolution.
-- BigVGAN-v2's released configs use a multi-scale sub-band CQT discriminator (nnAudio's CQT) instead of the MRD;
-  it is not ported here.
+- BigVGAN-v2's released configs pair the MPD with the multi-scale sub-band CQT discriminator instead:
+  `cqt_discriminator.MultiScaleSubbandCQTDiscriminator`.
 """
 
 from __future__ import annotations

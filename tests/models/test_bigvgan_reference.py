@@ -21,6 +21,7 @@ from codecgan.models import (
     BigVGANMultiBandDiscriminator,
     BigVGANMultiResolutionDiscriminator,
     HiFiGANMultiPeriodDiscriminator,
+    MultiScaleSubbandCQTDiscriminator,
     from_bigvgan_state_dict,
     weight_norm_conv1d,
 )
@@ -124,6 +125,40 @@ def test_discriminator_features_and_losses_equal_bigvgans(name):
     torch.testing.assert_close(vocoder_feature_loss(real, fake), entry["feature_loss"], rtol=1e-5, atol=0)
 
 
+def test_cqt_discriminator_features_and_losses_equal_bigvgans():
+    entry, config = RECORD["cqtd"], RECORD["cqtd_config"]
+    model = MultiScaleSubbandCQTDiscriminator(
+        config["sampling_rate"],
+        config["cqtd_hop_lengths"],
+        config["cqtd_n_octaves"],
+        config["cqtd_bins_per_octaves"],
+        config["cqtd_filters"],
+        config["cqtd_max_filters"],
+        config["cqtd_filters_scale"],
+        config["cqtd_dilations"],
+    )
+    load_filled(model, entry)
+    # The CQT kernels, low-pass filters and resampling kernels, computed by codecgan as nnAudio computes them.
+    state = model.state_dict()
+    buffers = fill.fingerprints([state[name] for name in entry["buffer_names"]])
+    scale = entry["buffers"]["sums"][:, 1:2].clamp(min=1e-12)
+    assert float(((buffers["sums"] - entry["buffers"]["sums"]).abs() / scale).max()) < 1e-6
+    real_audio, fake_audio = RECORD["audio"], RECORD["generators"]["amp1_snakebeta"]["output"]
+    with torch.no_grad():
+        real, fake = model(real_audio), model(fake_audio)
+    assert [[list(m.shape) for m in maps[:-1]] for maps in real] == entry["feature_shapes"]
+    for outputs, label in ((real, "real"), (fake, "fake")):
+        for ours, theirs in zip(outputs, entry[f"{label}_logits"]):
+            assert_close_to_scale(ours[-1], theirs, rtol=2e-5)
+        fingerprint = fill.fingerprints([m for maps in outputs for m in maps[:-1]])
+        expected = entry[f"{label}_features"]
+        assert float(((fingerprint["sums"] - expected["sums"]).abs() / expected["sums"][:, 1:2]).max()) < 1e-5
+    torch.testing.assert_close(discriminator_loss(real, fake), entry["discriminator_loss"], rtol=1e-5, atol=0)
+    torch.testing.assert_close(generator_adversarial_loss(fake), entry["generator_loss"], rtol=1e-5, atol=0)
+    ours = vocoder_feature_loss(real, fake, include_logits=False)
+    torch.testing.assert_close(ours, entry["feature_loss"], rtol=1e-5, atol=0)
+
+
 def test_mel_losses_equal_bigvgans():
     config = RECORD["mel_config"]
     audio, fake = RECORD["audio"], RECORD["generators"]["amp1_snakebeta"]["output"]
@@ -155,3 +190,8 @@ def test_checkpoint_file_layout_is_unwrapped_and_renamed():
         "ups.0.parametrizations.weight.original0",
         "mbd.band_stacks.0.0.bias",
     ]
+
+
+def test_released_cqt_discriminator_has_bigvgans_parameter_count():
+    released = RECORD["released_parameters"]["bigvgan_v2_24khz_100band_256x/cqtd"]
+    assert sum(p.numel() for p in MultiScaleSubbandCQTDiscriminator(24000).parameters()) == released == 4_454_304
