@@ -1,5 +1,15 @@
 """Generators and discriminators; every discriminator maps [B, 1, T] to list[list[Tensor]]."""
 
+from codecgan.models.anti_alias import AntiAliasedActivation
+from codecgan.models.bigvgan_discriminators import (
+    BigVGANBandDiscriminator,
+    BigVGANMultiBandDiscriminator,
+    BigVGANMultiResolutionDiscriminator,
+    HiFiGANMultiPeriodDiscriminator,
+    HiFiGANPeriodDiscriminator,
+    ResolutionDiscriminator,
+)
+from codecgan.models.bigvgan_generator import AMPBlock, BigVGANGenerator, Snake, SnakeBeta, from_bigvgan_state_dict
 from codecgan.models.cmgan_generator import (
     CMGANGenerator,
     CompressedSpectrum,
@@ -8,12 +18,14 @@ from codecgan.models.cmgan_generator import (
     decompressed_audio,
 )
 from codecgan.models.conformer import ConformerBlock, TwoStageConformer
+from codecgan.models.constant_q import ConstantQTransform
 from codecgan.models.conv_blocks import (
     Snake1d,
     weight_norm_conv1d,
     weight_norm_conv2d,
     weight_norm_conv_transpose1d,
 )
+from codecgan.models.cqt_discriminator import CQTDiscriminator, MultiScaleSubbandCQTDiscriminator
 from codecgan.models.dac_checkpoint import (
     DACCheckpoint,
     discriminator_from_dac_checkpoint,
@@ -33,6 +45,15 @@ from codecgan.models.discriminators import (
     remove_dc_and_normalize_peak,
 )
 from codecgan.models.ema_quantizer import EMACodebook, EMAResidualVectorQuantizer
+from codecgan.models.hifigan_discriminators import HiFiGANMultiScaleDiscriminator, HiFiGANScaleDiscriminator
+from codecgan.models.hifigan_generator import (
+    HIFIGAN_V1,
+    HIFIGAN_V2,
+    HIFIGAN_V3,
+    HiFiGANGenerator,
+    MultiReceptiveFieldBlock,
+    from_hifigan_state_dict,
+)
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
 from codecgan.models.metricgan_plus import MetricGANPlusDiscriminator, MetricGANPlusGenerator
@@ -57,12 +78,20 @@ from codecgan.models.vocos_mpd import VocosMultiPeriodDiscriminator, VocosPeriod
 from codecgan.models.vocos_mrd import VocosMultiResolutionDiscriminator, VocosSTFTBandDiscriminator
 
 __all__ = [
+    "AMPBlock",
+    "AntiAliasedActivation",
+    "BigVGANBandDiscriminator",
+    "BigVGANGenerator",
+    "BigVGANMultiBandDiscriminator",
+    "BigVGANMultiResolutionDiscriminator",
     "CMGANGenerator",
+    "CQTDiscriminator",
     "CodecGenerator",
     "CodecOutput",
     "CompressedSpectrum",
     "ConformerBlock",
     "ConvNeXtBlock",
+    "ConstantQTransform",
     "DACCheckpoint",
     "DACDiscriminator",
     "Decoder",
@@ -72,6 +101,14 @@ __all__ = [
     "Encoder",
     "EnhancementOutput",
     "ISTFTHead",
+    "HIFIGAN_V1",
+    "HIFIGAN_V2",
+    "HIFIGAN_V3",
+    "HiFiGANGenerator",
+    "HiFiGANMultiPeriodDiscriminator",
+    "HiFiGANMultiScaleDiscriminator",
+    "HiFiGANPeriodDiscriminator",
+    "HiFiGANScaleDiscriminator",
     "LearnableSigmoid",
     "MPSENetGenerator",
     "MagnitudePhaseOutput",
@@ -79,16 +116,21 @@ __all__ = [
     "MetricGANPlusDiscriminator",
     "MetricGANPlusGenerator",
     "MultiPeriodDiscriminator",
+    "MultiReceptiveFieldBlock",
     "MultiResolutionSTFTDiscriminator",
     "MultiScaleDiscriminator",
     "MultiScaleSTFTDiscriminator",
+    "MultiScaleSubbandCQTDiscriminator",
     "PeriodDiscriminator",
     "ResidualQuantizerOutput",
     "ResidualVectorQuantizer",
+    "ResolutionDiscriminator",
     "STFTBandDiscriminator",
     "STFTScaleDiscriminator",
     "ScaleDiscriminator",
+    "Snake",
     "Snake1d",
+    "SnakeBeta",
     "TwoStageConformer",
     "VectorQuantizer",
     "VectorQuantizerOutput",
@@ -104,6 +146,8 @@ __all__ = [
     "discriminator_from_dac_checkpoint",
     "from_vocos_discriminator_state_dict",
     "from_vocos_state_dict",
+    "from_bigvgan_state_dict",
+    "from_hifigan_state_dict",
     "generator_from_dac_checkpoint",
     "load_dac_discriminator_weights",
     "load_dac_generator_weights",
