@@ -1,0 +1,145 @@
+"""MetricGANPlusEnhancer: the phase schedule, the history buffer, the repeated epoch, and tiny fits of the recipe."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch import Callback
+
+from codecgan.config_error import ConfigError
+from codecgan.data.samplers import ResumableTrainSampler
+from codecgan.lightning_cli import build_cli
+from codecgan.metricgan_plus_module import MetricGANPlusEnhancer, metricgan_plus_phase, to_monitor_scale
+from codecgan.metricgan_replay import ReplayBuffer
+from codecgan.models import MetricGANPlusDiscriminator, MetricGANPlusEnhancerNet
+from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
+
+TINY = EXPERIMENTS / "enhance_metricgan_plus_tiny.yaml"
+
+
+def test_phase_is_two_discriminator_passes_then_a_generator_pass_every_epoch():
+    phases = [metricgan_plus_phase(step, batches_per_pass=2) for step in range(14)]
+    assert phases == [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2, 0, 0]
+
+
+def test_monitor_scale_maps_the_recipe_target_to_the_monitors():
+    # D predicts (PESQ + 0.5) / 5; the monitors compare (PESQ - 1) / 3.5: PESQ 1 -> 0, 4.5 -> 1.
+    assert torch.allclose(to_monitor_scale(torch.tensor([[0.3], [1.0]])), torch.tensor([0.0, 1.0]))
+
+
+def test_sampler_yields_the_epochs_first_items_once_per_pass_and_resumes_inside_a_pass():
+    done = [0]
+    sampler = ResumableTrainSampler(range(10), 2, lambda: (done[0], 0), items_per_epoch=4, passes=3, seed=1)
+    keys = list(sampler)
+    assert len(sampler) == 12 and keys[:4] == keys[4:8] == keys[8:] and len({index for index, _ in keys}) == 4
+    done[0] = 3  # three batches trained: resume at the second pass's second batch
+    assert list(sampler) == keys[6:]
+
+
+def test_history_caps_items_and_bytes_evicting_the_oldest():
+    buffer = ReplayBuffer(max_items=3, max_megabytes=1.0)
+    for score in range(5):
+        buffer.add(torch.full((1000,), float(score)), torch.zeros(1000), score)
+    assert [buffer[i].score for i in range(len(buffer))] == [2.0, 3.0, 4.0] and buffer.nbytes == 3 * 8000
+    # 1 MB holds 2**20 bytes: two items of 2 x 100,000 float32 samples (800,000 bytes each) do not fit.
+    big = ReplayBuffer(max_items=10, max_megabytes=1.0)
+    for score in range(3):
+        big.add(torch.zeros(100_000), torch.zeros(100_000), score)
+    assert len(big) == 1 and big[0].score == 2.0
+    big.add(torch.zeros(200_000), torch.zeros(200_000), 9.0)  # larger than the whole cap: not kept
+    assert len(big) == 1 and big[0].score == 2.0
+
+
+def test_history_sample_is_seeded_and_survives_a_state_dict_round_trip():
+    buffer = ReplayBuffer(max_items=100, max_megabytes=10.0)
+    for score in range(20):
+        buffer.add(torch.randn(50), torch.randn(50), score)
+    restored = ReplayBuffer(max_items=100, max_megabytes=10.0)
+    restored.load_state_dict(buffer.state_dict())
+    drawn = [item.score for item in buffer.sample(4, torch.Generator().manual_seed(7))]
+    again = [item.score for item in restored.sample(4, torch.Generator().manual_seed(7))]
+    assert drawn == again and len(set(drawn)) == 4
+    assert all(torch.equal(a.enhanced, b.enhanced) for a, b in zip(buffer, restored))
+    assert len(buffer.sample(50, torch.Generator().manual_seed(0))) == 20
+
+
+def test_enhancer_net_clamps_slopes_and_keeps_the_inputs_length():
+    net = MetricGANPlusEnhancerNet(hidden_size=8)
+    with torch.no_grad():
+        net.mask_estimator.mask_activation.slope[:3] = torch.tensor([5.0, math.nan, 2.0])
+    net.clamp_mask_slopes(3.5)
+    assert net.mask_estimator.mask_activation.slope[:3].tolist() == [3.5, 3.5, 2.0]
+    output = net(torch.randn(2, 1, 4100))
+    assert output.audio.shape == (2, 1, 4100) and output.features.shape == (2, 17, 257)
+
+
+def test_a_schedule_option_or_an_out_of_range_history_setting_fails_naming_the_key():
+    parts = MetricGANPlusEnhancerNet(hidden_size=8), MetricGANPlusDiscriminator(channels=2)
+    with pytest.raises(ConfigError, match="discriminator_update_period"):
+        MetricGANPlusEnhancer(*parts, discriminator_update_period=2)
+    with pytest.raises(ConfigError, match="history_portion"):
+        MetricGANPlusEnhancer(*parts, history_portion=1.5)
+
+
+class RecordOutputs(Callback):
+    """Keeps the counts each training step returned."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        keys = ("replay_items", "replay_buffer_items", "pesq_clips", "pesq_failed_clips", "pesq_target_noisy")
+        self.rows.append({key: outputs[key] for key in keys if key in outputs} | {"d": outputs["d_stepped"]})
+
+
+def fit_tiny(tmp_path: Path, max_steps: int, ckpt_path: str | None = None, **data) -> object:
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=max_steps, val_every=max_steps, checkpoint_every=5)
+    overlay["trainer"]["check_val_every_n_epoch"] = None
+    overlay["data"] = {"init_args": {"synthetic_items": [16, 2, 2], **data}}
+    overlay["model"] = {"init_args": {"pesq_workers": 0}}
+    config = write_overlay(tmp_path, "overlay.yaml", overlay)
+    args = ["fit", "--config", str(TINY), "--config", str(config)]
+    recorder = RecordOutputs()
+    cli = build_cli(args + (["--ckpt_path", ckpt_path] if ckpt_path else []), run=False)
+    cli.trainer.callbacks.append(recorder)
+    cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt_path)
+    return cli, recorder
+
+
+@pytest.mark.slow
+def test_tiny_fit_steps_each_network_as_the_recipe_and_counts_failed_clips(tmp_path):
+    # Half the items silent: PESQ fails on them (enhanced and noisy), counted, masked, no NaN in the losses.
+    cli, recorder = fit_tiny(tmp_path, max_steps=12, silent_item_fraction=0.5)
+    model, rows = cli.model, recorder.rows
+    assert [row["d"] for row in rows] == [True] * 8 + [False] * 4
+    opt_g, opt_d = model.optimizers(use_pl_optimizer=False)
+    g_steps = next(iter(opt_g.state.values()))["step"].item()
+    d_steps = next(iter(opt_d.state.values()))["step"].item()
+    replayed = rows[4]["replay_items"]
+    assert rows[4]["replay_buffer_items"] == len(model.history) and replayed == round(0.2 * len(model.history))
+    failed = sum(row.get("pesq_failed_clips", 0) for row in rows)
+    assert sum(row.get("pesq_clips", 0) for row in rows) == 16  # 8 utterances, enhanced and noisy, scored once
+    assert failed > 0 and len(model.history) == 8 - failed // 2
+    # 3 D steps per batch in both passes, one per replayed item; a term whose clips all failed does not step.
+    all_failed_batches = sum(
+        1 for row in rows[:8] if torch.isnan(row["pesq_target_noisy"]).all()
+    )  # then enhanced and noisy both skip
+    assert d_steps == 2 * 4 * 3 + replayed - 2 * all_failed_batches and g_steps == 4
+    assert all(math.isfinite(float(value)) for value in cli.trainer.callback_metrics.values())
+
+
+@pytest.mark.slow
+def test_resume_mid_epoch_equals_the_straight_run_bitwise(tmp_path):
+    # Checkpoint at step 5 (the second discriminator pass, on cached scores), resume to 17 through the generator
+    # pass and the next epoch's replay.
+    straight, _ = fit_tiny(tmp_path / "straight", max_steps=17)
+    fit_tiny(tmp_path / "first", max_steps=5)
+    checkpoint = str(tmp_path / "first" / "run" / "checkpoints" / "step5.ckpt")
+    resumed, recorder = fit_tiny(tmp_path / "resumed", max_steps=17, ckpt_path=checkpoint)
+    assert recorder.rows[11]["replay_items"] > 0  # step 16 replays
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [item.score for item in straight.model.history] == [item.score for item in resumed.model.history]
