@@ -128,7 +128,7 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
         self.history = ReplayBuffer(history_max_items, history_max_megabytes)
         # This epoch's PESQ of each utterance's enhancement and noisy input, by dataset index (NaN: failed).
         self.epoch_scores: dict[int, tuple[float, float]] = {}
-        self.batches_per_pass = 0
+        self.batches_per_pass = self.batch_step = 0
 
     # ------------------------------------------------------------------------------ the schedule
     def setup(self, stage: str) -> None:
@@ -173,7 +173,8 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         super().on_train_batch_start(batch, batch_idx)
-        step = self.global_step
+        # The batch's step: a frozen generator's step counts before the discriminator's steps run.
+        self.batch_step = step = self.global_step
         if self.generator_trains_at(step):
             self.generator.clamp_mask_slopes(self.mask_slope_max)
         elif step % (PASSES * self.batches_per_pass) == 0:
@@ -201,7 +202,7 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
         generator does not step, its value for the log, from the discriminator in eval mode (so that logging
         changes neither batch-norm statistics nor spectral norm's vectors)."""
         features = forward["enhanced_features"], forward["clean_features"]
-        if self.generator_trains_at(self.global_step):
+        if self.generator_trains_at(self.batch_step):
             prediction = self.discriminator(*features)
         else:
             prediction = self._prediction_without_dropout(*features)
@@ -301,7 +302,7 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
     def _replayed_terms(self) -> list[DiscriminatorTerm]:
         """On the first batch of the second discriminator pass: ``round(history_portion · |history|)`` items drawn
         from the history with a generator seeded by (seed, step), one term each, with the scores they had."""
-        step = self.global_step
+        step = self.batch_step
         if step % (PASSES * self.batches_per_pass) != self.batches_per_pass:
             return []
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))

@@ -96,14 +96,14 @@ class RecordOutputs(Callback):
 
 
 def fit_tiny(tmp_path: Path, max_steps: int, ckpt_path: str | None = None, **data) -> object:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=max_steps, val_every=max_steps, checkpoint_every=5)
     overlay["trainer"]["check_val_every_n_epoch"] = None
     overlay["data"] = {"init_args": {"synthetic_items": [16, 2, 2], **data}}
     overlay["model"] = {"init_args": {"pesq_workers": 0}}
     config = write_overlay(tmp_path, "overlay.yaml", overlay)
-    args = ["fit", "--config", str(TINY), "--config", str(config)]
     recorder = RecordOutputs()
-    cli = build_cli(args + (["--ckpt_path", ckpt_path] if ckpt_path else []), run=False)
+    cli = build_cli(["--config", str(TINY), "--config", str(config)], run=False)
     cli.trainer.callbacks.append(recorder)
     cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt_path)
     return cli, recorder
