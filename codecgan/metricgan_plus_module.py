@@ -13,8 +13,8 @@ epoch is three passes of ``n`` batches, and the phase of a batch is a function o
    first batch first replays ``round(history_portion · |history|)`` items of the history, one step each.
 2. generator: one step per batch on ``MSE(D(enhanced, clean), 1)``, the discriminator in training mode.
 
-A D-only batch takes the frozen-generator path of ``GANModule`` (its loss is logged, from the discriminator in eval
-mode, and the batch counts one step), so ``max_steps`` and ``val_check_interval`` count batches of every phase.
+A D-only batch takes the frozen-generator path of ``GANModule`` (its loss is logged, from ``peek``, and the batch
+counts one step), so ``max_steps`` and ``val_check_interval`` count batches of every phase.
 A clip without a PESQ is masked out of its term and counted (``pesq_failed_clips``); a term with no clip left does
 not step the discriminator. It never joins the history.
 """
@@ -182,13 +182,17 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
 
     # ---------------------------------------------------------------------------- the GAN hooks
     def generator_forward(self, batch: Batch) -> Forward:
-        output = self.trained(self.generator)(batch["noisy"])
+        """The batch cut to its longest item: with ``data.short_items: zero_pad``, crops longer than any utterance
+        and batches of one (the recipe's), every utterance is enhanced and judged whole, as in SpeechBrain."""
+        samples = int(batch["length"].max())
+        noisy, clean = batch["noisy"][..., :samples], batch["clean"][..., :samples]
+        output = self.trained(self.generator)(noisy)
         with torch.no_grad():
-            clean_features = metricgan_plus_features(batch["clean"][:, 0])
+            clean_features = metricgan_plus_features(clean[:, 0])
         return {
             "estimate": output.audio,
-            "reference": batch["clean"],
-            "input": batch["noisy"],
+            "reference": clean,
+            "input": noisy,
             "length": batch["length"],
             "enhanced_features": output.features,
             "noisy_features": output.noisy_features,
@@ -199,14 +203,28 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
         self, batch: Batch, forward: Forward, adversarial: bool
     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """``MSE(D(enhanced, clean), 1)`` (the recipe's ``mse_weight`` is 0). On a discriminator batch, where the
-        generator does not step, its value for the log, from the discriminator in eval mode (so that logging
-        changes neither batch-norm statistics nor spectral norm's vectors)."""
+        generator does not step, its value for the log (``peek``)."""
         features = forward["enhanced_features"], forward["clean_features"]
         if self.generator_trains_at(self.batch_step):
             prediction = self.discriminator(*features)
         else:
-            prediction = self._prediction_without_dropout(*features)
+            prediction = self.peek(*features)
         return {"loss_adv": metricgan_plus_generator_loss(prediction.float())}, {}
+
+    def peek(self, degraded: Tensor, reference: Tensor) -> Tensor:
+        """The discriminator's prediction ``[B, 1]`` as its steps see it (training mode: batch statistics, spectral
+        norm's power iteration), without gradient and with its buffers (batch-norm running statistics, spectral
+        norm's vectors) put back, so that looking changes nothing. Eval mode would not do: at the start its spectral
+        norm's random vectors give predictions of millions, and its running statistics (momentum 0.01) lag far
+        behind the features for hundreds of steps."""
+        saved = [buffer.clone() for buffer in self.discriminator.buffers()]
+        try:
+            with torch.no_grad():
+                return self.discriminator(degraded, reference).float()
+        finally:
+            with torch.no_grad():
+                for buffer, value in zip(self.discriminator.buffers(), saved):
+                    buffer.copy_(value)
 
     def gradient_probe(self, forward: Forward) -> tuple[Tensor, ...]:
         return (forward["enhanced_features"],)
@@ -260,12 +278,12 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
             DiscriminatorTerm("noisy", noisy, clean, noisy_target, torch.isfinite(noisy_target).float()),
         ]
         outputs = {
-            "d_real": self._prediction_without_dropout(clean, clean).mean(),
-            "d_fake": self._prediction_without_dropout(enhanced, clean).mean(),
+            "d_real": self.peek(clean, clean).mean(),
+            "d_fake": self.peek(enhanced, clean).mean(),
             "pesq_target": pesq_to_target(enhanced_pesq),
-            "metric_d_prediction": to_monitor_scale(self._prediction_without_dropout(enhanced, clean)),
+            "metric_d_prediction": to_monitor_scale(self.peek(enhanced, clean)),
             "pesq_target_noisy": pesq_to_target(noisy_pesq),
-            "metric_d_prediction_noisy": to_monitor_scale(self._prediction_without_dropout(noisy, clean)),
+            "metric_d_prediction_noisy": to_monitor_scale(self.peek(noisy, clean)),
             "pesq_dropped_batch": (~torch.isfinite(enhanced_pesq)).all().long(),
             "replay_items": replayed,
             "replay_buffer_items": len(self.history),
@@ -280,9 +298,9 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
         indices = batch["index"].tolist()
         counts: dict[str, Any] = {"pesq_clips": 0, "pesq_failed_clips": 0, "pesq_failures": {}}
         if not all(index in self.epoch_scores for index in indices):
-            clean, length = batch["clean"], batch["length"]
+            clean, length = forward["reference"], batch["length"]
             enhanced = self.score_estimates(clean, forward["estimate"].detach(), length)
-            noisy = self.score_estimates(clean, batch["noisy"], length).result()
+            noisy = self.score_estimates(clean, forward["input"], length).result()
             enhanced = enhanced.result()
             for result in (enhanced, noisy):
                 counts["pesq_clips"] += len(result.failures)

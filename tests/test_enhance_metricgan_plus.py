@@ -143,3 +143,27 @@ def test_resume_mid_epoch_equals_the_straight_run_bitwise(tmp_path):
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert [item.score for item in straight.model.history] == [item.score for item in resumed.model.history]
+
+
+def test_recipe_config_has_speechbrains_sizes_optimizers_and_epoch():
+    cli = build_cli(
+        ["--config", str(EXPERIMENTS / "enhance_metricgan_plus.yaml"), "--trainer.logger", "false"], run=False
+    )
+    count = lambda module: sum(parameter.numel() for parameter in module.parameters())  # noqa: E731
+    assert count(cli.model.generator) == 1_895_514 and count(cli.model.discriminator) == 19_010
+    (optimizer_g, optimizer_d), _ = cli.model.configure_optimizers()
+    for optimizer in (optimizer_g, optimizer_d):
+        assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 5e-4
+        assert optimizer.defaults["weight_decay"] == 0  # not AdamW's default carried over by the CLI
+    assert cli.model.grad_clip_g == cli.model.grad_clip_d == 5.0 and cli.model.history_portion == 0.2
+    assert cli.model.generator.min_mask == 0.05 and cli.model.mask_slope_max == 3.5
+    data = cli.datamodule
+    assert (data.batch_size, data.samples_per_epoch, data.epoch_passes, data.short_items) == (1, 100, 3, "zero_pad")
+    assert cli.trainer.max_epochs == 750
+
+
+def test_crops_too_short_for_the_discriminator_fail_naming_the_key():
+    module = MetricGANPlusEnhancer(MetricGANPlusEnhancerNet(hidden_size=8), MetricGANPlusDiscriminator(channels=2))
+    with pytest.raises(ConfigError, match="data.crop_seconds gives 4000-sample crops; MetricGANPlusDiscriminator"):
+        module.check_crop_length(4000)  # 0.25 s: long enough for PESQ, 16 frames for the discriminator
+    module.check_crop_length(4096)
