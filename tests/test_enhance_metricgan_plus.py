@@ -12,7 +12,13 @@ from lightning.pytorch import Callback
 from codecgan.config_error import ConfigError
 from codecgan.data.samplers import ResumableTrainSampler
 from codecgan.lightning_cli import build_cli
-from codecgan.metricgan_plus_module import MetricGANPlusEnhancer, metricgan_plus_phase, to_monitor_scale
+from codecgan.metricgan_plus_module import (
+    DiscriminatorTerm,
+    MetricGANPlusEnhancer,
+    loss_at_chance,
+    metricgan_plus_phase,
+    to_monitor_scale,
+)
 from codecgan.metricgan_replay import ReplayBuffer
 from codecgan.models import MetricGANPlusDiscriminator, MetricGANPlusEnhancerNet
 from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
@@ -186,3 +192,30 @@ def test_tiny_config_learns_in_120_steps(tmp_path):
     assert len(pesq) == 2 and pesq[1] > pesq[0] + 0.02, pesq
     enhanced = [event.value for event in events.Scalars("train/loss_d_enhanced")]
     assert sum(enhanced[-4:]) / 4 < 0.5 * enhanced[0], enhanced
+
+
+def test_a_clip_without_pesq_is_masked_and_a_term_without_clips_does_not_step():
+    torch.manual_seed(0)
+    module = MetricGANPlusEnhancer(MetricGANPlusEnhancerNet(hidden_size=8), MetricGANPlusDiscriminator(channels=2))
+    degraded, reference = torch.rand(2, 20, 257), torch.rand(2, 20, 257)
+    target = torch.tensor([0.5, math.nan])
+    term = DiscriminatorTerm("enhanced", degraded, reference, target, torch.isfinite(target).float())
+    module.discriminator.eval()  # the same prediction twice: no batch statistics, no power iteration
+    with torch.no_grad():
+        prediction = module.discriminator(degraded, reference).reshape(-1)
+        loss, outputs = module.discriminator_loss({}, {"discriminator_term": term})
+        assert torch.allclose(loss, (prediction[0] - 0.5) ** 2) and not outputs["skip_update"]
+        failed = DiscriminatorTerm("noisy", degraded, reference, torch.full((2,), math.nan), torch.zeros(2))
+        loss, outputs = module.discriminator_loss({}, {"discriminator_term": failed})
+        assert loss == 0 and outputs["skip_update"]
+
+
+def test_loss_at_chance_is_the_best_constants_loss_over_the_terms_with_clips():
+    clips = torch.ones(2)
+    terms = [
+        DiscriminatorTerm("clean", None, None, torch.ones(2), clips),
+        DiscriminatorTerm("enhanced", None, None, torch.tensor([0.2, 0.4]), clips),
+        DiscriminatorTerm("noisy", None, None, torch.full((2,), math.nan), torch.zeros(2)),
+    ]
+    # c = mean(1, 0.3) = 0.65: (1 - 0.65)^2 + mean((0.2 - 0.65)^2, (0.4 - 0.65)^2) = 0.1225 + 0.1325
+    assert loss_at_chance(terms).item() == pytest.approx(0.255)
