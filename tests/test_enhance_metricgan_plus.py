@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -219,3 +220,11 @@ def test_loss_at_chance_is_the_best_constants_loss_over_the_terms_with_clips():
     ]
     # c = mean(1, 0.3) = 0.65: (1 - 0.65)^2 + mean((0.2 - 0.65)^2, (0.4 - 0.65)^2) = 0.1225 + 0.1325
     assert loss_at_chance(terms).item() == pytest.approx(0.255)
+
+
+@pytest.mark.parametrize(("passes", "batches"), [(1, 12), (3, 13)])
+def test_an_epoch_that_is_not_three_whole_passes_fails_naming_the_key(passes, batches):
+    module = MetricGANPlusEnhancer(MetricGANPlusEnhancerNet(hidden_size=8), MetricGANPlusDiscriminator(channels=2))
+    module._trainer = SimpleNamespace(datamodule=SimpleNamespace(epoch_passes=passes), num_training_batches=batches)
+    with pytest.raises(ConfigError, match="data.init_args.epoch_passes: 3"):
+        module.on_train_start()
