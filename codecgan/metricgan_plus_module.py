@@ -277,11 +277,12 @@ class MetricGANPlusEnhancer(MetricGANEnhancer):
             DiscriminatorTerm("enhanced", enhanced, clean, enhanced_target, torch.isfinite(enhanced_target).float()),
             DiscriminatorTerm("noisy", noisy, clean, noisy_target, torch.isfinite(noisy_target).float()),
         ]
+        d_enhanced = self.peek(enhanced, clean)
         outputs = {
             "d_real": self.peek(clean, clean).mean(),
-            "d_fake": self.peek(enhanced, clean).mean(),
+            "d_fake": d_enhanced.mean(),
             "pesq_target": pesq_to_target(enhanced_pesq),
-            "metric_d_prediction": to_monitor_scale(self.peek(enhanced, clean)),
+            "metric_d_prediction": to_monitor_scale(d_enhanced),
             "pesq_target_noisy": pesq_to_target(noisy_pesq),
             "metric_d_prediction_noisy": to_monitor_scale(self.peek(noisy, clean)),
             "pesq_dropped_batch": (~torch.isfinite(enhanced_pesq)).all().long(),
