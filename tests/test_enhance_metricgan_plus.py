@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import Callback
 
 from codecgan.config_error import ConfigError
-from codecgan.data.samplers import ResumableTrainSampler
+from codecgan.data.samplers import ResumableDataLoader, ResumableTrainSampler
 from codecgan.lightning_cli import build_cli
 from codecgan.metricgan_plus_module import (
     DiscriminatorTerm,
@@ -228,3 +228,13 @@ def test_an_epoch_that_is_not_three_whole_passes_fails_naming_the_key(passes, ba
     module._trainer = SimpleNamespace(datamodule=SimpleNamespace(epoch_passes=passes), num_training_batches=batches)
     with pytest.raises(ConfigError, match="data.init_args.epoch_passes: 3"):
         module.on_train_start()
+
+
+def test_the_loader_state_names_the_epochs_items_and_passes_only_when_set():
+    plain = ResumableDataLoader(range(10), sampler=ResumableTrainSampler(range(10), 2), batch_size=2)
+    assert plain.state_dict() == {"seed": 0, "num_replicas": 1, "dataset_size": 10}
+    sampler = ResumableTrainSampler(range(10), 2, items_per_epoch=4, passes=3)
+    repeated = ResumableDataLoader(range(10), sampler=sampler, batch_size=2)
+    assert repeated.state_dict() == {**plain.state_dict(), "samples_per_epoch": 4, "epoch_passes": 3}
+    with pytest.warns(UserWarning, match="training data order changed"):
+        repeated.load_state_dict(plain.state_dict())

@@ -54,7 +54,7 @@ class ResumableTrainSampler(DistributedSampler):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self.batch_size = batch_size
         self.position = position
-        self.passes = passes
+        self.items_per_epoch, self.passes = items_per_epoch, passes
         self.pass_items = self.num_samples
         if items_per_epoch is not None:
             mine = min(self.num_samples, items_per_epoch // num_replicas)
@@ -105,12 +105,16 @@ class ResumableDataLoader(DataLoader):
 
     The position inside the epoch needs no state of its own: ``ResumableTrainSampler`` asks the
     trainer's restored batch counter. What can silently break an exact resume is a different data
-    order — another seed, world size or dataset size — so that is saved and checked on load.
+    order — another seed, world size, dataset size, ``samples_per_epoch`` or ``epoch_passes`` — so that
+    is saved and checked on load.
     """
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, int | None]:
         sampler = self.sampler
-        return {"seed": sampler.seed, "num_replicas": sampler.num_replicas, "dataset_size": len(self.dataset)}
+        state = {"seed": sampler.seed, "num_replicas": sampler.num_replicas, "dataset_size": len(self.dataset)}
+        if sampler.items_per_epoch is not None or sampler.passes != 1:  # absent otherwise, as in older checkpoints
+            state.update(samples_per_epoch=sampler.items_per_epoch, epoch_passes=sampler.passes)
+        return state
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         current = self.state_dict()
