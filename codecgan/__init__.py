@@ -11,6 +11,7 @@ _LAZY = {
     "CodecGAN": "codecgan.codec_module",
     "GANModule": "codecgan.gan_module",
     "MetricGANEnhancer": "codecgan.enhance_module",
+    "MetricGANPlusEnhancer": "codecgan.metricgan_plus_module",
     "load": "codecgan.inference.checkpoint_loading",
 }
 

@@ -237,7 +237,7 @@ class GANModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._fit_start_step, self._batches_this_fit = self.global_step, 0
-        if not self.generator_trains_at(self.global_step):
+        if self.global_step < self.discriminator_warmup_steps:
             rank_zero_info(
                 f"Discriminator warm-up: the generator stays frozen until step {self.discriminator_warmup_steps} "
                 f"(model.init_args.discriminator_warmup_steps) while the discriminator trains."

@@ -44,6 +44,10 @@ class AudioDataModule(L.LightningDataModule):
         short_items: how a training item shorter than the crop is filled: ``zero_pad`` (its ``length``
             stays true) or ``tile`` (repeated, as CMGAN does); ``null``: the family's default.
         batch_size, val_batch_size: items per batch (per rank).
+        samples_per_epoch: training items per epoch, all ranks together (MetricGAN+: 100); ``null``: the whole
+            training set (or an epoch of excerpts).
+        epoch_passes: how many times an epoch yields its items, in the same order and with the same crops
+            (``MetricGANPlusEnhancer``: 3, two discriminator passes and a generator pass); 1 otherwise.
         num_workers: DataLoader worker processes.
         seed: seeds the synthetic data, the shuffling and the random crops.
         synthetic_items: number of synthetic items for train, val and test.
@@ -76,8 +80,14 @@ class AudioDataModule(L.LightningDataModule):
         synthetic_seconds: float = 2.0,
         skip_bad_files: bool = False,
         predict_paths: list[str] | None = None,
+        samples_per_epoch: int | None = None,
+        epoch_passes: int = 1,
     ) -> None:
         super().__init__()
+        if samples_per_epoch is not None and samples_per_epoch < 1:
+            raise ConfigError(f"data.samples_per_epoch must be >= 1 or null (the whole set), got {samples_per_epoch}.")
+        if epoch_passes < 1:
+            raise ConfigError(f"data.epoch_passes must be >= 1 (1: each item once per epoch), got {epoch_passes}.")
         for name, mode in (("val_crop", val_crop), ("test_crop", test_crop)):
             if mode not in CROP_MODES:
                 raise ValueError(f"data.{name} must be one of {CROP_MODES}, got {mode!r}.")
@@ -105,6 +115,7 @@ class AudioDataModule(L.LightningDataModule):
         self.synthetic_seconds = synthetic_seconds
         self.skip_bad_files = skip_bad_files
         self.predict_paths = predict_paths
+        self.samples_per_epoch, self.epoch_passes = samples_per_epoch, epoch_passes
         self.datasets: dict[str, Dataset] = {}
 
     # ------------------------------------------------------------------ what a family provides
@@ -184,9 +195,22 @@ class AudioDataModule(L.LightningDataModule):
                 f"The training set has {len(dataset)} items, fewer than one batch per rank "
                 f"({world} ranks x batch_size {self.batch_size})."
             )
+        if self.samples_per_epoch is not None and self.samples_per_epoch < world * self.batch_size:
+            raise ConfigError(
+                f"data.samples_per_epoch ({self.samples_per_epoch}) is less than one batch per rank "
+                f"({world} ranks x batch_size {self.batch_size}); raise it to at least {world * self.batch_size}."
+            )
         shuffle = not getattr(dataset, "independent_draws", False)  # excerpts are independent draws already
         sampler = ResumableTrainSampler(
-            dataset, self.batch_size, self._training_position, world, rank, self.seed, shuffle=shuffle
+            dataset,
+            self.batch_size,
+            self._training_position,
+            world,
+            rank,
+            self.seed,
+            shuffle=shuffle,
+            items_per_epoch=self.samples_per_epoch,
+            passes=self.epoch_passes,
         )
         return self._loader(dataset, sampler, self.batch_size, drop_last=True, loader_class=ResumableDataLoader)
 

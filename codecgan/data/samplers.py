@@ -6,7 +6,8 @@ function of ``(seed, epoch, index)``: the data never depends on worker count, ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
+from itertools import islice
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
@@ -32,6 +33,10 @@ class ResumableTrainSampler(DistributedSampler):
         shuffle: ``False`` visits the items in index order, for datasets whose items are already
             independent random draws (``ExcerptDataset``); its order costs no memory, where a
             permutation of millions of excerpts would cost gigabytes per worker.
+        items_per_epoch: use only the first ``items_per_epoch`` items of each epoch's order (all ranks
+            together, rounded down to whole batches per rank); ``None``: all of them.
+        passes: yield the epoch's items this many times in the same order, each pass the same crops
+            (MetricGAN+ trains its discriminator twice and then its generator on one set of utterances).
     """
 
     def __init__(
@@ -43,10 +48,18 @@ class ResumableTrainSampler(DistributedSampler):
         rank: int = 0,
         seed: int = 0,
         shuffle: bool = True,
+        items_per_epoch: int | None = None,
+        passes: int = 1,
     ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
         self.batch_size = batch_size
         self.position = position
+        self.items_per_epoch, self.passes = items_per_epoch, passes
+        self.pass_items = self.num_samples
+        if items_per_epoch is not None:
+            mine = min(self.num_samples, items_per_epoch // num_replicas)
+            self.pass_items = mine - mine % batch_size
+        self.num_samples = self.pass_items * passes
 
     def batches_done(self) -> int:
         if self.position is None:
@@ -55,16 +68,19 @@ class ResumableTrainSampler(DistributedSampler):
         per_epoch = self.num_samples // self.batch_size
         return max(0, min(per_epoch, steps - epoch * per_epoch))
 
+    def _pass_order(self) -> Sequence[int]:
+        """This rank's items of one pass of the current epoch."""
+        if not self.shuffle:
+            return range(self.rank, self.total_size, self.num_replicas)[: self.pass_items]
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()
+        return order[self.rank : self.total_size : self.num_replicas][: self.pass_items]
+
     def __iter__(self) -> Iterator[tuple[int, int]]:
         skip = self.batches_done() * self.batch_size
-        epoch = self.epoch
-        if not self.shuffle:
-            first = self.rank + skip * self.num_replicas
-            return ((index, epoch) for index in range(first, self.total_size, self.num_replicas))
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        order = torch.randperm(len(self.dataset), generator=generator).tolist()
-        mine = order[self.rank : self.total_size : self.num_replicas]
-        return iter([(index, epoch) for index in mine[skip:]])
+        epoch, mine = self.epoch, self._pass_order()
+        keys = (index for _ in range(self.passes) for index in mine)
+        return ((index, epoch) for index in islice(keys, skip, None))
 
 
 class EvaluationSampler(DistributedSampler):
@@ -89,12 +105,16 @@ class ResumableDataLoader(DataLoader):
 
     The position inside the epoch needs no state of its own: ``ResumableTrainSampler`` asks the
     trainer's restored batch counter. What can silently break an exact resume is a different data
-    order — another seed, world size or dataset size — so that is saved and checked on load.
+    order — another seed, world size, dataset size, ``samples_per_epoch`` or ``epoch_passes`` — so that
+    is saved and checked on load.
     """
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, int | None]:
         sampler = self.sampler
-        return {"seed": sampler.seed, "num_replicas": sampler.num_replicas, "dataset_size": len(self.dataset)}
+        state = {"seed": sampler.seed, "num_replicas": sampler.num_replicas, "dataset_size": len(self.dataset)}
+        if sampler.items_per_epoch is not None or sampler.passes != 1:  # absent otherwise, as in older checkpoints
+            state.update(samples_per_epoch=sampler.items_per_epoch, epoch_passes=sampler.passes)
+        return state
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         current = self.state_dict()

@@ -57,6 +57,7 @@ from codecgan.models.hifigan_generator import (
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
 from codecgan.models.metricgan_plus import MetricGANPlusDiscriminator, MetricGANPlusGenerator
+from codecgan.models.metricgan_plus_enhancer import MaskedFeaturesOutput, MetricGANPlusEnhancerNet
 from codecgan.models.mpsenet_generator import MagnitudePhaseOutput, MPSENetGenerator
 from codecgan.models.msstft_discriminator import MultiScaleSTFTDiscriminator, STFTScaleDiscriminator
 from codecgan.models.multiscale_discriminator import MultiScaleDiscriminator, ScaleDiscriminator
@@ -115,6 +116,8 @@ __all__ = [
     "MetricDiscriminator",
     "MetricGANPlusDiscriminator",
     "MetricGANPlusGenerator",
+    "MetricGANPlusEnhancerNet",
+    "MaskedFeaturesOutput",
     "MultiPeriodDiscriminator",
     "MultiReceptiveFieldBlock",
     "MultiResolutionSTFTDiscriminator",
