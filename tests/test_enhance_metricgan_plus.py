@@ -7,9 +7,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import soundfile
 import torch
 from lightning.pytorch import Callback
 
+from codecgan.cli import main
 from codecgan.config_error import ConfigError
 from codecgan.data.samplers import ResumableDataLoader, ResumableTrainSampler
 from codecgan.lightning_cli import build_cli
@@ -150,6 +152,19 @@ def test_resume_mid_epoch_equals_the_straight_run_bitwise(tmp_path):
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
     assert [item.score for item in straight.model.history] == [item.score for item in resumed.model.history]
+
+
+@pytest.mark.slow
+def test_codecgan_enhance_runs_a_metricgan_plus_checkpoint(tmp_path):
+    fit_tiny(tmp_path / "run", max_steps=5)
+    noisy = torch.randn(16000, generator=torch.Generator().manual_seed(0)) * 0.1
+    soundfile.write(tmp_path / "noisy.wav", noisy.numpy(), 16000)
+    checkpoint = tmp_path / "run" / "run" / "checkpoints" / "step5.ckpt"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["enhance", "--ckpt", str(checkpoint), str(tmp_path / "noisy.wav"), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 0
+    enhanced, rate = soundfile.read(tmp_path / "out" / "noisy.wav")
+    assert rate == 16000 and enhanced.shape == (16000,) and 0 < abs(enhanced).max() < 1
 
 
 def test_recipe_config_has_speechbrains_sizes_optimizers_and_epoch():

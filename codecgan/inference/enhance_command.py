@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from codecgan.data.input_files import InputFile, list_inputs, read_at_rate
 from codecgan.inference.audio_writing import to_file_rate, write_wav
+from codecgan.inference.codec_command import CODEC_METHODS
 from codecgan.inference.enhancement import EnhanceSettings, enhance
 from codecgan.inference.file_runs import (
     CommandError,
@@ -57,7 +58,9 @@ def enhance_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = EnhanceSettings(args.chunk_seconds, args.overlap_seconds)
-        generator = load_generator(args, "enhancement", ["compressed_spectrum"])
+        # Every enhancer maps noisy audio to an output with its audio (CMGAN, MP-SENet, MetricGAN+): a codec is the
+        # one family to refuse.
+        generator = load_generator(args, "enhancement", [], refused=CODEC_METHODS)
         sample_rate = generator.sample_rate
         settings.samples(sample_rate)  # fails now, not on the first file, when the windows do not fit
         inputs = list_inputs(args.inputs)

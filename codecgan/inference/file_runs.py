@@ -46,10 +46,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
 
 
-def load_generator(args: argparse.Namespace, family: str, required: Sequence[str]) -> nn.Module:
+def load_generator(
+    args: argparse.Namespace, family: str, required: Sequence[str], refused: Sequence[str] = ()
+) -> nn.Module:
     """The checkpoint's generator on ``args.device``; raises ``CommandError`` when it is missing, cut short (a full
-    disk, a copy killed midway), cannot be loaded, or lacks one of the ``required`` methods (a generator of the
-    other ``family``)."""
+    disk, a copy killed midway), cannot be loaded, or lacks one of the ``required`` methods or has all of the
+    ``refused`` ones (a generator of another family)."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint = Path(args.ckpt)
     if not checkpoint.is_file():
@@ -66,10 +68,19 @@ def load_generator(args: argparse.Namespace, family: str, required: Sequence[str
         raise CommandError(f"could not load {checkpoint}: {first_line(error)}") from None
     if not all(callable(getattr(generator, name, None)) for name in required):
         raise CommandError(
-            f"{args.ckpt} holds a {type(generator).__name__}, not a {family} generator (one with "
+            f"{args.ckpt} holds a {type(generator).__name__}, not {_article(family)} {family} generator (one with "
             f"{', '.join(required)}); use a checkpoint of the {family} family."
         )
+    if refused and all(callable(getattr(generator, name, None)) for name in refused):
+        raise CommandError(
+            f"{args.ckpt} holds a {type(generator).__name__}, not {_article(family)} {family} generator (it has "
+            f"{', '.join(refused)}: another family's); use a checkpoint of the {family} family."
+        )
     return generator
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def prepare_output_folder(out: str | Path) -> None:

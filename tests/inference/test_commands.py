@@ -155,8 +155,13 @@ def test_decode_names_a_file_that_holds_no_codes_and_goes_on(codec_run, recordin
     assert (tmp_path / "out" / "mono_16k.wav").is_file()
 
 
-def test_a_checkpoint_of_the_other_family_is_refused_before_any_file(enhancer_run, recordings, tmp_path, capsys):
+def test_a_checkpoint_of_the_other_family_is_refused_before_any_file(
+    enhancer_run, codec_run, recordings, tmp_path, capsys
+):
     source, _ = recordings
     assert run(["encode", "--ckpt", str(enhancer_run.checkpoint), str(source), "--out", str(tmp_path / "out")]) == 2
     assert "holds a CMGANGenerator, not a codec generator" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert run(["enhance", "--ckpt", str(codec_run.checkpoint), str(source), "--out", str(tmp_path / "out")]) == 2
+    assert "holds a CodecGenerator, not an enhancement generator (it has encode, decode" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
