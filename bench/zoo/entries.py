@@ -17,7 +17,7 @@ from codecgan.data.synthetic_speech import derive_seed, synthesize_speech
 ROOT = Path(__file__).resolve().parents[2]
 ZOO_DIR = ROOT / "experiments" / "zoo"
 # Relative cost of a step, to start the longest runs first: the enhancer's step (with PESQ) is about twice the codec's.
-STEP_COST = {"enhance_tiny.yaml": 2.0, "enhance_mpsenet_tiny.yaml": 2.0}
+STEP_COST = {"enhance_tiny.yaml": 2.0, "enhance_mpsenet_tiny.yaml": 2.0, "enhance_metricgan_plus_tiny.yaml": 2.0}
 
 
 @dataclass(frozen=True)
@@ -138,5 +138,8 @@ ZOO: tuple[ZooEntry, ...] = (
     # CodebookUsage closes its windows at steps 100 and 200; the collapse is sustained at the second.
     ZooEntry("codebook_decay_one", "CODEBOOK_COLLAPSE", "diag/codebook_entropy_fraction/0", fault_step=0),
     # GradientBalance measures every 10 steps from step 1; the trailing median flags at the third measurement (21).
+    ZooEntry("healthy_metricgan_plus", None, "diag/replay_buffer_items_epoch"),
+    # The buffer is empty at the ends of epochs 1 and 2 (the first may end empty): flagged at step 36.
+    ZooEntry("replay_history_zero", "REPLAY_BUFFER_STALLED", "diag/replay_buffer_items_epoch"),
     ZooEntry("phase_weight_zero", "LOSS_TERM_DISABLED", "diag/grad_share/loss_phase"),
 )

@@ -175,10 +175,9 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "enhancement",
         ("info", "warning"),
         "callbacks.MetricDiscriminatorMonitor",
-        without_experiment="a buffer that is never filled or drawn from is the loop's bookkeeping, not a setting; "
-        "check where each epoch's enhanced clips are written to it",
-        without_zoo="no config of experiments/ trains MetricGAN+'s loop yet; "
-        "tests/callbacks/test_metricgan_plus_monitor.py scripts a buffer that stays empty",
+        without_experiment="a buffer that stays empty has a cap of 0 (model.init_args.history_max_items or "
+        "history_max_megabytes) or a loop that writes no clips to it: read the config before running arms",
+        zoo=("replay_history_zero",),
     ),
     Diagnosis(
         "DISCRIMINATOR_AT_CHANCE",

@@ -149,6 +149,20 @@ def test_a_quiet_enhancer_whose_pesq_still_rises_is_warming_up() -> None:
     assert "val/pesq is still rising (1.25 at epoch 2 (step 300), 1.73 at epoch 5 (step 600))" in finding.evidence
 
 
+def test_a_wrong_level_that_nothing_trains_is_info() -> None:
+    # MetricGAN+'s recipe: the generator's only term is the metric discriminator's, and PESQ ignores level.
+    losses = dict(train__loss_g=[0.3] * 6, train__loss_adv=[0.3] * 6, train__loss_d=[1.0] * 6)
+    finding = RULES["AMPLITUDE_UNSTABLE"](
+        history(val__amplitude_ratio=[0.39] * 6, **losses, train__loss_d_noisy=[0.1] * 6)
+    )
+    assert finding is not None and finding.severity == "info"
+    assert "the generator's only loss term is train/loss_adv" in finding.evidence
+    with_spectral_term = RULES["AMPLITUDE_UNSTABLE"](
+        history(val__amplitude_ratio=[0.39] * 6, **losses, train__loss_magnitude=[0.1] * 6)
+    )
+    assert with_spectral_term is not None and with_spectral_term.severity == "warning"
+
+
 @pytest.mark.parametrize(
     "series",
     [

@@ -220,13 +220,33 @@ def amplitude_unstable(history: MetricHistory, patience: int = AMPLITUDE_PATIENC
     first = rounds[index]
     finding = settle(Finding("AMPLITUDE_UNSTABLE", "warning", first.step, first.epoch, values), rounds, flags, patience)
     quiet_now = all(level < -AMPLITUDE_TOLERANCE_DB for level in levels[-patience:])
-    if not quiet_now or finding.severity != "warning" or dc_offset["dc_offset"] is not None:
+    if finding.severity != "warning" or dc_offset["dc_offset"] is not None:
+        return finding
+    if untrained := _level_untrained(history):
+        return as_info(finding, "level_untrained", **untrained)
+    if not quiet_now:
         return finding
     if warm_up := _mel_warm_up(history):
         return as_info(finding, "mel_warm_up", **warm_up)
     if warm_up := _pesq_warm_up(history):
         return as_info(finding, "pesq_warm_up", **warm_up)
     return finding
+
+
+def _level_untrained(history: MetricHistory) -> dict | None:
+    """The numbers saying nothing trains the level (None if something does): the generator's only loss term is the
+    adversarial one (MetricGAN+'s recipe: ``train/loss_adv`` against a PESQ-predicting discriminator, and PESQ ignores
+    level), so the output's level is whatever the mask or decoder starts with."""
+    if not history.has(tags.TRAIN_LOSS_ADV):
+        return None
+    logged = {base_tag(tag) for tag in history.tags_with_prefix("train/loss_")}
+    terms = [
+        tag
+        for tag in logged
+        if tag not in (tags.TRAIN_LOSS_G, tags.TRAIN_LOSS_ADV, tags.TRAIN_LOSS_D)
+        and not tag.startswith(tags.TRAIN_LOSS_D + "_")  # the discriminator's own terms
+    ]
+    return None if terms else {"generator_terms": [tags.TRAIN_LOSS_ADV]}
 
 
 def _pesq_warm_up(history: MetricHistory) -> dict | None:

@@ -138,6 +138,16 @@ def pesq_warm_up(note: Mapping[str, Any]) -> str:
     )
 
 
+def level_untrained(note: Mapping[str, Any]) -> str:
+    """Why a wrong level is info when nothing trains it: the generator's only loss is the metric discriminator's."""
+    return (
+        f"It is reported as info because the generator's only loss term is {note['generator_terms'][0]}, against a "
+        "metric discriminator that predicts PESQ, and PESQ ignores level: nothing in the recipe trains the output's "
+        "level (MetricGAN+ by design: SpeechBrain's mse_weight is 0). Match the level at inference, or give the "
+        "generator a spectral term, if the level matters downstream."
+    )
+
+
 WORDING = {
     "LOSS_METRIC_DIVERGENCE": loss_metric_divergence,
     "NEGATIVE_SNR": negative_snr,
@@ -145,4 +155,9 @@ WORDING = {
     "LENGTH_MISMATCH": length_mismatch,
     "EVAL_NONDETERMINISTIC": eval_nondeterministic,
 }
-INFO_NOTES = {"improving_codec": improving_codec, "mel_warm_up": mel_warm_up, "pesq_warm_up": pesq_warm_up}
+INFO_NOTES = {
+    "improving_codec": improving_codec,
+    "mel_warm_up": mel_warm_up,
+    "pesq_warm_up": pesq_warm_up,
+    "level_untrained": level_untrained,
+}
