@@ -149,8 +149,10 @@ class MetricGANEnhancer(GANModule):
         self.test_pesq, self.test_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
         self.test_pesq_failed, self.test_stoi_failed = SumMetric(), SumMetric()
         self.dnsmos = DnsmosScore() if test_dnsmos else None  # a ConfigError when its packages are missing
-        self.test_dnsmos_means = nn.ModuleDict(
-            {measure: MeanMetric(nan_strategy="ignore") for measure in (DNSMOS_MEASURES if test_dnsmos else ())}
+        self.test_dnsmos_means = (
+            nn.ModuleDict({measure: MeanMetric(nan_strategy="ignore") for measure in DNSMOS_MEASURES})
+            if test_dnsmos
+            else None
         )
         self.test_references = True  # false while testing on noisy recordings without clean references
 
