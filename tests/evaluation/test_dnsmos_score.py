@@ -8,6 +8,7 @@ import importlib.util
 import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from codecgan.config_error import ConfigError
 from codecgan.evaluation import dnsmos_score
 from codecgan.evaluation.dnsmos_score import DNSMOS_MEASURES, DnsmosRows, DnsmosScore, model_windows, require_dnsmos
 from codecgan.evaluation.enhancement_scores import ENHANCEMENT_MEASURES
-from tests.conftest import EXPERIMENTS, tiny_trainer_overlay, write_overlay
+from tests.conftest import EXPERIMENTS, run_codecgan, tiny_trainer_overlay, write_overlay
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "dnsmos"
 sys.path.insert(0, str(FIXTURE))
@@ -208,7 +209,7 @@ def test_codecgan_test_scores_noisy_recordings_without_references_with_dnsmos_on
 def test_codecgan_test_adds_dnsmos_to_the_intrusive_measures_of_paired_data(tmp_path, caplog):
     caplog.set_level(logging.INFO)
     overlay = tiny_trainer_overlay(tmp_path / "run")
-    overlay["data"]["init_args"].update(synthetic_items=[8, 2, 3], synthetic_seconds=1.0)
+    overlay["data"]["init_args"].update(crop_seconds=0.3, synthetic_items=[8, 2, 3], synthetic_seconds=1.0)
     overlay["model"] = {"init_args": {"test_dnsmos": True, "pesq_workers": 0}}
     args = [
         "--config",
@@ -225,3 +226,33 @@ def test_codecgan_test_adds_dnsmos_to_the_intrusive_measures_of_paired_data(tmp_
         assert all(1.0 <= system["measures"][m]["mean"] <= 5.0 for m in DNSMOS_MEASURES)
     table = next(record.getMessage() for record in caplog.records if "| system |" in record.getMessage())
     assert "| SI-SDR | DNSMOS SIG | DNSMOS BAK | DNSMOS OVRL |" in table
+
+
+@needs_dnsmos
+@pytest.mark.slow
+def test_dnsmos_means_are_the_same_on_one_and_two_processes(tmp_path):
+    """Under DDP each rank scores its share of the test set: the report gathers every row once, and the logged
+    ``test/dnsmos_*`` (MeanMetric, reduced across ranks) equals the report's mean of the enhanced output."""
+    overlay = tiny_trainer_overlay(tmp_path / "run", max_steps=2, val_every=2, checkpoint_every=2)
+    overlay["data"]["init_args"].update(crop_seconds=0.3, synthetic_items=[8, 2, 3], synthetic_seconds=1.0)
+    overlay["model"] = {"init_args": {"test_dnsmos": True, "pesq_workers": 0}}
+    run_codecgan("fit", "enhance_tiny.yaml", tmp_path, "fit", overlay)
+    means = {}
+    for devices in (1, 2):
+        overlay["trainer"].update(
+            devices=devices, strategy="gan_ddp", default_root_dir=str(tmp_path / f"test{devices}")
+        )
+        overlay["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / f"test{devices}")
+        overlay["ckpt_path"] = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+        printed = run_codecgan("test", "enhance_tiny.yaml", tmp_path, f"test{devices}", overlay).stdout
+        summary = json.loads((tmp_path / f"test{devices}" / "tb" / "metrics.json").read_text())
+        means[devices] = {system: summary["systems"][system] for system in ("enhanced", "noisy input")}
+        for measure in DNSMOS_MEASURES:
+            logged = float(re.search(rf"test/{measure}\D*?([0-9.]+)", printed).group(1))
+            assert logged == pytest.approx(means[devices]["enhanced"]["measures"][measure]["mean"], abs=1e-6)
+    for system in ("enhanced", "noisy input"):
+        assert means[1][system]["utterances"] == means[2][system]["utterances"] == 3
+        for measure in DNSMOS_MEASURES:
+            one, two = (means[devices][system]["measures"][measure] for devices in (1, 2))
+            assert one["scored"] == two["scored"] == 3
+            assert math.isclose(one["mean"], two["mean"], rel_tol=1e-9), (system, measure)
