@@ -59,15 +59,21 @@ def require_dnsmos(key: str) -> None:
         )
 
 
-def model_windows(audio: np.ndarray) -> np.ndarray:
-    """The network's inputs for one utterance (``[T]`` float32 at 16 kHz): ``[N, 144160]`` float32, as speechmos cuts
-    them (the utterance doubled until it fills one input, then windows one second apart)."""
+def window_slices(audio: np.ndarray) -> tuple[np.ndarray, list[slice]]:
+    """The utterance (``[T]`` at 16 kHz) as the network reads it, doubled until it fills one input, and its windows
+    (144160 samples, one second apart over the whole seconds), sliced as speechmos slices them."""
     window = int(INPUT_SECONDS * SAMPLE_RATE)
     while len(audio) < window:
         audio = np.append(audio, audio)
     count = int(np.floor(len(audio) / SAMPLE_RATE) - INPUT_SECONDS) + 1
-    windows = [audio[int(hop * SAMPLE_RATE) : int((hop + INPUT_SECONDS) * SAMPLE_RATE)] for hop in range(count)]
-    return np.stack([segment for segment in windows if len(segment) == window]).astype(np.float32)
+    slices = [slice(int(hop * SAMPLE_RATE), int((hop + INPUT_SECONDS) * SAMPLE_RATE)) for hop in range(count)]
+    return audio, [cut for cut in slices if cut.stop - cut.start == window]  # speechmos drops a short one
+
+
+def model_windows(audio: np.ndarray) -> np.ndarray:
+    """The network's inputs for one utterance (``[T]`` float32 at 16 kHz): ``[N, 144160]`` float32."""
+    audio, slices = window_slices(audio)
+    return np.stack([audio[cut] for cut in slices]).astype(np.float32)
 
 
 class DnsmosScore:
@@ -105,8 +111,9 @@ class DnsmosScore:
             raise ValueError(f"DNSMOS scores one mono utterance [T], got shape {audio.shape}.")
         if audio.size == 0 or not np.isfinite(audio).all():
             return dict.fromkeys(DNSMOS_MEASURES, math.nan)
-        session = self.session
-        raw = np.stack([session.run(None, {"input_1": window[None]})[0][0] for window in model_windows(audio)])
+        session, (audio, slices) = self.session, window_slices(audio)
+        # One window at a time: a recording of an hour has 3600.
+        raw = np.stack([session.run(None, {"input_1": audio[None, cut]})[0][0] for cut in slices])
         return {
             measure: float(np.mean(np.polyval(MOS_POLYNOMIALS[measure], raw[:, column].astype(np.float64))))
             for column, measure in enumerate(DNSMOS_MEASURES)
