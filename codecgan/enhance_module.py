@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, SumMetric
 
 from codecgan.config_error import ConfigError
-from codecgan.evaluation.enhancement_scores import EnhancementScores, PendingRows
+from codecgan.evaluation.dnsmos_score import DNSMOS_MEASURES, DnsmosRows, DnsmosScore
+from codecgan.evaluation.enhancement_scores import ENHANCEMENT_MEASURES, EnhancementScores, PendingRows
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.inference.predictions import Prediction, enhancement_prediction
 from codecgan.losses.enhancement import (
@@ -84,6 +85,9 @@ class MetricGANEnhancer(GANModule):
             discriminator learns the PESQ of the estimate the generator step started from.
         pesq_limits: the longest clip PESQ scores and each clip's time bound in the worker processes
             (``PesqLimits``); a clip beyond them counts as ``too_long`` or ``timeout``, never as a target.
+        test_dnsmos: also score DNSMOS P.835 (SIG, BAK, OVRL; non-intrusive) in ``codecgan test``, which then accepts
+            a test folder of noisy recordings without clean references (``codecgan.evaluation.dnsmos_score``;
+            needs ``pip install 'codecgan[dnsmos]'``).
         gan_options: the loop's settings (optimizers, schedulers, discriminator schedule, clipping,
             ...): see ``GANModule``.
     """
@@ -101,6 +105,7 @@ class MetricGANEnhancer(GANModule):
         pesq_workers: int | None = None,
         discriminator_first: bool = False,
         pesq_limits: PesqLimits | None = None,
+        test_dnsmos: bool = False,
         **gan_options: Any,
     ) -> None:
         if discriminator_first:
@@ -143,6 +148,13 @@ class MetricGANEnhancer(GANModule):
         self.val_pesq_failed, self.val_stoi_failed = SumMetric(), SumMetric()
         self.test_pesq, self.test_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
         self.test_pesq_failed, self.test_stoi_failed = SumMetric(), SumMetric()
+        self.dnsmos = DnsmosScore() if test_dnsmos else None  # a ConfigError when its packages are missing
+        self.test_dnsmos_means = (
+            nn.ModuleDict({measure: MeanMetric(nan_strategy="ignore") for measure in DNSMOS_MEASURES})
+            if test_dnsmos
+            else None
+        )
+        self.test_references = True  # false while testing on noisy recordings without clean references
 
     # ------------------------------------------------------------------------------ PESQ pool
     @property
@@ -162,6 +174,14 @@ class MetricGANEnhancer(GANModule):
     def setup(self, stage: str) -> None:
         """Start the PESQ workers while the data loads (after checking the crop length); prediction needs none."""
         super().setup(stage)
+        if stage == "test":
+            self.test_references = getattr(self._trainer.datamodule, "test_references", True)
+            if not self.test_references and self.dnsmos is None:
+                raise ConfigError(
+                    "data.init_args.test_dir has no clean/ folder, so without clean references no measure of "
+                    "codecgan test but the non-intrusive DNSMOS can score it: set model.init_args.test_dnsmos: true "
+                    "(pip install 'codecgan[dnsmos]'), or add the clean/ folder."
+                )
         if stage != "predict":
             _ = self.pesq_pool
 
@@ -182,6 +202,8 @@ class MetricGANEnhancer(GANModule):
 
     def teardown(self, stage: str) -> None:
         self.close_pesq_pool()
+        if self.dnsmos is not None:
+            self.dnsmos.close()
 
     def configure_callbacks(self) -> list[Callback]:
         return [_ClosePesqPoolOnException()]  # a LightningModule has no on_exception hook
@@ -354,6 +376,8 @@ class MetricGANEnhancer(GANModule):
         for the enhanced output and for the noisy input as the baseline (``outputs["scores"]``, one row each, for
         ``EvaluationReport``), as ``PendingRows``: PESQ scores in the worker processes while the next batch is
         enhanced, and ``EvaluationReport`` and ``on_test_epoch_end`` wait for it."""
+        if "clean" not in batch:
+            return self.score_without_references(batch)
         estimate, estimate_length, predictions = self.enhance_utterances(batch)
         # Scored on the samples both have: SignalStats counts the clips whose lengths differ (LENGTH_MISMATCH).
         scored, clean, length = cut_to_common_length(
@@ -362,6 +386,9 @@ class MetricGANEnhancer(GANModule):
         if split == "test":
             noisy = batch["noisy"][..., : scored.shape[-1]]
             pending = self.test_scores.submit(clean, {"enhanced": scored, "noisy input": noisy}, length, batch["index"])
+            if self.dnsmos is not None:
+                dnsmos = self.dnsmos.submit({"enhanced": scored, "noisy input": noisy}, length, batch["index"])
+                pending = DnsmosRows(pending, dnsmos)
             self._pending_test_rows.append(pending)
             return {
                 "scores": pending,
@@ -385,6 +412,38 @@ class MetricGANEnhancer(GANModule):
         self.log_means(split, pesq, stoi)
         return outputs
 
+    def score_without_references(self, batch: Batch) -> dict[str, Any]:
+        """``score_utterances`` of a test batch of noisy recordings without clean references (``test_dir`` without
+        ``clean/``): each utterance enhanced whole, and DNSMOS of the output and of the noisy input, in the
+        background (``DnsmosRows``)."""
+        if self.dnsmos is None:
+            raise ConfigError(
+                "The test batches have no clean references, so only DNSMOS can score them: set "
+                "model.init_args.test_dnsmos: true (pip install 'codecgan[dnsmos]')."
+            )
+        generator = self.trained(self.generator)
+        estimates = [
+            generator(batch["noisy"][row : row + 1, ..., :samples]).audio.float()
+            for row, samples in enumerate(batch["length"].tolist())
+        ]
+        estimate, estimate_length = pad_to_batch(estimates, batch["noisy"].shape[-1])
+        samples = min(estimate.shape[-1], batch["noisy"].shape[-1])
+        systems = {"enhanced": estimate[..., :samples], "noisy input": batch["noisy"][..., :samples]}
+        length = torch.minimum(batch["length"], estimate_length)
+        pending = DnsmosRows(None, self.dnsmos.submit(systems, length, batch["index"]))
+        self._pending_test_rows.append(pending)
+        return {
+            "scores": pending,
+            "index": batch["index"],
+            "length": batch["length"],
+            "estimate_length": estimate_length,
+        }
+
+    @property
+    def test_measures_not_scored(self) -> dict[str, str]:
+        """The measures ``codecgan test`` could not score and why, for ``EvaluationReport``."""
+        return {} if self.test_references else dict.fromkeys(ENHANCEMENT_MEASURES, "no reference")
+
     def log_means(self, split: str, pesq: Tensor, stoi: Tensor) -> None:
         """Add the utterances' PESQ wb and STOI (``[B]``, NaN where failed) to ``<split>/pesq`` and ``<split>/stoi``
         and their failed-clip counts, reduced across ranks."""
@@ -404,11 +463,15 @@ class MetricGANEnhancer(GANModule):
             row for pending in self._pending_test_rows for row in pending.result() if row["system"] == "enhanced"
         ]
         self._pending_test_rows = []
-        if enhanced:
+        if enhanced and "pesq_wb" in enhanced[0]:
             pesq, stoi = (
                 torch.tensor([row[key] for row in enhanced], dtype=torch.float32) for key in ("pesq_wb", "stoi")
             )
             self.log_means("test", pesq, stoi)
+        if enhanced and self.dnsmos is not None:  # test/dnsmos_sig, ... of the enhanced output, reduced across ranks
+            for measure, mean in self.test_dnsmos_means.items():
+                mean.update(torch.tensor([row[measure] for row in enhanced], dtype=torch.float32))
+                self.log(f"test/{measure}", mean)
         super().on_test_epoch_end()
 
     # ------------------------------------------------------------------------ checkpoint state

@@ -34,7 +34,7 @@ from codecgan.data.folder_scan import (
 )
 
 SKIP_HINT = "Fix or remove them, or pass skip_bad_files=True to train without them."
-__all__ = ["AudioFolder", "AudioReadError", "PairedAudioFolder", "read_audio"]
+__all__ = ["AudioFolder", "AudioReadError", "NoisyAudioFolder", "PairedAudioFolder", "read_audio"]
 
 
 class _SubstitutingAudioDataset(Dataset):
@@ -134,6 +134,28 @@ class AudioFolder(_SubstitutingAudioDataset):
     def _load_window(self, index: int, start: int, frames: int) -> dict:
         audio = self._window_reader.read(self.files[index], self.headers[index], start, frames)
         return {"audio": audio, "length": audio.shape[-1], "index": index}
+
+
+class NoisyAudioFolder(AudioFolder):
+    """Noisy recordings without clean references (a test set that only a non-intrusive measure can score):
+    ``AudioFolder``'s items with the audio as ``noisy`` (``{"noisy": [1, T], "length": T, "index": i}``), and
+    ``names``, the files' paths relative to ``root``."""
+
+    def __init__(self, root: str | Path, sample_rate: int, skip_bad_files: bool = False) -> None:
+        super().__init__(root, sample_rate, skip_bad_files)
+        self.root = Path(root)
+        self.names = [path.relative_to(self.root).as_posix() for path in self.files]
+
+    def _load(self, index: int) -> dict:
+        return self._as_noisy(super()._load(index))
+
+    def _load_window(self, index: int, start: int, frames: int) -> dict:
+        return self._as_noisy(super()._load_window(index, start, frames))
+
+    @staticmethod
+    def _as_noisy(item: dict) -> dict:
+        item["noisy"] = item.pop("audio")
+        return item
 
 
 class PairedAudioFolder(_SubstitutingAudioDataset):

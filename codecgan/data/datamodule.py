@@ -8,7 +8,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from codecgan.config_error import ConfigError
-from codecgan.data.audio_folder import AudioFolder, PairedAudioFolder
+from codecgan.data.audio_folder import AudioFolder, NoisyAudioFolder, PairedAudioFolder
 from codecgan.data.collate import collate_padded
 from codecgan.data.crops import CROP_MODES, CroppedDataset
 from codecgan.data.excerpt_recipe import ExcerptRecipe
@@ -319,6 +319,10 @@ class EnhancementDataModule(AudioDataModule):
     their fixed crops with fixed draws. A validation or test split may instead be a pair folder (``val_dir``,
     ``test_dir``: e.g. a prepared test set) when ``clean_dir`` has no subfolder for it.
 
+    A ``test_dir`` without a ``clean/`` folder holds noisy recordings only (its ``noisy/`` folder, else the folder
+    itself): ``codecgan test`` then scores the enhancer with DNSMOS alone (``model.init_args.test_dnsmos``), and
+    ``test_references`` is false.
+
     Args:
         snr_db_range: SNR in dB of synthetic and mixed pairs, drawn uniformly.
         silent_item_fraction: synthetic items with silent speech.
@@ -351,6 +355,7 @@ class EnhancementDataModule(AudioDataModule):
         check_mixing_keys(self.dirs, clean_dir, noise_dirs, rir_dir, reverb_probability)
         self.mixing_arguments = (clean_dir, noise_dirs, rir_dir, reverb_probability)
         self.mixing_folders: dict[str, dict[str, list[str]]] = {}
+        self.test_references = True  # false once setup finds a test_dir of noisy recordings only
 
     def setup(self, stage: str | None = None) -> None:
         # The folders are looked for here, not at construction, so a config instantiates without its data.
@@ -374,6 +379,10 @@ class EnhancementDataModule(AudioDataModule):
         if split in self.mixing_folders:
             return AudioFolder(directory, self.sample_rate, skip_bad_files=self.skip_bad_files)
         root = Path(directory)
+        if split == "test" and not (root / "clean").is_dir():
+            self.test_references = False
+            noisy = root / "noisy" if (root / "noisy").is_dir() else root
+            return NoisyAudioFolder(noisy, self.sample_rate, skip_bad_files=self.skip_bad_files)
         return PairedAudioFolder(root / "noisy", root / "clean", self.sample_rate, skip_bad_files=self.skip_bad_files)
 
     def finish_dataset(self, split: str, dataset: Dataset) -> Dataset:

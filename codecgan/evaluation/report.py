@@ -30,6 +30,9 @@ HEADINGS = {
     "snr_db": "SNR",
     "visqol_audio": "ViSQOL audio",
     "visqol_speech": "ViSQOL speech",
+    "dnsmos_sig": "DNSMOS SIG",
+    "dnsmos_bak": "DNSMOS BAK",
+    "dnsmos_ovrl": "DNSMOS OVRL",
 }
 
 
@@ -44,7 +47,9 @@ class EvaluationReport(L.Callback):
     - ``metrics.csv``: one row per utterance and system, with the utterance's file where the data has one;
     - ``metrics.json``: per system and measure the mean over the utterances that have a value, how many have one,
       and the files of those that do not (a failed PESQ is listed, never averaged in as a zero), and which weights
-      were tested (``weights``: ``ema``, the generator's average, with ``model.init_args.ema_decay``, else ``raw``);
+      were tested (``weights``: ``ema``, the generator's average, with ``model.init_args.ema_decay``, else ``raw``),
+      and ``not_scored``: the measures the module could not score at all and why (its ``test_measures_not_scored``:
+      ``"no reference"`` for each intrusive measure of a test set without clean references), left out of the rows;
 
     each written whole or not at all (``codecgan.atomic_file``), and logs the table of means. Under DDP every rank's
     rows are gathered (each utterance is tested once).
@@ -78,6 +83,9 @@ class EvaluationReport(L.Callback):
             row["file"] = names.get(row["utterance"], "")
         folder.mkdir(parents=True, exist_ok=True)
         summary = {"weights": getattr(pl_module, "evaluated_weights", "raw"), **summarise(rows)}
+        not_scored = getattr(pl_module, "test_measures_not_scored", {})
+        if not_scored:
+            summary["not_scored"] = not_scored
         write_csv(rows, folder / "metrics.csv")
         with written_atomically(folder / "metrics.json") as temporary:
             temporary.write_text(json.dumps(summary, indent=1, allow_nan=False))
@@ -126,6 +134,10 @@ def format_table(summary: dict[str, Any]) -> str:
                 cell += f" ({entry['scored']} scored)"
             cells.append(cell)
         lines.append(f"| {system} | {result['utterances']} | " + " | ".join(cells) + " |")
+    reasons: dict[str, list[str]] = {}
+    for measure, reason in summary.get("not_scored", {}).items():
+        reasons.setdefault(reason, []).append(HEADINGS.get(measure, measure))
+    lines += [f"Not scored ({reason}): {', '.join(headings)}." for reason, headings in reasons.items()]
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ import soundfile
 import torch
 import torchaudio.functional as audio_functional
 
+from codecgan.config_error import ConfigError
 from codecgan.data.audio_folder import AudioFolder, AudioReadError, PairedAudioFolder, read_audio
 from codecgan.data.folder_scan import BadAudioError
 
@@ -155,3 +156,28 @@ def test_a_pair_with_one_broken_file_is_skipped_whole(paired_tree: Path) -> None
     (paired_tree / "clean" / "p1" / "001.wav").write_bytes(b"")
     dataset = PairedAudioFolder(paired_tree / "noisy", paired_tree / "clean", 16000, skip_bad_files=True)
     assert dataset.names == ["p1/002.wav", "p2/001.flac"]
+
+
+def test_a_test_folder_without_clean_references_gives_noisy_items_and_says_so(tmp_path: Path) -> None:
+    """``test_dir`` without ``clean/``: its ``noisy/`` folder (else itself) as ``noisy`` items, for DNSMOS alone;
+    the validation split keeps needing pairs."""
+    from codecgan.data import EnhancementDataModule
+    from codecgan.data.audio_folder import NoisyAudioFolder
+    from tests.data.wav_files import noise, write_audio
+
+    for name, seconds in (("b.wav", 0.3), ("sub/a.wav", 0.2)):
+        write_audio(tmp_path / "recordings" / "noisy" / name, noise(seconds, 16000), 16000)
+        write_audio(tmp_path / "flat" / name, noise(seconds, 16000), 16000)
+    for folder in ("recordings", "flat"):
+        data = EnhancementDataModule(test_dir=str(tmp_path / folder), synthetic_items=(4, 2, 2))
+        data.setup("test")
+        assert data.test_references is False
+        base = data.datasets["test"].base
+        assert isinstance(base, NoisyAudioFolder) and base.names == ["b.wav", "sub/a.wav"]
+        item = data.datasets["test"][1]
+        assert sorted(item) == ["index", "length", "noisy"] and item["noisy"].shape == (1, 3200)
+    paired = EnhancementDataModule(synthetic_items=(4, 2, 2))
+    paired.setup("test")
+    assert paired.test_references is True
+    with pytest.raises(ConfigError, match="val_dir"):
+        EnhancementDataModule(val_dir=str(tmp_path / "recordings"), synthetic_items=(4, 2, 2)).setup("validate")
