@@ -45,12 +45,16 @@ NOT_ANALYSED = PitchMeasures(math.nan, math.nan, math.nan, math.nan, 0, 0, 0, 0)
 
 
 def as_float64_pair(reference: np.ndarray | torch.Tensor, estimate: np.ndarray | torch.Tensor) -> tuple:
-    """The two signals as contiguous float64 arrays ``[T]`` (WORLD's type), the longer cut to the shorter."""
+    """The two signals as contiguous float64 arrays ``[T]`` (WORLD's type), the longer cut to the shorter; a
+    batch of several utterances is a ``ValueError``."""
     pair = []
-    for signal in (reference, estimate):
+    for name, signal in (("reference", reference), ("estimate", estimate)):
         if isinstance(signal, torch.Tensor):
             signal = signal.detach().cpu().double().numpy()
-        pair.append(np.ascontiguousarray(np.asarray(signal, dtype=np.float64).reshape(-1)))
+        signal = np.asarray(signal, dtype=np.float64)
+        if sum(size > 1 for size in signal.shape) > 1:
+            raise ValueError(f"{name} must be one utterance, [T] (or [1, T], [1, 1, T]); got {signal.shape}.")
+        pair.append(np.ascontiguousarray(signal.reshape(-1)))
     length = min(pair[0].size, pair[1].size)
     return pair[0][:length], pair[1][:length]
 

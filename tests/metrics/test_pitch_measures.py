@@ -95,3 +95,8 @@ def test_silence_gives_nan_and_silent_output_counts_as_unvoiced() -> None:
 def test_an_unknown_tracker_is_named_in_the_error() -> None:
     with pytest.raises(ValueError, match="harvest, dio; got 'crepe'"):
         pitch_measures(harmonic_tone(200.0), harmonic_tone(200.0), SAMPLE_RATE, tracker="crepe")
+
+
+def test_a_batch_is_refused_with_its_shape() -> None:
+    with pytest.raises(ValueError, match=r"estimate must be one utterance.*\(2, 1, 8000\)"):
+        pitch_measures(torch.zeros(1, 1, 8000), torch.zeros(2, 1, 8000), SAMPLE_RATE)
