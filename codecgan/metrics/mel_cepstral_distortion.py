@@ -8,7 +8,14 @@ import math
 import numpy as np
 import torch
 
-from codecgan.metrics.pitch_measures import F0_CEIL_HZ, F0_FLOOR_HZ, FRAME_PERIOD_MS, as_float64_pair, track_f0
+from codecgan.metrics.pitch_measures import (
+    F0_CEIL_HZ,
+    F0_FLOOR_HZ,
+    FRAME_PERIOD_MS,
+    as_float64_pair,
+    can_analyse,
+    track_f0,
+)
 
 # The mel-cepstrum order most MCD tables use (SPTK's default for 16-24 kHz speech): c1..c24.
 MEL_CEPSTRUM_ORDER = 24
@@ -110,12 +117,13 @@ def mel_cepstral_distortion(
     dynamic time warping, because a vocoder's output is time-aligned with its input. The result is the mean of
     ``frame_mel_cepstral_distortions`` over all frames, or, with ``voiced_only``, over the frames voiced in the
     reference (NaN if there are none). NaN, never an exception, when the signals are shorter than three periods
-    of ``f0_floor_hz`` (WORLD needs that much) or the reference is all zeros.
+    of ``f0_floor_hz`` (WORLD needs that much), the reference is all zeros, or either holds a NaN or infinity
+    (``pitch_measures.can_analyse``).
     """
     import pyworld
 
     reference_audio, estimate_audio = as_float64_pair(reference, estimate)
-    if reference_audio.size < 3 * sample_rate / f0_floor_hz or not np.any(reference_audio):
+    if not can_analyse(reference_audio, estimate_audio, sample_rate, f0_floor_hz):
         return float("nan")
     alpha = all_pass_alpha(sample_rate) if alpha is None else alpha
     fft_size = pyworld.get_cheaptrick_fft_size(sample_rate, f0_floor_hz)

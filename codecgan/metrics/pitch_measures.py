@@ -59,6 +59,16 @@ def as_float64_pair(reference: np.ndarray | torch.Tensor, estimate: np.ndarray |
     return pair[0][:length], pair[1][:length]
 
 
+def can_analyse(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, f0_floor_hz: float) -> bool:
+    """Whether WORLD can measure this pair: at least three periods of ``f0_floor_hz`` long (WORLD cannot analyse
+    less), a reference that is not all zeros, and no NaN or infinity in either signal (a diverged vocoder's
+    output is a failure to count, not a voiceless utterance)."""
+    long_enough = reference.size >= 3 * sample_rate / f0_floor_hz
+    return (
+        long_enough and bool(np.any(reference)) and bool(np.isfinite(reference).all() and np.isfinite(estimate).all())
+    )
+
+
 def track_f0(
     audio: np.ndarray,
     sample_rate: int,
@@ -107,11 +117,12 @@ def pitch_measures(
 
     Each signal's F0 is tracked on its own (``track_f0``, ``f0_floor_hz``..``f0_ceil_hz``, every
     ``frame_period_ms``), and frames pair by index, as a vocoder's output is time-aligned with its input.
-    Signals shorter than three periods of ``f0_floor_hz`` (60 ms at 50 Hz; WORLD cannot analyse less), or a
-    reference that is all zeros, give ``NOT_ANALYSED`` (NaN values, 0 frames), never an exception.
+    Signals shorter than three periods of ``f0_floor_hz`` (60 ms at 50 Hz; WORLD cannot analyse less), a
+    reference that is all zeros, or a NaN or infinity in either signal give ``NOT_ANALYSED`` (NaN values, 0
+    frames), never an exception (``can_analyse``).
     """
     reference_audio, estimate_audio = as_float64_pair(reference, estimate)
-    if reference_audio.size < 3 * sample_rate / f0_floor_hz or not np.any(reference_audio):
+    if not can_analyse(reference_audio, estimate_audio, sample_rate, f0_floor_hz):
         return NOT_ANALYSED
     tracks = [
         track_f0(audio, sample_rate, frame_period_ms, f0_floor_hz, f0_ceil_hz, tracker)

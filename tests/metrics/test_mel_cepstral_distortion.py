@@ -103,3 +103,11 @@ def test_too_short_or_silent_references_give_nan(length: int) -> None:
     assert math.isnan(mel_cepstral_distortion(silent, harmonic_tone(200.0, 0.5), SAMPLE_RATE))
     short = harmonic_tone(200.0, 0.5)[:length]
     assert math.isnan(mel_cepstral_distortion(short, short, SAMPLE_RATE))
+
+
+def test_a_diverged_output_gives_nan_and_a_muted_one_a_large_distortion() -> None:
+    tone = harmonic_tone(200.0, 0.5)
+    diverged = tone.copy()
+    diverged[100:200] = math.nan
+    assert math.isnan(mel_cepstral_distortion(tone, diverged, SAMPLE_RATE, tracker="dio"))
+    assert mel_cepstral_distortion(tone, np.zeros_like(tone), SAMPLE_RATE, tracker="dio") > 5.0

@@ -100,3 +100,11 @@ def test_an_unknown_tracker_is_named_in_the_error() -> None:
 def test_a_batch_is_refused_with_its_shape() -> None:
     with pytest.raises(ValueError, match=r"estimate must be one utterance.*\(2, 1, 8000\)"):
         pitch_measures(torch.zeros(1, 1, 8000), torch.zeros(2, 1, 8000), SAMPLE_RATE)
+
+
+@pytest.mark.parametrize("bad_value", [math.nan, math.inf])
+def test_a_diverged_output_is_not_analysed_rather_than_unvoiced(bad_value: float) -> None:
+    tone = harmonic_tone(200.0, 0.5)
+    diverged = tone.copy()
+    diverged[100:200] = bad_value
+    assert pitch_measures(tone, diverged, SAMPLE_RATE, tracker="dio") == NOT_ANALYSED
