@@ -11,6 +11,7 @@ _LAZY = {
     "CodecGAN": "codecgan.codec_module",
     "GANModule": "codecgan.gan_module",
     "MetricGANEnhancer": "codecgan.enhance_module",
+    "VocoderGAN": "codecgan.vocoder_module",
     "load": "codecgan.inference.checkpoint_loading",
 }
 
