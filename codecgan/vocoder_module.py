@@ -128,10 +128,12 @@ class VocoderGAN(GANModule):
     # ----------------------------------------------------------------------------------- the recipe
     def generator_forward(self, batch: Batch) -> Forward:
         audio = batch["audio"]
-        samples = audio.shape[-1]
+        samples, missing = audio.shape[-1], -audio.shape[-1] % self.hop_length
         with torch.no_grad():
-            mel = self.mel_spectrogram(F.pad(audio, (0, -samples % self.hop_length)))
-        estimate = self.trained(self.generator)(mel)[..., :samples]
+            mel = self.mel_spectrogram(F.pad(audio, (0, missing)) if missing else audio)
+        estimate = self.trained(self.generator)(mel)
+        if missing:
+            estimate = estimate[..., :samples]
         return {"estimate": estimate, "reference": audio, "input": audio, "length": batch["length"], "mel": mel}
 
     def discriminator_loss(self, batch: Batch, forward: Forward) -> tuple[Tensor, dict[str, Any]]:
