@@ -17,7 +17,6 @@ import torch
 from codecgan.config_error import ConfigError
 from codecgan.data import CodecDataModule
 from codecgan.diagnosis.history import MetricHistory
-from codecgan.lightning_cli import build_cli
 from codecgan.models import (
     DiscriminatorSet,
     VocosGenerator,
@@ -27,10 +26,8 @@ from codecgan.models import (
 )
 from codecgan.models.vocos_checkpoint import from_vocos_state_dict, vocos_mel_state_dict
 from codecgan.vocoder_module import VocoderGAN, check_whole_hops
-from tests.conftest import EXPERIMENTS, ROOT, run_codecgan, tiny_trainer_overlay
+from tests.conftest import ROOT, run_codecgan, tiny_trainer_overlay
 from tests.models.test_vocos_reference import FIXTURES, TOLERANCE, loaded_discriminators, tiny_parts
-
-TINY = EXPERIMENTS / "vocoder_vocos_tiny.yaml"
 
 
 def tiny_vocoder(**overrides) -> VocoderGAN:
@@ -100,12 +97,29 @@ def test_an_item_of_any_length_gets_an_estimate_of_its_length(samples: int) -> N
     assert forward["estimate"].shape == (1, 1, samples) and forward["mel"].shape == (1, 32, math.ceil(samples / 64) + 1)
 
 
-def test_codecgan_fit_refuses_a_crop_that_is_not_a_whole_number_of_hops_before_the_first_step() -> None:
-    arguments = ["--config", str(TINY), "--trainer.logger", "false", "--data.init_args.crop_seconds", "0.25"]
-    cli = build_cli(arguments, run=False)
+def test_fit_refuses_a_crop_that_is_not_a_whole_number_of_hops_before_the_first_step(tmp_path: Path) -> None:
+    data = CodecDataModule(16000, crop_seconds=0.25, val_crop_seconds=0.256, synthetic_items=(4, 2, 2))
+    trainer = quiet_trainer(tmp_path, max_steps=1)
     with pytest.raises(ConfigError, match=r"crop_seconds gives 4000 samples .* Use 0\.248 .* or 0\.252"):
-        cli.trainer.fit(cli.model, cli.datamodule)
-    assert cli.trainer.global_step == 0
+        trainer.fit(tiny_vocoder(), data)
+    assert trainer.global_step == 0
+    data = CodecDataModule(16000, crop_seconds=0.256, val_crop_seconds=0.25, synthetic_items=(4, 2, 2))
+    with pytest.raises(ConfigError, match=r"val_crop_seconds gives 4000 samples"):
+        quiet_trainer(tmp_path, max_steps=1).fit(tiny_vocoder(), data)
+
+
+def quiet_trainer(tmp_path: Path, **settings) -> L.Trainer:
+    """A CPU Trainer without logger, checkpoints, progress bar or summary."""
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        **settings,
+    )
 
 
 def test_the_losses_are_vocos_training_steps_own(vocos_record: dict) -> None:
@@ -142,19 +156,7 @@ def vocos_record() -> dict:
 def test_one_training_step_logs_every_term(tmp_path: Path) -> None:
     module = tiny_vocoder()
     data = CodecDataModule(16000, crop_seconds=0.128, batch_size=2, synthetic_items=(2, 2, 2), synthetic_seconds=0.2)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        log_every_n_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=1,
-        val_check_interval=1,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=1, log_every_n_steps=1, limit_val_batches=1, val_check_interval=1)
     trainer.fit(module, data)
     logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
     for tag in ("loss_g", "loss_d", "loss_mel", "loss_adv", "loss_fm"):
@@ -179,7 +181,7 @@ def test_the_tiny_vocoder_learns_and_its_diagnosis_is_quiet(tmp_path: Path) -> N
     del trainer["callbacks"]  # the config's diagnostics stay
     trainer["log_every_n_steps"] = 10
     run_codecgan("fit", "vocoder_vocos_tiny.yaml", tmp_path, "overlay", {"trainer": trainer})
-    history = MetricHistory.from_tensorboard_run(str(run_dir))
+    history = MetricHistory.from_tensorboard_run(str(run_dir / "tb"))
     mel = [point.value for point in history.series("val/mel_distance")]
     assert len(mel) == 4 and mel[-1] < 0.95 * mel[0], mel
     diagnosis = subprocess.run(
