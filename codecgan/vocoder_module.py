@@ -12,9 +12,8 @@ The loss recipe is Vocos's (``loss_recipe: vocos``; ``vocos.experiment.VocosExp.
   ``mrd_loss_coeff`` in its ``configs/vocos.yaml``);
 - generator: ``mel`` × the L1 of the two log-mels (``VocosMelLoss``: Vocos's 100 mels, n_fft 1024, hop 256 at the
   data's sample rate, whatever the front-end's settings, as Vocos's ``MelSpecReconstructionLoss``; weight 45 in
-  Vocos) + ``adversarial`` × the hinge
-  generator loss + ``feature_matching`` × the L1 of every feature map and the logits, each weighted and divided per
-  discriminator as the discriminator's loss.
+  Vocos) + ``adversarial`` × the hinge generator loss + ``feature_matching`` × the L1 of every feature map and the
+  logits, each weighted and divided per discriminator as the discriminator's loss.
 
 Vocos's ``pretrain_mel_steps`` (mel-only steps before the discriminators train) is ``discriminator_start_step``.
 HiFi-GAN's and BigVGAN's recipes (least squares, feature matching ×2, their mel front-ends) are names reserved for
@@ -22,7 +21,7 @@ HiFi-GAN's and BigVGAN's recipes (least squares, feature matching ×2, their mel
 
 Lengths: a generator makes ``hop_length`` samples per mel frame, so a training or validation excerpt must be a whole
 number of hops; anything else is a ``ConfigError`` at start-up naming the key and the nearest consistent values, never
-a shape error at step 1 (Vocos #3, #59). An evaluation item of any other length is padded to a whole number of hops
+a shape error at step 1 (gemelo-ai/vocos#3, #59). An evaluation item of any other length is padded to a whole number of hops
 and its estimate cut back to the item's length.
 """
 

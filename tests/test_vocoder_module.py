@@ -175,7 +175,9 @@ TINY_VOCOS_CODES = {"GAN_TERM_NEGLIGIBLE"}
 
 @pytest.mark.slow
 def test_the_tiny_vocoder_learns_and_its_diagnosis_is_quiet(tmp_path: Path) -> None:
-    """200 steps of experiments/vocoder_vocos_tiny.yaml with its diagnostic callbacks, validated every 50."""
+    """200 steps of experiments/vocoder_vocos_tiny.yaml with its diagnostic callbacks, validated every 50. Measured:
+    val/mel_distance 3.545, 3.360, 3.313, 3.171 (10.6% lower), val/snr_db -0.22 to -0.55 dB with no NEGATIVE_SNR,
+    AMPLITUDE_UNSTABLE info (quiet while the mel distance falls); about 3 minutes on 2 shared cores."""
     run_dir = tmp_path / "run"
     trainer = tiny_trainer_overlay(run_dir, max_steps=200, val_every=50)["trainer"]
     del trainer["callbacks"]  # the config's diagnostics stay
