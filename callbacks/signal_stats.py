@@ -108,8 +108,9 @@ class SignalStats(DiagnosticCallback):
     DAC's discriminators subtract each clip's mean and its mel filters give 0 Hz no weight, so nothing in its losses
     trains DC, and a codec can drift into it (a tanh output stuck near ±1). Silent references (below -80 dBFS) are
     counted, not scored. Under DDP the per-clip sums and counts are summed over ranks before dividing. The level
-    rule also reads the module's `val/loss_mel` where one is logged: a codec quieter than its reference while that
-    loss still falls is warming up (info), not failing.
+    rule also reads the module's `val/loss_mel` (a codec's) or `val/mel_distance` (a vocoder's) where one is logged: a
+    generator quieter than its reference while that loss still falls is warming up (info), not failing. A vocoder's
+    SNR is no measure of it (its mel input holds no phase), so NEGATIVE_SNR stays quiet where `val/mel_distance` is.
     """
 
     codes = ("NEGATIVE_SNR", "AMPLITUDE_UNSTABLE", "LENGTH_MISMATCH")
@@ -165,15 +166,16 @@ class SignalStats(DiagnosticCallback):
         self._rules_due = True
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Run the rules once the module's own epoch metrics are computed: the level rule reads the codec's
-        validation mel loss (`val/loss_mel`, synchronised across ranks by its metric), which Lightning computes
-        after the epoch-end hooks."""
+        """Run the rules once the module's own epoch metrics are computed: the level and SNR rules read the module's
+        validation mel loss (`val/loss_mel` or `val/mel_distance`, synchronised across ranks by its metric), which
+        Lightning computes after the epoch-end hooks."""
         if not self._rules_due:
             return
         self._rules_due = False
-        mel = trainer.callback_metrics.get(tags.VAL_LOSS_MEL)
-        if mel is not None:
-            self._record(trainer, pl_module, {tags.VAL_LOSS_MEL: float(mel)}, log=False)
+        for tag in tags.VAL_MEL_MEASURES:
+            mel = trainer.callback_metrics.get(tag)
+            if mel is not None:
+                self._record(trainer, pl_module, {tag: float(mel)}, log=False)
         self._raise(
             trainer,
             {

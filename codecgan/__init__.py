@@ -12,6 +12,7 @@ _LAZY = {
     "GANModule": "codecgan.gan_module",
     "MetricGANEnhancer": "codecgan.enhance_module",
     "MetricGANPlusEnhancer": "codecgan.metricgan_plus_module",
+    "VocoderGAN": "codecgan.vocoder_module",
     "load": "codecgan.inference.checkpoint_loading",
 }
 

@@ -8,12 +8,14 @@ metric:
 - `val/pesq` (higher is better): the enhancer's; its listeners' scores follow it.
 - `val/loss_mel` (lower is better): the codec's. GAN codecs trade waveform SNR for perceptual quality, and a
   low-bitrate codec can sit below 0 dB SNR while it improves, so it is read on its mel distance.
+- `val/mel_distance` (lower is better): the vocoder's (`VocoderGAN`), the L1 of its log-mels. A vocoder hears only
+  the mel, which holds no phase, so its waveform SNR says nothing about its quality.
 - `val/si_sdr` (higher is better), for a module that logs neither (SignalStats logs it): scale-invariant, so a level
   error, which AMPLITUDE_UNSTABLE reports on its own, does not count as lost quality.
 - `val/snr_db` (higher is better), the last resort.
 
-codecgan's enhancer logs no mel distance and its codec no PESQ, so each family gets its own measure whatever the order
-of the first two; a custom module that logs both is judged on PESQ.
+codecgan's enhancer logs no mel distance, its codec no PESQ and its vocoder neither, so each family gets its own
+measure whatever the order of the first three; a custom module that logs both is judged on PESQ.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from codecgan.diagnosis.history import TAG_SUFFIXES, MetricHistory
 QUALITY_METRICS: tuple[tuple[str, str], ...] = (
     (tags.VAL_PESQ, "max"),
     (tags.VAL_LOSS_MEL, "min"),
+    (tags.VAL_MEL_DISTANCE, "min"),
     (tags.VAL_SI_SDR, "max"),
     (tags.VAL_SNR, "max"),
 )

@@ -11,6 +11,9 @@ TRAIN_LR_G = "train/lr_g"  # the generator's and discriminator's learning rates,
 TRAIN_LR_D = "train/lr_d"
 VAL_PESQ = "val/pesq"
 VAL_LOSS_MEL = "val/loss_mel"  # the codec family's multi-scale log-mel loss on validation
+VAL_MEL_DISTANCE = "val/mel_distance"  # the vocoder family's log-mel L1 on validation
+# The validation mel measures a reconstruction-trained module logs, its family's first.
+VAL_MEL_MEASURES = (VAL_LOSS_MEL, VAL_MEL_DISTANCE)
 
 # SignalStats (validation).
 VAL_SNR = "val/snr_db"

@@ -80,3 +80,15 @@ def test_pesq_none_info_says_what_a_dropped_batch_means_under_each_policy() -> N
     assert finding.severity == "info"
     assert "under mask only a batch whose every clip failed counts" in finding.evidence
     assert "drops the metric discriminator's update for the whole batch" not in finding.evidence
+
+
+def test_a_vocoders_negative_snr_is_no_finding_and_its_quiet_warm_up_reads_its_mel_distance() -> None:
+    """A vocoder (val/mel_distance logged) hears no phase: its SNR sits below 0 dB however well it trains. Its early
+    quiet output is a warm-up while its mel distance falls, as a codec's."""
+    snr = [-3.0, -3.5, -4.0, -4.5]
+    mel = [2.0, 1.6, 1.3, 1.1, 1.0]
+    series = dict(val__snr_db=snr + [-4.6], val__mel_distance=mel, val__amplitude_ratio=[0.3, 0.35, 0.4, 0.45, 0.5])
+    assert RULES["NEGATIVE_SNR"](history(**series)) is None
+    level = RULES["AMPLITUDE_UNSTABLE"](history(**series))
+    assert level.severity == "info" and "val/mel_distance is still falling (1.60 at" in level.evidence
+    assert RULES["NEGATIVE_SNR"](history(val__snr_db=snr)).severity == "warning"  # without it, the rule is as before

@@ -24,6 +24,7 @@ from tests.diagnosis.test_schedule_and_data_rules import exponential, schedule_h
 FAMILY_LOGS = [
     ({"val/pesq": 2.0, "val/snr_db": 5.0, "val/si_sdr": 6.0}, ("val/pesq", "max")),  # an enhancer with SignalStats
     ({"val/loss_mel": 1.2, "val/snr_db": -1.0, "val/si_sdr": -3.0}, ("val/loss_mel", "min")),  # a codec
+    ({"val/mel_distance": 0.9, "val/snr_db": -2.0, "val/si_sdr": -20.0}, ("val/mel_distance", "min")),  # a vocoder
     ({"val/si_sdr": 6.0, "val/snr_db": 5.0}, ("val/si_sdr", "max")),  # a module logging neither
     ({"val/snr_db": 5.0}, ("val/snr_db", "max")),
     ({"val/stoi": 0.9}, None),
@@ -41,7 +42,7 @@ def test_one_choice_from_a_history_and_from_what_validation_logs(logged: dict, c
 
 
 def test_directions_ignore_lightnings_suffixes_and_default_to_higher_is_better() -> None:
-    assert [direction(tag) for tag, _ in QUALITY_METRICS] == ["max", "min", "max", "max"]
+    assert [direction(tag) for tag, _ in QUALITY_METRICS] == ["max", "min", "min", "max", "max"]
     assert direction("val/loss_mel_epoch") == direction("val/loss_mel_step") == "min"
     assert direction("val/stoi") == "max"
 

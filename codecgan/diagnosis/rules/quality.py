@@ -149,7 +149,13 @@ def _divergence_finding(metric, loss, rounds, losses, best_index, first_index, t
 
 
 def negative_snr(history: MetricHistory, patience: int = NEGATIVE_SNR_PATIENCE) -> Finding | None:
-    """NEGATIVE_SNR: validation SNR below 0 dB for `patience` consecutive rounds."""
+    """NEGATIVE_SNR: validation SNR below 0 dB for `patience` consecutive rounds.
+
+    None for a vocoder (a history with `val/mel_distance`): it generates a waveform from a mel spectrogram, which holds
+    no phase, so its estimate need not be in phase with the reference and its SNR sits near or below 0 dB however
+    good it sounds."""
+    if history.has(tags.VAL_MEL_DISTANCE):
+        return None
     rounds = _finite_points(history, tags.VAL_SNR)
     flags = [p.value < NEGATIVE_SNR_DB for p in rounds]
     index = first_sustained(flags, patience)
@@ -269,15 +275,18 @@ def _pesq_warm_up(history: MetricHistory) -> dict | None:
 
 
 def _mel_warm_up(history: MetricHistory) -> dict | None:
-    """The numbers saying the validation mel loss is still falling fast (None if it is not, or is not logged): while
-    it falls, a log-mel-trained generator's output below the reference's level is its warm-up, not a fault."""
-    points = _finite_points(history, tags.VAL_LOSS_MEL)
+    """The numbers saying the validation mel loss (the codec's `val/loss_mel` or the vocoder's `val/mel_distance`) is
+    still falling fast (None if it is not, or neither is logged): while it falls, a log-mel-trained generator's output
+    below the reference's level is its warm-up, not a fault."""
+    tag = _first_present(history, tags.VAL_MEL_MEASURES) or tags.VAL_LOSS_MEL
+    points = _finite_points(history, tag)
     if len(points) <= MEL_WARMUP_ROUNDS:
         return None
     before, last = points[-1 - MEL_WARMUP_ROUNDS], points[-1]
     if before.value <= 0 or (before.value - last.value) / before.value < MEL_WARMUP_FALL:
         return None
     return {
+        "mel_tag": tag,
         "mel_before": before.value,
         "before_at": position(before),
         "mel_last": last.value,

@@ -116,7 +116,7 @@ def mel_warm_up(note: Mapping[str, Any]) -> str:
     """Why a quiet output is info: the validation mel loss is still falling fast (a log-mel generator's warm-up)."""
     before, last = note["mel_before"], note["mel_last"]
     return (
-        f"It is reported as info because {tags.VAL_LOSS_MEL} is still falling ({before:.2f} at "
+        f"It is reported as info because {note.get('mel_tag', tags.VAL_LOSS_MEL)} is still falling ({before:.2f} at "
         f"{where(note['before_at'])}, {last:.2f} at {where(note['last_at'])}, {percent((before - last) / before)} "
         f"lower): a generator trained on a log-mel loss is quiet until it can place the harmonics (the log-mel L1 of a "
         f"smeared estimate is lowest below the reference's level, and DAC's discriminators normalise the level away). "
