@@ -29,6 +29,7 @@ from torchmetrics import MeanMetric, SumMetric
 
 from codecgan.config_error import ConfigError
 from codecgan.evaluation.enhancement_scores import EnhancementScores, PendingRows
+from codecgan.evaluation.freed_memory import keep_freed_memory, release_freed_memory
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.inference.predictions import Prediction, enhancement_prediction
 from codecgan.losses.enhancement import (
@@ -182,6 +183,8 @@ class MetricGANEnhancer(GANModule):
 
     def teardown(self, stage: str) -> None:
         self.close_pesq_pool()
+        if stage == "test":
+            release_freed_memory()
 
     def configure_callbacks(self) -> list[Callback]:
         return [_ClosePesqPoolOnException()]  # a LightningModule has no on_exception hook
@@ -395,8 +398,11 @@ class MetricGANEnhancer(GANModule):
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
 
     def on_test_epoch_start(self) -> None:
-        super().on_test_epoch_start()  # the generator EMA, when on, is what the test scores
+        """The generator EMA, when on, is what the test scores. Freed memory stays in the process until the test
+        ends (``codecgan.evaluation.freed_memory``): each whole utterance's attention reuses the last one's."""
+        super().on_test_epoch_start()
         self._pending_test_rows = []
+        keep_freed_memory()
 
     def on_test_epoch_end(self) -> None:
         """Log ``test/pesq`` and ``test/stoi`` of the enhanced utterances, once every batch's PESQ has arrived."""
@@ -410,6 +416,7 @@ class MetricGANEnhancer(GANModule):
             )
             self.log_means("test", pesq, stoi)
         super().on_test_epoch_end()
+        release_freed_memory()
 
     # ------------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
