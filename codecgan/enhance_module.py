@@ -19,6 +19,7 @@ cannot teach gain; only the spectral and time losses do. The SignalStats callbac
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -139,6 +140,7 @@ class MetricGANEnhancer(GANModule):
         self._pesq_nb_pool: PesqPool | None = None  # narrow-band PESQ, for `codecgan test` only
         self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
         self._pending_test_rows: list[PendingRows] = []  # `codecgan test`: each batch's rows on their way
+        self._measure_thread: ThreadPoolExecutor | None = None  # `codecgan test`: STOI, composite, SI-SDR
         # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
         self.val_pesq, self.val_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
         self.val_pesq_failed, self.val_stoi_failed = SumMetric(), SumMetric()
@@ -184,6 +186,7 @@ class MetricGANEnhancer(GANModule):
     def teardown(self, stage: str) -> None:
         self.close_pesq_pool()
         if stage == "test":
+            self._stop_measure_thread()
             release_freed_memory()
 
     def configure_callbacks(self) -> list[Callback]:
@@ -330,10 +333,16 @@ class MetricGANEnhancer(GANModule):
 
     @property
     def test_scores(self) -> EnhancementScores:
-        """Wide-band PESQ from this rank's pool, narrow-band from a second pool started on first use."""
+        """Wide-band PESQ from this rank's pool, narrow-band from a second pool started on first use; the other
+        measures in the test's measure thread, while the next batch is enhanced."""
         if self._pesq_nb_pool is None or self._pesq_nb_pool.closed:
             self._pesq_nb_pool = PesqPool(self.pesq_pool.processes, self.sample_rate, "nb", self.pesq_limits)
-        return EnhancementScores(self.pesq_pool, self._pesq_nb_pool)
+        return EnhancementScores(self.pesq_pool, self._pesq_nb_pool, self._measure_thread)
+
+    def _stop_measure_thread(self) -> None:
+        if self._measure_thread is not None:
+            self._measure_thread.shutdown(wait=True)
+            self._measure_thread = None
 
     def enhance_utterances(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Enhance each utterance on its own, at its full length, so padding in a batch never reaches the
@@ -398,10 +407,14 @@ class MetricGANEnhancer(GANModule):
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
 
     def on_test_epoch_start(self) -> None:
-        """The generator EMA, when on, is what the test scores. Freed memory stays in the process until the test
-        ends (``codecgan.evaluation.freed_memory``): each whole utterance's attention reuses the last one's."""
+        """The generator EMA, when on, is what the test scores. STOI, the composite measures and SI-SDR are
+        computed in a thread of their own while the next batch is enhanced (``EnhancementScores``), PESQ in the
+        pools' worker processes. Freed memory stays in the process until the test ends
+        (``codecgan.evaluation.freed_memory``): each whole utterance's attention reuses the last one's."""
         super().on_test_epoch_start()
         self._pending_test_rows = []
+        self._stop_measure_thread()
+        self._measure_thread = ThreadPoolExecutor(1, thread_name_prefix="codecgan-test-measures")
         keep_freed_memory()
 
     def on_test_epoch_end(self) -> None:
@@ -416,6 +429,7 @@ class MetricGANEnhancer(GANModule):
             )
             self.log_means("test", pesq, stoi)
         super().on_test_epoch_end()
+        self._stop_measure_thread()
         release_freed_memory()
 
     # ------------------------------------------------------------------------ checkpoint state
