@@ -468,9 +468,11 @@ class MetricGANEnhancer(GANModule):
 
 
 class _ClosePesqPoolOnException(Callback):
-    """Stops the PESQ workers when fit/validate fails or is interrupted (Ctrl-C): Lightning then skips
-    the LightningModule's ``teardown``."""
+    """Stops the PESQ workers (and the test's measure thread, and gives freed memory back) when fit, validate or
+    test fails or is interrupted (Ctrl-C): Lightning then skips the LightningModule's ``teardown``."""
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if isinstance(pl_module, MetricGANEnhancer):
             pl_module.close_pesq_pool()
+            if trainer.testing:
+                pl_module.teardown("test")
