@@ -177,21 +177,21 @@ def test_loop(family: str, utterances: int, seconds: float, folder: Path) -> tup
 
 def command_seconds(family: str, utterances: int, seconds: float, folder: Path) -> tuple[float, float]:
     """Wall seconds of ``codecgan test`` in a child process, start to exit, and of importing its CLI alone."""
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # This checkout's codecgan, whichever one the environment has installed.
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import codecgan.lightning_cli"], check=True, env=environment)
+    subprocess.run([sys.executable, "-c", "import codecgan.lightning_cli"], check=True, env=environment, cwd=ROOT)
     imports = time.perf_counter() - start
-    command = [
-        sys.executable,
-        str(Path(sys.executable).parent / "codecgan"),
-        "test",
-        "--config",
-        str(ROOT / "experiments" / CONFIGS[family]),
-    ]
+    command = [sys.executable, "-c", "import sys; from codecgan.cli import main; sys.exit(main())", "test"]
+    command += ["--config", str(ROOT / "experiments" / CONFIGS[family])]
     command += ["--trainer.logger", "false", f"--trainer.default_root_dir={folder}"]
     start = time.perf_counter()
     subprocess.run(
-        command + data_arguments(family, utterances, seconds), check=True, env=environment, capture_output=True
+        command + data_arguments(family, utterances, seconds),
+        check=True,
+        env=environment,
+        cwd=ROOT,
+        capture_output=True,
     )
     return time.perf_counter() - start, imports
 
