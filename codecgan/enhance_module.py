@@ -19,6 +19,7 @@ cannot teach gain; only the spectral and time losses do. The SignalStats callbac
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -30,6 +31,7 @@ from torchmetrics import MeanMetric, SumMetric
 from codecgan.config_error import ConfigError
 from codecgan.evaluation.dnsmos_score import DNSMOS_MEASURES, DnsmosRows, DnsmosScore
 from codecgan.evaluation.enhancement_scores import ENHANCEMENT_MEASURES, EnhancementScores, PendingRows
+from codecgan.evaluation.freed_memory import keep_freed_memory, release_freed_memory
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.inference.predictions import Prediction, enhancement_prediction
 from codecgan.losses.enhancement import (
@@ -143,6 +145,7 @@ class MetricGANEnhancer(GANModule):
         self._pesq_nb_pool: PesqPool | None = None  # narrow-band PESQ, for `codecgan test` only
         self._lagged: PendingPesq | None = None  # pesq_lag=1: the previous batch's scores on their way
         self._pending_test_rows: list[PendingRows] = []  # `codecgan test`: each batch's rows on their way
+        self._measure_thread: ThreadPoolExecutor | None = None  # `codecgan test`: STOI, composite, SI-SDR
         # Sum and count states: exact under DDP with uneven validation shards; failures are counted.
         self.val_pesq, self.val_stoi = MeanMetric(nan_strategy="ignore"), MeanMetric(nan_strategy="ignore")
         self.val_pesq_failed, self.val_stoi_failed = SumMetric(), SumMetric()
@@ -204,6 +207,9 @@ class MetricGANEnhancer(GANModule):
         self.close_pesq_pool()
         if self.dnsmos is not None:
             self.dnsmos.close()
+        if stage == "test":
+            self._stop_measure_thread()
+            release_freed_memory()
 
     def configure_callbacks(self) -> list[Callback]:
         return [_ClosePesqPoolOnException()]  # a LightningModule has no on_exception hook
@@ -349,10 +355,16 @@ class MetricGANEnhancer(GANModule):
 
     @property
     def test_scores(self) -> EnhancementScores:
-        """Wide-band PESQ from this rank's pool, narrow-band from a second pool started on first use."""
+        """Wide-band PESQ from this rank's pool, narrow-band from a second pool started on first use; the other
+        measures in the test's measure thread, while the next batch is enhanced."""
         if self._pesq_nb_pool is None or self._pesq_nb_pool.closed:
             self._pesq_nb_pool = PesqPool(self.pesq_pool.processes, self.sample_rate, "nb", self.pesq_limits)
-        return EnhancementScores(self.pesq_pool, self._pesq_nb_pool)
+        return EnhancementScores(self.pesq_pool, self._pesq_nb_pool, self._measure_thread)
+
+    def _stop_measure_thread(self) -> None:
+        if self._measure_thread is not None:
+            self._measure_thread.shutdown(wait=True)
+            self._measure_thread = None
 
     def enhance_utterances(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Enhance each utterance on its own, at its full length, so padding in a batch never reaches the
@@ -454,8 +466,15 @@ class MetricGANEnhancer(GANModule):
             self.log_dict({f"{split}/{name}": mean, f"{split}/{name}_failed_clips": failed})
 
     def on_test_epoch_start(self) -> None:
-        super().on_test_epoch_start()  # the generator EMA, when on, is what the test scores
+        """The generator EMA, when on, is what the test scores. STOI, the composite measures and SI-SDR are
+        computed in a thread of their own while the next batch is enhanced (``EnhancementScores``), PESQ in the
+        pools' worker processes. Freed memory stays in the process until the test ends
+        (``codecgan.evaluation.freed_memory``): each whole utterance's attention reuses the last one's."""
+        super().on_test_epoch_start()
         self._pending_test_rows = []
+        self._stop_measure_thread()
+        self._measure_thread = ThreadPoolExecutor(1, thread_name_prefix="codecgan-test-measures")
+        keep_freed_memory()
 
     def on_test_epoch_end(self) -> None:
         """Log ``test/pesq`` and ``test/stoi`` of the enhanced utterances, once every batch's PESQ has arrived."""
@@ -473,6 +492,8 @@ class MetricGANEnhancer(GANModule):
                 mean.update(torch.tensor([row[measure] for row in enhanced], dtype=torch.float32))
                 self.log(f"test/{measure}", mean)
         super().on_test_epoch_end()
+        self._stop_measure_thread()
+        release_freed_memory()
 
     # ------------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -510,9 +531,11 @@ class MetricGANEnhancer(GANModule):
 
 
 class _ClosePesqPoolOnException(Callback):
-    """Stops the PESQ workers when fit/validate fails or is interrupted (Ctrl-C): Lightning then skips
-    the LightningModule's ``teardown``."""
+    """Stops the PESQ workers (and the test's measure thread, and gives freed memory back) when fit, validate or
+    test fails or is interrupted (Ctrl-C): Lightning then skips the LightningModule's ``teardown``."""
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         if isinstance(pl_module, MetricGANEnhancer):
             pl_module.close_pesq_pool()
+            if trainer.testing:
+                pl_module.teardown("test")

@@ -14,6 +14,7 @@ is NaN, never a placeholder: the report counts and lists it. An all-zero referen
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor, Future
 
 import torch
 from torch import Tensor
@@ -34,25 +35,25 @@ def si_sdr_db(reference: Tensor, estimate: Tensor) -> float:
 
 
 class PendingRows:
-    """One batch's rows on their way: every measure but PESQ is computed; PESQ is scored in the pools' worker
-    processes, and ``result()`` waits for it, then completes the composite ratings, which need PESQ wb.
+    """One batch's rows on their way: PESQ is scored in the pools' worker processes, the other measures here or in
+    a thread (``EnhancementScores``), and ``result()`` waits for both, then completes the composite ratings, which
+    need PESQ wb.
 
-    ``rows`` hold ``utterance``, ``system``, ``ssnr_db``, ``stoi`` and ``si_sdr_db``; ``sources[i]`` is row ``i``'s
-    position in its batch and its LLR, WSS and SSNR (``CompositeMeasures``); ``pesq`` maps ``(system, measure)``
-    to the batch's ``PesqHandle``."""
+    ``local`` gives ``(rows, sources)`` (a ``Future``): ``rows`` hold ``utterance``, ``system``, ``ssnr_db``,
+    ``stoi`` and ``si_sdr_db``; ``sources[i]`` is row ``i``'s position in its batch and its LLR, WSS and SSNR
+    (``CompositeMeasures``). ``pesq`` maps ``(system, measure)`` to the batch's ``PesqHandle``."""
 
-    def __init__(
-        self, rows: list[dict], sources: list[tuple[int, CompositeMeasures]], pesq: dict[tuple[str, str], PesqHandle]
-    ) -> None:
-        self._rows, self._sources, self._pesq = rows, sources, pesq
+    def __init__(self, local: Future, pesq: dict[tuple[str, str], PesqHandle]) -> None:
+        self._local, self._pesq = local, pesq
         self._result: list[dict[str, float | int | str]] | None = None
 
     def result(self) -> list[dict[str, float | int | str]]:
         """One row per utterance and system, ``{"utterance", "system", <ENHANCEMENT_MEASURES>...}``."""
         if self._result is None:
+            rows, sources = self._local.result()
             scores = {key: handle.result().scores for key, handle in self._pesq.items()}
             self._result = []
-            for row, (position, composite) in zip(self._rows, self._sources):
+            for row, (position, composite) in zip(rows, sources):
                 pesq_wb = float(scores[row["system"], "pesq_wb"][position])
                 csig, cbak, covl = composite_ratings(pesq_wb, composite.llr, composite.wss, composite.ssnr_db)
                 measures = {
@@ -64,28 +65,32 @@ class PendingRows:
                     "covl": covl,
                 }
                 self._result.append({key: measures[key] for key in ("utterance", "system", *ENHANCEMENT_MEASURES)})
-            self._rows, self._sources, self._pesq = [], [], {}  # the audio the handles held can go
+            self._local, self._pesq = None, {}  # the audio the handles held can go
         return self._result
 
 
 class EnhancementScores:
     """Scores several systems' outputs against the clean references, utterance by utterance.
 
-    ``submit`` returns once PESQ is on its way to the pools' worker processes and the other measures are
-    computed here, so the workers score a batch while the caller runs the model on the next one
-    (``PendingRows.result()`` waits); calling the object waits at once.
+    ``submit`` returns once PESQ is on its way to the pools' worker processes and the other measures are computed
+    (here) or on their way (in ``measure_thread``), so the workers score a batch while the caller runs the model on
+    the next one (``PendingRows.result()`` waits); calling the object waits at once.
 
     Args:
         pesq_wb, pesq_nb: pools scoring wide-band and narrow-band PESQ at 16 kHz (each may be inline).
+        measure_thread: an executor (one thread: ``ThreadPoolExecutor(1)``) that computes STOI, the composite
+            measures and SI-SDR while the caller's thread goes on; ``None`` computes them in ``submit``. The values
+            are the same either way.
     """
 
-    def __init__(self, pesq_wb: PesqPool, pesq_nb: PesqPool) -> None:
+    def __init__(self, pesq_wb: PesqPool, pesq_nb: PesqPool, measure_thread: Executor | None = None) -> None:
         for pool, mode in ((pesq_wb, "wb"), (pesq_nb, "nb")):
             if (pool.sample_rate, pool.mode) != (SAMPLE_RATE, mode):
                 raise ValueError(
                     f"pesq_{mode} must score mode {mode!r} at 16000 Hz, got {pool.mode!r} at {pool.sample_rate}."
                 )
         self.pools = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb}
+        self.measure_thread = measure_thread
 
     def __call__(
         self, clean: Tensor, systems: dict[str, Tensor], length: Tensor, utterance: Tensor
@@ -101,32 +106,45 @@ class EnhancementScores:
         samples; ``utterance`` (``[B]``) holds the utterances' indices in the test set."""
         clean = clean.detach().float().cpu()
         systems = {name: audio.detach().float().cpu() for name, audio in systems.items()}
-        length = length.cpu()
-        # Every PESQ is submitted first, so the worker processes score while STOI and the composite measures run here.
+        length, utterance = length.cpu(), utterance.cpu()
+        # Every PESQ is submitted first, so the worker processes score while the other measures run.
         handles = {
             (name, measure): pool.submit(clean, audio, length)
             for name, audio in systems.items()
             for measure, pool in self.pools.items()
         }
-        stoi = {name: stoi_scores(clean, audio, length, SAMPLE_RATE) for name, audio in systems.items()}
-        rows, sources = [], []
-        for row, samples in enumerate(length.tolist()):
-            reference = clean[row, 0, :samples]
-            silent_reference = not bool(reference.any())
-            for name, audio in systems.items():
-                estimate = audio[row, 0, :samples]
-                # The ratings wait for PESQ wb (PendingRows.result); LLR, WSS and SSNR do not need it.
-                composite = composite_measures(reference, estimate, math.nan)
-                sources.append((row, composite))
-                # Every frame of a digitally silent reference scores the -10 dB floor whatever the estimate.
-                ssnr_db = math.nan if silent_reference else composite.ssnr_db
-                rows.append(
-                    {
-                        "utterance": int(utterance[row]),
-                        "system": name,
-                        "ssnr_db": ssnr_db,
-                        "stoi": float(stoi[name][row]),
-                        "si_sdr_db": si_sdr_db(reference, estimate),
-                    }
-                )
-        return PendingRows(rows, sources, handles)
+        if self.measure_thread is not None:
+            return PendingRows(self.measure_thread.submit(local_measures, clean, systems, length, utterance), handles)
+        local: Future = Future()
+        local.set_result(local_measures(clean, systems, length, utterance))
+        return PendingRows(local, handles)
+
+
+@torch.no_grad()
+def local_measures(
+    clean: Tensor, systems: dict[str, Tensor], length: Tensor, utterance: Tensor
+) -> tuple[list[dict[str, float | int | str]], list[tuple[int, CompositeMeasures]]]:
+    """Every measure but PESQ and the composite ratings (``PendingRows``' ``rows`` and ``sources``) of CPU fp32
+    ``[B, 1, T]`` audio, cut to ``length`` (``[B]``)."""
+    stoi = {name: stoi_scores(clean, audio, length, SAMPLE_RATE) for name, audio in systems.items()}
+    rows, sources = [], []
+    for row, samples in enumerate(length.tolist()):
+        reference = clean[row, 0, :samples]
+        silent_reference = not bool(reference.any())
+        for name, audio in systems.items():
+            estimate = audio[row, 0, :samples]
+            # The ratings wait for PESQ wb (PendingRows.result); LLR, WSS and SSNR do not need it.
+            composite = composite_measures(reference, estimate, math.nan)
+            sources.append((row, composite))
+            # Every frame of a digitally silent reference scores the -10 dB floor whatever the estimate.
+            ssnr_db = math.nan if silent_reference else composite.ssnr_db
+            rows.append(
+                {
+                    "utterance": int(utterance[row]),
+                    "system": name,
+                    "ssnr_db": ssnr_db,
+                    "stoi": float(stoi[name][row]),
+                    "si_sdr_db": si_sdr_db(reference, estimate),
+                }
+            )
+    return rows, sources

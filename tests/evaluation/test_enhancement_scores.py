@@ -1,9 +1,10 @@
 """EnhancementScores gives, row by row, exactly what the scoring functions give when applied directly, whether PESQ
-is scored in worker processes (the rows waited for later) or inline."""
+is scored in worker processes (the rows waited for later) or inline, and the other measures here or in a thread."""
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -31,17 +32,20 @@ def direct_row(reference: torch.Tensor, estimate: torch.Tensor) -> dict[str, flo
     }
 
 
-@pytest.mark.parametrize("processes", [0, 2])
-def test_rows_equal_the_scoring_functions_applied_directly(processes):
+@pytest.mark.parametrize(("processes", "measure_thread"), [(0, False), (2, False), (2, True)])
+def test_rows_equal_the_scoring_functions_applied_directly(processes, measure_thread):
     clean = torch.stack([synthesize_speech(16000, 16000, seed) for seed in (1, 2)])[:, None]  # [2, 1, T], 1 s
     noisy = clean + 0.05 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
     enhanced = 0.5 * (clean + noisy)
     length = torch.tensor([clean.shape[-1], clean.shape[-1] - 3000])
+    thread = ThreadPoolExecutor(1) if measure_thread else None
     with PesqPool(processes, 16000, "wb") as wide, PesqPool(processes, 16000, "nb") as narrow:
-        pending = EnhancementScores(wide, narrow).submit(
+        pending = EnhancementScores(wide, narrow, thread).submit(
             clean, {"enhanced": enhanced, "noisy input": noisy}, length, torch.tensor([7, 3])
         )
         rows = pending.result()
+    if thread is not None:
+        thread.shutdown()
     assert [(row["utterance"], row["system"]) for row in rows] == [
         (7, "enhanced"),
         (7, "noisy input"),
