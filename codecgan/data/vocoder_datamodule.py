@@ -61,13 +61,6 @@ class VocoderDataModule(CodecDataModule):
             self.datasets["train"] = self.mel_pair_excerpts()
         super().setup(stage)
 
-    @property
-    def source_folders(self) -> dict[str, list[str]]:
-        folders = super().source_folders
-        if self.mel_dir is not None:
-            folders["train"] = folders["train"] + [self.mel_dir]
-        return folders
-
     def front_end_settings(self) -> dict[str, int | str]:
         """``hop_length``, ``n_mels`` and ``padding``: those given, checked against the model's front-end if any."""
         settings = dict(self.mel_settings)

@@ -6,6 +6,7 @@ mel."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -151,7 +152,6 @@ def test_the_data_module_batches_mels_and_checks_its_keys(tmp_path: Path) -> Non
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     assert batch["audio"].shape == (8, 1, 2048) and batch["mel"].shape == (8, N_MELS, 33)
-    assert data.source_folders["train"] == [str(audio_root), str(mel_root)]
     odd = VocoderDataModule(train_dir=str(audio_root), mel_dir=str(mel_root), crop_seconds=0.13, **settings)
     with pytest.raises(ConfigError, match=r"crop_seconds gives 2080 samples.*0\.128 \(2048 samples\)"):
         odd.setup("fit")
@@ -159,6 +159,27 @@ def test_the_data_module_batches_mels_and_checks_its_keys(tmp_path: Path) -> Non
         VocoderDataModule(mel_dir=str(mel_root), loudness_db=-16.0, **settings)
     with pytest.raises(ConfigError, match=r"mel_padding must be one of \['center', 'same'\]"):
         VocoderDataModule(mel_dir=str(mel_root), **{**settings, "mel_padding": "valid"})
+
+
+def test_the_front_end_settings_come_from_the_model_and_are_checked_against_it(tmp_path: Path) -> None:
+    from tests.test_vocoder_module import tiny_vocoder
+
+    audio_root, mel_root = write_pairs(tmp_path, {"a": 0.5}, padding="center")
+    trainer = SimpleNamespace(lightning_module=tiny_vocoder(), world_size=1, global_rank=0)
+    data = VocoderDataModule(train_dir=str(audio_root), mel_dir=str(mel_root), sample_rate=RATE, crop_seconds=0.128)
+    data.trainer = trainer
+    assert data.front_end_settings() == {"hop_length": HOP, "n_mels": N_MELS, "padding": "center"}
+    data.setup("fit")
+    assert data.datasets["train"][0]["mel"].shape == (N_MELS, 33)
+    wrong = VocoderDataModule(train_dir=str(audio_root), mel_dir=str(mel_root), sample_rate=RATE, n_mels=80)
+    wrong.trainer = trainer
+    with pytest.raises(
+        ConfigError, match=r"data\.init_args\.n_mels is 80 but .*mel_spectrogram\.init_args\.n_mels is 32"
+    ):
+        wrong.setup("fit")
+    alone = VocoderDataModule(train_dir=str(audio_root), mel_dir=str(mel_root), sample_rate=RATE)
+    with pytest.raises(ConfigError, match=r"mel_dir needs the mel front-end's \['hop_length', 'n_mels', 'padding'\]"):
+        alone.setup("fit")
 
 
 def test_the_vocoder_takes_the_batch_mel_instead_of_computing_one() -> None:
