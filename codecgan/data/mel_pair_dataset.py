@@ -9,6 +9,8 @@ from torch.utils.data import Dataset
 from codecgan.data.mel_pairs import MelPairFolder, read_mel_frames
 from codecgan.data.synthetic_speech import derive_seed
 
+FIXED_CROPS = (None, "start", "center")
+
 
 class MelPairExcerpts(Dataset):
     """An epoch of excerpts of ``pairs``, each ``{"audio": [1, segment_frames * hop], "mel": [n_mels, segment_frames +
@@ -21,9 +23,10 @@ class MelPairExcerpts(Dataset):
     the audio picks the pair, then a start frame is drawn uniformly among those whose audio and mel crops both fit.
     An unreadable audio file is replaced as ``AudioFolder`` replaces it (the next readable pair, cropped from its
     start, with its own mel). Excerpts are independent draws, so a sampler need not shuffle them.
-    """
 
-    independent_draws = True
+    With ``fixed`` (``start`` or ``center``: validation), item ``i`` is pair ``i`` cropped at its first frame or its
+    middle one, the same in every epoch.
+    """
 
     def __init__(
         self,
@@ -32,7 +35,10 @@ class MelPairExcerpts(Dataset):
         extra_frames: int = 0,
         seed: int = 0,
         min_excerpts: int = 1,
+        fixed: str | None = None,
     ) -> None:
+        if fixed not in FIXED_CROPS:
+            raise ValueError(f"fixed must be one of {FIXED_CROPS}, got {fixed!r}.")
         if segment_frames < 1 or extra_frames < 0 or seed < 0:
             raise ValueError(
                 f"segment_frames must be >= 1, extra_frames and seed >= 0; got {segment_frames}, {extra_frames}, {seed}."
@@ -50,13 +56,21 @@ class MelPairExcerpts(Dataset):
         ]
         self.item_ends = np.cumsum(self.lengths)
         self.total_samples = int(self.item_ends[-1])
-        self.num_excerpts = max(-(-self.total_samples // self.crop_samples), min_excerpts)
+        self.fixed = fixed
+        self.independent_draws = fixed is None
+        self.num_excerpts = (
+            max(-(-self.total_samples // self.crop_samples), min_excerpts) if fixed is None else len(pairs)
+        )
 
     def __len__(self) -> int:
         return self.num_excerpts
 
     def draw(self, index: int, epoch: int = 0) -> tuple[int, int]:
         """(pair, start frame) of excerpt ``index`` of ``epoch``."""
+        if self.fixed is not None:
+            if not 0 <= index < len(self.pairs):
+                raise IndexError(f"Item {index} is out of range for {len(self.pairs)} pairs.")
+            return index, 0 if self.fixed == "start" else self.last_starts[index] // 2
         if not 0 <= index < self.num_excerpts:
             raise IndexError(f"Excerpt {index} is out of range for {self.num_excerpts} excerpts per epoch.")
         generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, index))

@@ -75,7 +75,7 @@ class MelPairFolder:
         hop: samples per mel frame (the front-end's ``hop_length``).
         n_mels: mel bands (the front-end's).
         min_samples, min_frames: the training crop in samples and in mel frames; a shorter pair is refused.
-        keys: the config keys of the audio and mel folders, for the messages.
+        keys: the config keys of the audio folder, the mel folder and the crop length, for the messages.
 
     ``mel_files[i]`` and ``mel_frames[i]`` belong to ``audio.files[i]``; ``audio.lengths[i]`` is its length.
     """
@@ -89,13 +89,17 @@ class MelPairFolder:
         n_mels: int,
         min_samples: int = 0,
         min_frames: int = 0,
-        keys: tuple[str, str] = ("data.init_args.train_dir", "data.init_args.mel_dir"),
+        keys: tuple[str, str, str] = (
+            "data.init_args.train_dir",
+            "data.init_args.mel_dir",
+            "data.init_args.crop_seconds",
+        ),
     ) -> None:
         self.audio, self.mel_root = audio, Path(mel_root)
         self.audio_root = Path(audio_root)
         self.sample_rate = sample_rate = audio.sample_rate
         self.hop, self.n_mels = hop, n_mels
-        audio_key, mel_key = keys
+        audio_key, mel_key, crop_key = keys
         if not self.mel_root.is_dir():
             raise ConfigError(f"{mel_key} {str(mel_root)!r} is not a folder: give the folder of mel files.")
         missing, bad, bands, lengths, short = [], [], [], [], []
@@ -148,7 +152,7 @@ class MelPairFolder:
                 _listed(lengths, "mel files more than one hop from their audio's length (frames x hop vs samples)")
             )
         if short:
-            problems.append(_listed(short, "pairs shorter than one crop (lower data.init_args.crop_seconds)"))
+            problems.append(_listed(short, f"pairs shorter than one crop (lower {crop_key})"))
         if problems:
             raise ConfigError(
                 f"The mel files under {mel_key} do not fit the audio under {audio_key}:\n" + "\n".join(problems)

@@ -5,6 +5,7 @@ mel."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,7 @@ from codecgan.data.audio_folder import AudioFolder
 from codecgan.data.mel_pair_dataset import MelPairExcerpts
 from codecgan.data.mel_pairs import MelPairFolder, mel_frame_counts
 from codecgan.data.vocoder_datamodule import VocoderDataModule
+from codecgan.diagnosis.history import MetricHistory
 from codecgan.models import VocosMelSpectrogram
 from tests.conftest import run_codecgan, tiny_trainer_overlay
 from tests.data.wav_files import noise, tone, write_audio
@@ -161,6 +163,29 @@ def test_the_data_module_batches_mels_and_checks_its_keys(tmp_path: Path) -> Non
         VocoderDataModule(mel_dir=str(mel_root), **{**settings, "mel_padding": "valid"})
 
 
+def test_validation_pairs_are_one_fixed_frame_aligned_crop_per_pair(tmp_path: Path) -> None:
+    audio_root, mel_root = write_pairs(tmp_path, {"a": 0.5, "b": 0.3}, padding="same")
+    settings = {"hop_length": HOP, "n_mels": N_MELS, "mel_padding": "same", "sample_rate": RATE}
+    data = VocoderDataModule(
+        val_dir=str(audio_root), val_mel_dir=str(mel_root), val_crop_seconds=0.192, val_batch_size=2, **settings
+    )
+    data.setup("fit")
+    validation = data.datasets["val"]
+    assert len(validation) == 2 and [validation.draw(i) for i in range(2)] == [
+        (0, 38),
+        (1, 13),
+    ]  # last starts 77, 27: the middles
+    batch = next(iter(data.val_dataloader()))
+    assert batch["audio"].shape == (2, 1, 3072) and batch["mel"].shape == (2, N_MELS, 48)
+    np.testing.assert_array_equal(batch["audio"][1, 0].numpy(), speechlike(0.3, 1)[13 * HOP : 61 * HOP])
+    assert torch.equal(batch["mel"][1], torch.from_numpy(np.load(mel_root / "b.npy"))[:, 13:61])
+    with pytest.raises(ConfigError, match=r"val_mel_dir needs fixed-length validation crops.*val_crop: center"):
+        VocoderDataModule(val_mel_dir=str(mel_root), val_crop="full", **settings)
+    short = VocoderDataModule(val_dir=str(audio_root), val_mel_dir=str(mel_root), val_crop_seconds=0.4, **settings)
+    with pytest.raises(ConfigError, match=r"1 pairs shorter than one crop \(lower data\.init_args\.val_crop_seconds\)"):
+        short.setup("fit")
+
+
 def test_the_front_end_settings_come_from_the_model_and_are_checked_against_it(tmp_path: Path) -> None:
     from tests.test_vocoder_module import tiny_vocoder
 
@@ -201,14 +226,18 @@ def test_the_vocoder_takes_the_batch_mel_instead_of_computing_one() -> None:
 def test_a_tiny_vocoder_fine_tunes_on_written_out_pairs(tmp_path: Path) -> None:
     """A few steps of experiments/vocoder_vocos_tiny.yaml on (audio, mel) pairs, the front-end's settings taken from
     the model."""
-    audio_root, mel_root = write_pairs(tmp_path, {f"f{i}": 0.6 for i in range(4)}, padding="center")
-    write_audio(tmp_path / "val" / "v.wav", speechlike(1.1, 9), RATE)
+    audio_root, mel_root = write_pairs(tmp_path / "train", {f"f{i}": 0.6 for i in range(4)}, padding="center")
+    val_root, val_mel_root = write_pairs(tmp_path / "val", {"v0": 1.1, "v1": 1.2}, padding="center")
     run_dir = tmp_path / "run"
     overlay = tiny_trainer_overlay(run_dir, max_steps=4, val_every=2, checkpoint_every=2)
+    folders = {"train_dir": audio_root, "mel_dir": mel_root, "val_dir": val_root, "val_mel_dir": val_mel_root}
     overlay["data"] = {
         "class_path": "codecgan.data.VocoderDataModule",
-        "init_args": {"train_dir": str(audio_root), "mel_dir": str(mel_root), "val_dir": str(tmp_path / "val")},
+        "init_args": {key: str(folder) for key, folder in folders.items()},
     }
     run_codecgan("fit", "vocoder_vocos_tiny.yaml", tmp_path, "overlay", overlay)
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 4
+    history = MetricHistory.from_tensorboard_run(str(run_dir / "tb"))
+    mel = [point.value for point in history.series("val/mel_distance")]
+    assert len(mel) == 2 and all(math.isfinite(value) for value in mel), mel
