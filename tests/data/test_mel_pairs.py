@@ -112,6 +112,18 @@ def test_an_excerpt_is_a_pure_function_of_seed_epoch_and_index(tmp_path: Path) -
     assert [MelPairExcerpts(pair_folder(audio_root, mel_root), 16, seed=6).draw(i) for i in range(8)] != draws[0][:8]
 
 
+def test_an_unreadable_audio_file_is_replaced_by_the_next_pair_with_its_own_mel(tmp_path: Path) -> None:
+    audio_root, mel_root = write_pairs(tmp_path, {"a": 0.5, "b": 0.4})
+    excerpts = MelPairExcerpts(pair_folder(audio_root, mel_root), 16, seed=1, min_excerpts=8)
+    index = next(i for i in range(len(excerpts)) if excerpts.draw(i)[0] == 0)
+    (audio_root / "a.wav").write_bytes(b"not audio any more")  # rewritten while training runs
+    with pytest.warns(RuntimeWarning, match="using the next readable item"):
+        item = excerpts[index]
+    np.testing.assert_array_equal(item["audio"][0].numpy(), speechlike(0.4, 1)[: 16 * HOP])
+    assert torch.equal(item["mel"], torch.from_numpy(np.load(mel_root / "b.npy"))[:, :16])
+    assert item["index"] == index and excerpts.pairs.audio.read_failures == 1
+
+
 def test_a_missing_mel_file_is_a_config_error_naming_the_files(tmp_path: Path) -> None:
     audio_root, mel_root = write_pairs(tmp_path, {"a": 0.3, "b": 0.3})
     (mel_root / "b.npy").unlink()
@@ -137,6 +149,16 @@ def test_an_n_mels_mismatch_is_a_config_error(tmp_path: Path) -> None:
     audio_root, mel_root = write_pairs(tmp_path, {"a": 0.3})
     with pytest.raises(ConfigError, match=r"a\.npy: 32 mel bands, the front-end has 80"):
         pair_folder(audio_root, mel_root, n_mels=80)
+
+
+def test_a_mel_of_another_shape_or_unreadable_is_a_config_error(tmp_path: Path) -> None:
+    audio_root, mel_root = write_pairs(tmp_path, {"a": 0.3, "b": 0.3})
+    np.save(mel_root / "a.npy", np.zeros((2, N_MELS, 75), dtype=np.float32))
+    (mel_root / "b.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(ConfigError, match=r"2 unusable mel files under data\.init_args\.mel_dir") as error:
+        pair_folder(audio_root, mel_root)
+    assert "a.npy: shape [2, 32, 75], not [n_mels, frames] or [1, n_mels, frames]" in str(error.value)
+    assert "b.npy: cannot be read" in str(error.value)
 
 
 def test_offenders_are_listed_up_to_five(tmp_path: Path) -> None:
