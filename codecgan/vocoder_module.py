@@ -128,8 +128,10 @@ class VocoderGAN(GANModule):
     def generator_forward(self, batch: Batch) -> Forward:
         audio = batch["audio"]
         samples, missing = audio.shape[-1], -audio.shape[-1] % self.hop_length
-        with torch.no_grad():
-            mel = self.mel_spectrogram(F.pad(audio, (0, missing)) if missing else audio)
+        mel = batch.get("mel")  # precomputed (VocoderDataModule's mel_dir: a TTS model's mels), else the audio's
+        if mel is None:
+            with torch.no_grad():
+                mel = self.mel_spectrogram(F.pad(audio, (0, missing)) if missing else audio)
         estimate = self.trained(self.generator)(mel)
         if missing:
             estimate = estimate[..., :samples]

@@ -35,6 +35,8 @@ _LAZY = {
     "SHORT_ITEM_FILLS": "codecgan.data.item_audio",
     "fill_to_length": "codecgan.data.item_audio",
     "integrated_loudness_db": "codecgan.data.loudness",
+    "MelPairExcerpts": "codecgan.data.mel_pair_dataset",
+    "MelPairFolder": "codecgan.data.mel_pairs",
     "MixedSpeech": "codecgan.data.mixing",
     "MixingRecipe": "codecgan.data.mixing",
     "NoisePool": "codecgan.data.mixing",
@@ -52,6 +54,7 @@ _LAZY = {
     "SyntheticSpeech": "codecgan.data.synthetic_speech",
     "derive_seed": "codecgan.data.synthetic_speech",
     "synthesize_speech": "codecgan.data.synthetic_speech",
+    "VocoderDataModule": "codecgan.data.vocoder_datamodule",
 }
 
 __all__ = sorted(_LAZY)
