@@ -5,7 +5,8 @@
   written as ``DIR/<name>.wav`` at the model's rate, as long as the input.
 - A mel file (``.npy``, or ``.pt`` holding one tensor) is rendered: ``[n_mels, frames]`` in the front-end's
   log-mel (what ``codecgan.load(ckpt).mel(audio)`` gives; natural log of the magnitude mel), written as
-  ``DIR/<name>.wav`` at the model's rate, ``frames × hop_length`` samples long.
+  ``DIR/<name>.wav`` at the model's rate, as long as the generator makes it (the tiny and 24 kHz Vocos configs,
+  with centred frames: ``(frames - 1) × hop_length`` samples).
 
 Folders are searched for both kinds. Each file is vocoded whole. Outputs are 32-bit float WAV. A file that cannot
 be read or does not fit (a mel with other bands) is named and skipped, and the command exits with status 2. It

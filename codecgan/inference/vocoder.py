@@ -23,7 +23,8 @@ def front_end_value(mel_spectrogram: nn.Module, name: str) -> int:
 
 
 class Vocoder(nn.Module):
-    """A trained vocoder: ``generator`` (log-mel ``[B, n_mels, frames]`` -> audio ``[B, 1, frames * hop_length]``)
+    """A trained vocoder: ``generator`` (log-mel ``[B, n_mels, frames]`` -> audio ``[B, 1, samples]``, a hop per
+    frame; with centred frames, as the Vocos configs', ``(frames - 1) * hop_length``)
     and its ``mel_spectrogram`` front-end (audio ``[B, 1, T]`` -> log-mel).
 
     Attributes: ``sample_rate`` (Hz), ``hop_length`` (samples per mel frame), ``n_mels`` (mel bands).
@@ -45,7 +46,8 @@ class Vocoder(nn.Module):
 
     @torch.no_grad()
     def vocode(self, mel: Tensor) -> Tensor:
-        """Log-mel ``[B, n_mels, frames]`` (the front-end's) -> audio ``[B, 1, samples]`` at ``sample_rate``."""
+        """Log-mel ``[B, n_mels, frames]`` (the front-end's) -> audio ``[B, 1, samples]`` at ``sample_rate``
+        (``samples``: see the class docstring)."""
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ValueError(f"mel {tuple(mel.shape)} must be [B, {self.n_mels}, frames] (the front-end's n_mels).")
         return self.generator(mel)
