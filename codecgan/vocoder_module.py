@@ -28,7 +28,8 @@ and its estimate cut back to the item's length.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import torch
@@ -203,14 +204,18 @@ class VocoderGAN(GANModule):
 
     # ------------------------------------------------------------------------------------------ test
     def on_test_epoch_start(self) -> None:
-        """Start the test's PESQ workers (``default_worker_count``) and the thread for the WORLD measures, so both
-        score an utterance while the generator runs on the next."""
+        """Start the test's PESQ workers and the processes for the WORLD measures (``default_worker_count`` each),
+        so both score an utterance while the generator runs on the next."""
         super().on_test_epoch_start()
         ranks_here = self.trainer.num_devices if self._trainer is not None else 1
         self._test_pesq_pool = PesqPool(default_worker_count(ranks_here), 16000, "wb")
-        self._test_world_thread = ThreadPoolExecutor(1, thread_name_prefix="codecgan-test-world")
+        # WORLD's Harvest takes about 0.5 s of CPU per second of audio and F0 track, four tracks per utterance: its
+        # own spawned processes (no fork of a process holding CUDA), one per core of this rank's share.
+        self._test_world_processes = ProcessPoolExecutor(
+            default_worker_count(ranks_here), mp_context=multiprocessing.get_context("spawn")
+        )
         self.vocoder_scores = VocoderScores(
-            self.sample_rate, self.mel_loss, self._test_pesq_pool, self._test_world_thread
+            self.sample_rate, self.mel_loss, self._test_pesq_pool, self._test_world_processes
         )
         self.test_means = nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in VOCODER_MEASURES}).to(
             self.device
@@ -245,8 +250,8 @@ class VocoderGAN(GANModule):
         super().teardown(stage)
         if stage == "test" and getattr(self, "_test_pesq_pool", None) is not None:
             self._test_pesq_pool.close()
-            self._test_world_thread.shutdown(wait=True)
-            self._test_pesq_pool = self._test_world_thread = None
+            self._test_world_processes.shutdown(wait=True)
+            self._test_pesq_pool = self._test_world_processes = None
 
     @torch.no_grad()
     def resynthesise(self, audio: Tensor) -> Tensor:

@@ -7,14 +7,16 @@ multi-resolution STFT distance, PESQ wb, mel-cepstral distortion and the F0 meas
 - PESQ wb: ITU-T P.862.2 at 16 kHz in the pool's worker processes (``PesqPool``); both signals are resampled to
   16 kHz first when the model's rate differs. A clip PESQ cannot score is NaN, counted by the report, never 0.
 - MCD (dB) and the F0 measures (pitch RMSE in cents, periodicity RMSE, V/UV F1) from WORLD (``pyworld``, no
-  download): ``codecgan.metrics.mel_cepstral_distortion`` and ``pitch_measures``, in a worker thread when one is
-  given, so the model goes on with the next utterance.
+  download): ``codecgan.metrics.mel_cepstral_distortion`` and ``pitch_measures``, in worker processes when an
+  executor is given, so the model goes on with the next utterance; a worker that fails gives NaN, counted.
 """
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Executor, Future
 
+import numpy as np
 import torch
 import torchaudio.functional as audio_functional
 from torch import Tensor, nn
@@ -35,8 +37,8 @@ PESQ_SAMPLE_RATE = 16000
 WORLD_MEASURES = ("mcd_db", "pitch_rmse_cents", "periodicity_rmse", "vuv_f1")
 
 
-def world_measures(reference: Tensor, estimate: Tensor, sample_rate: int, tracker: str) -> dict[str, float]:
-    """MCD and the F0 measures of CPU ``[T]`` signals at ``sample_rate`` Hz; NaN where WORLD cannot analyse them."""
+def world_measures(reference: np.ndarray, estimate: np.ndarray, sample_rate: int, tracker: str) -> dict[str, float]:
+    """MCD and the F0 measures of ``[T]`` signals at ``sample_rate`` Hz; NaN where WORLD cannot analyse them."""
     pitch = pitch_measures(reference, estimate, sample_rate, tracker=tracker)
     return {
         "mcd_db": mel_cepstral_distortion(reference, estimate, sample_rate, tracker=tracker),
@@ -53,8 +55,13 @@ class PendingVocoderRow:
         self._row, self._pesq, self._world = row, pesq, world
 
     def result(self) -> dict[str, float | int | str]:
-        """``{"utterance", "system", <VOCODER_MEASURES>...}``."""
-        measures = {**self._row, "pesq_wb": float(self._pesq.result().scores[0]), **self._world.result()}
+        """``{"utterance", "system", <VOCODER_MEASURES>...}``; the WORLD measures are NaN (counted by the report)
+        if their worker failed."""
+        try:
+            world = self._world.result()
+        except Exception:  # a worker process that died (BrokenProcessPool) or a WORLD error: no values, no crash
+            world = dict.fromkeys(WORLD_MEASURES, math.nan)
+        measures = {**self._row, "pesq_wb": float(self._pesq.result().scores[0]), **world}
         return {key: measures[key] for key in ("utterance", "system", *VOCODER_MEASURES)}
 
 
@@ -78,8 +85,8 @@ class VocoderScores:
         sample_rate: the model's rate (Hz).
         mel_distance: ``(estimate [B, 1, T], reference [B, 1, T]) -> scalar``, the vocoder's ``mel_loss``.
         pesq_wb: a pool scoring wide-band PESQ at 16 kHz (it may be inline: ``PesqPool(0)``).
-        world_thread: an executor (``ThreadPoolExecutor(1)``) for the WORLD measures; ``None`` computes them in
-            ``submit``. The values are the same either way.
+        world_executor: an executor for the WORLD measures (a ``ProcessPoolExecutor`` of a few spawned processes, or
+            a ``ThreadPoolExecutor``); ``None`` computes them in ``submit``. The values are the same either way.
         f0_tracker: WORLD's ``harvest`` (robust, about 0.5 s of CPU per second of audio and signal) or ``dio``.
     """
 
@@ -88,7 +95,7 @@ class VocoderScores:
         sample_rate: int,
         mel_distance: nn.Module,
         pesq_wb: PesqPool,
-        world_thread: Executor | None = None,
+        world_executor: Executor | None = None,
         f0_tracker: str = "harvest",
     ) -> None:
         if (pesq_wb.sample_rate, pesq_wb.mode) != (PESQ_SAMPLE_RATE, "wb"):
@@ -96,7 +103,7 @@ class VocoderScores:
                 f"pesq_wb must score mode 'wb' at 16000 Hz, got {pesq_wb.mode!r} at {pesq_wb.sample_rate}."
             )
         self.sample_rate, self.mel_distance, self.pesq_wb = sample_rate, mel_distance, pesq_wb
-        self.world_thread, self.f0_tracker = world_thread, f0_tracker
+        self.world_executor, self.f0_tracker = world_executor, f0_tracker
 
     @torch.no_grad()
     def submit(self, reference: Tensor, estimate: Tensor, utterance: int, system: str = "vocoder") -> PendingVocoderRow:
@@ -116,9 +123,10 @@ class VocoderScores:
         if self.sample_rate != PESQ_SAMPLE_RATE:
             pair = audio_functional.resample(pair, orig_freq=self.sample_rate, new_freq=PESQ_SAMPLE_RATE)
         pesq = self.pesq_wb.submit(pair[0][None, None], pair[1][None, None])
-        arguments = (reference_cpu.double(), estimate_cpu.double(), self.sample_rate, self.f0_tracker)
-        if self.world_thread is not None:
-            world = self.world_thread.submit(world_measures, *arguments)
+        # NumPy arrays: plain pickles for a process pool.
+        arguments = (reference_cpu.double().numpy(), estimate_cpu.double().numpy(), self.sample_rate, self.f0_tracker)
+        if self.world_executor is not None:
+            world = self.world_executor.submit(world_measures, *arguments)
         else:
             world = Future()
             world.set_result(world_measures(*arguments))

@@ -4,6 +4,8 @@ changes (a gain, a pitch shift of a semitone), and PESQ at 16 kHz whatever the m
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def test_a_semitone_up_scores_a_pitch_error_of_100_cents():
 
 
 def test_pesq_of_another_rate_is_scored_at_16_khz_and_a_failure_is_nan():
-    reference = voiced(150.0, 24000, seconds=0.5)
+    reference = voiced(150.0, 24000, seconds=0.4)
     scores = scores_of(24000)
     assert scores(reference, reference.clone())["pesq_wb"] == pytest.approx(4.64, abs=0.01)
     # A silent estimate is refused before PESQ: NaN, counted by the report, never a 0.
@@ -69,3 +71,20 @@ def test_pesq_of_another_rate_is_scored_at_16_khz_and_a_failure_is_nan():
 def test_scores_refuse_signals_of_different_lengths():
     with pytest.raises(ValueError, match=r"must be \[T\]"):
         scores_of(16000)(torch.zeros(100), torch.zeros(99))
+
+
+class BrokenWorkers(Executor):
+    """An executor whose worker died: every future fails as a crashed process pool's do."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_exception(BrokenProcessPool("a worker process died"))
+        return future
+
+
+def test_a_failed_world_worker_gives_nan_world_measures_and_keeps_the_others():
+    reference = voiced(200.0, 16000, seconds=0.5)
+    scores = VocoderScores(16000, VocosMelLoss(16000, 512, 128, 64), PesqPool(0), BrokenWorkers())
+    row = scores(reference, reference.clone())
+    assert all(math.isnan(row[name]) for name in ("mcd_db", "pitch_rmse_cents", "periodicity_rmse", "vuv_f1"))
+    assert row["mel_distance"] == 0.0 and row["pesq_wb"] == pytest.approx(4.64, abs=0.01)
