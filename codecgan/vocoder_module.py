@@ -253,6 +253,16 @@ class VocoderGAN(GANModule):
             self._test_world_processes.shutdown(wait=True)
             self._test_pesq_pool = self._test_world_processes = None
 
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """One file of ``data.predict_paths`` (``codecgan predict``) resynthesised whole, channel by channel, at the
+        model's rate, for ``AudioPredictionWriter``; an item that could not be read passes through with its
+        ``error``."""
+        if "error" in batch:
+            return batch
+        described = {key: value for key, value in batch.items() if key != "audio"}
+        audio = self.resynthesise(batch["audio"].unsqueeze(1))[:, 0]
+        return {**described, "audio": audio, "sample_rate": self.sample_rate}
+
     @torch.no_grad()
     def resynthesise(self, audio: Tensor) -> Tensor:
         """``audio`` ``[B, 1, T]`` -> its log-mel -> the generator's audio ``[B, 1, T]`` (padded to whole hops for

@@ -145,3 +145,19 @@ def test_vocode_refuses_a_codec_checkpoint(codec_run, tmp_path, capsys):
     status = run(["vocode", "--ckpt", str(codec_run.checkpoint), str(tmp_path), "--out", str(tmp_path / "out")])
     assert status == 2
     assert "not a vocoder generator" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_vocoder_predict_writes_what_vocode_writes(vocoder_run, recordings, tmp_path):
+    source, held = recordings
+    args = [*vocoder_run.config_args, "--ckpt_path", str(vocoder_run.checkpoint)]
+    main(
+        ["predict", *args, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false"]
+        + ["--data.init_args.predict_paths", json.dumps([str(source)])]
+    )
+    assert run(["vocode", "--ckpt", str(vocoder_run.checkpoint), str(source), "--out", str(tmp_path / "vocoded")]) == 0
+    for name in held:
+        predicted, rate = soundfile.read(tmp_path / "predictions" / Path(name).with_suffix(".wav"), dtype="float32")
+        vocoded, _ = soundfile.read(tmp_path / "vocoded" / Path(name).with_suffix(".wav"), dtype="float32")
+        assert rate == MODEL_RATE
+        np.testing.assert_allclose(predicted, vocoded, atol=1e-5, err_msg=name)
