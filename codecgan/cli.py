@@ -8,10 +8,11 @@
     codecgan enhance --ckpt CKPT INPUT... --out DIR [--keep-rate]         # a trained enhancer on files
     codecgan encode --ckpt CKPT INPUT... --out DIR [--n-codebooks N]      # a trained codec's codes
     codecgan decode --ckpt CKPT CODES... --out DIR [--keep-rate]
+    codecgan vocode --ckpt CKPT INPUT... --out DIR                        # a trained vocoder on audio or mel files
 
 ``fit``/``validate``/``test``/``predict`` are LightningCLI (``codecgan.lightning_cli``); ``diagnose`` reads
 logs and ``scan`` decodes audio files (training start-up reads only their headers); neither imports
-torch, so both start quickly. ``enhance``, ``encode`` and ``decode`` (``codecgan.inference``) load a
+torch, so both start quickly. ``enhance``, ``encode``, ``decode`` and ``vocode`` (``codecgan.inference``) load a
 generator from a checkpoint without Lightning.
 """
 
@@ -25,6 +26,7 @@ INFERENCE_COMMANDS = {
     "enhance": ("codecgan.inference.enhance_command", "enhance_main"),
     "encode": ("codecgan.inference.codec_command", "encode_main"),
     "decode": ("codecgan.inference.codec_command", "decode_main"),
+    "vocode": ("codecgan.inference.vocode_command", "vocode_main"),
 }
 
 

@@ -28,6 +28,8 @@ and its estimate cut back to the item's length.
 from __future__ import annotations
 
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import torch
@@ -36,6 +38,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from codecgan.config_error import ConfigError
+from codecgan.evaluation.vocoder_scores import VOCODER_MEASURES, PendingVocoderRows, VocoderScores
 from codecgan.gan_module import Batch, Forward, GANModule
 from codecgan.losses.adversarial import (
     CHANCE_PER_SUB_DISCRIMINATOR,
@@ -45,6 +48,7 @@ from codecgan.losses.adversarial import (
     real_fake_means,
 )
 from codecgan.losses.vocos_losses import VocosMelLoss, feature_matching_loss_with_logits, per_discriminator
+from codecgan.metrics import PesqPool, default_worker_count
 from codecgan.models.discriminator_set import DiscriminatorSet
 
 LOSS_RECIPES = ("vocos", "hifigan", "bigvgan")
@@ -199,6 +203,75 @@ class VocoderGAN(GANModule):
             "length": forward["length"],
             "index": batch["index"],
         }
+
+    # ------------------------------------------------------------------------------------------ test
+    def on_test_epoch_start(self) -> None:
+        """Start the test's PESQ workers and the processes for the WORLD measures (``default_worker_count`` each),
+        so both score an utterance while the generator runs on the next."""
+        super().on_test_epoch_start()
+        ranks_here = self.trainer.num_devices if self._trainer is not None else 1
+        self._test_pesq_pool = PesqPool(default_worker_count(ranks_here), 16000, "wb")
+        # WORLD's Harvest takes about 0.5 s of CPU per second of audio and F0 track, four tracks per utterance: its
+        # own spawned processes (no fork of a process holding CUDA), one per core of this rank's share.
+        self._test_world_processes = ProcessPoolExecutor(
+            default_worker_count(ranks_here), mp_context=multiprocessing.get_context("spawn")
+        )
+        self.vocoder_scores = VocoderScores(
+            self.sample_rate, self.mel_loss, self._test_pesq_pool, self._test_world_processes
+        )
+        self.test_means = nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in VOCODER_MEASURES}).to(
+            self.device
+        )
+        self._pending_test_rows = []
+
+    def test_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
+        """Resynthesise each test utterance whole (padded to whole hops, cut back) and score it
+        (``VocoderScores``): ``outputs["scores"]``, one ``vocoder`` row per utterance, for ``EvaluationReport``;
+        PESQ and the WORLD measures arrive while the next batch runs."""
+        rows = []
+        for row, samples in enumerate(batch["length"].tolist()):
+            audio = batch["audio"][row : row + 1, :, :samples]
+            estimate = self.resynthesise(audio)
+            rows.append(self.vocoder_scores.submit(audio[0].mean(0), estimate[0].mean(0), int(batch["index"][row])))
+        pending = PendingVocoderRows(rows)
+        self._pending_test_rows.append(pending)
+        return {"scores": pending}
+
+    def on_test_epoch_end(self) -> None:
+        """Log ``test/<measure>``: the means over the utterances that have a value, reduced across ranks."""
+        for pending in self._pending_test_rows:
+            for row in pending.result():
+                for name, metric in self.test_means.items():
+                    metric.update(torch.tensor(row[name], device=self.device))
+        self._pending_test_rows = []
+        for name, metric in self.test_means.items():
+            self.log(f"test/{name}", metric)
+        super().on_test_epoch_end()
+
+    def teardown(self, stage: str) -> None:
+        super().teardown(stage)
+        if stage == "test" and getattr(self, "_test_pesq_pool", None) is not None:
+            self._test_pesq_pool.close()
+            self._test_world_processes.shutdown(wait=True)
+            self._test_pesq_pool = self._test_world_processes = None
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """One file of ``data.predict_paths`` (``codecgan predict``) resynthesised whole, channel by channel, at the
+        model's rate, for ``AudioPredictionWriter``; an item that could not be read passes through with its
+        ``error``."""
+        if "error" in batch:
+            return batch
+        described = {key: value for key, value in batch.items() if key != "audio"}
+        audio = self.resynthesise(batch["audio"].unsqueeze(1))[:, 0]
+        return {**described, "audio": audio, "sample_rate": self.sample_rate}
+
+    @torch.no_grad()
+    def resynthesise(self, audio: Tensor) -> Tensor:
+        """``audio`` ``[B, 1, T]`` -> its log-mel -> the generator's audio ``[B, 1, T]`` (padded to whole hops for
+        the front-end, cut back)."""
+        samples, missing = audio.shape[-1], -audio.shape[-1] % self.hop_length
+        mel = self.mel_spectrogram(F.pad(audio, (0, missing)) if missing else audio)
+        return self.generator(mel)[..., :samples]
 
 
 def check_loss_recipe(loss_recipe: str) -> None:

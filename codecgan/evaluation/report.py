@@ -33,6 +33,10 @@ HEADINGS = {
     "dnsmos_sig": "DNSMOS SIG",
     "dnsmos_bak": "DNSMOS BAK",
     "dnsmos_ovrl": "DNSMOS OVRL",
+    "mcd_db": "MCD",
+    "pitch_rmse_cents": "pitch RMSE (cents)",
+    "periodicity_rmse": "periodicity RMSE",
+    "vuv_f1": "V/UV F1",
 }
 
 

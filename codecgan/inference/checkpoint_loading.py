@@ -20,8 +20,11 @@ import torch
 import yaml
 from torch import nn
 
+from codecgan.inference.vocoder import Vocoder
+
 CONFIG_NAME = "config.yaml"
 GENERATOR_PREFIX = "generator."
+MEL_SPECTROGRAM_PREFIX = "mel_spectrogram."  # a vocoder's front-end (codecgan.VocoderGAN)
 EMA_PREFIX = "generator_ema.averaged."  # the average of the generator's weights (codecgan.generator_ema)
 
 
@@ -33,6 +36,7 @@ class GeneratorSpec:
     init_args: dict[str, Any]
     sample_rate: int
     config_path: Path
+    mel_spectrogram: dict[str, Any] | None = None  # a vocoder's front-end: {class_path, init_args}
 
 
 def find_run_config(checkpoint: str | PathLike) -> Path:
@@ -71,7 +75,11 @@ def read_generator_spec(config_path: str | PathLike) -> GeneratorSpec:
     sample_rate = data.get("sample_rate", model.get("sample_rate"))
     if sample_rate is None:
         raise ValueError(f"{config_path} holds no data.init_args.sample_rate (nor model.init_args.sample_rate).")
-    return GeneratorSpec(generator["class_path"], generator.get("init_args") or {}, int(sample_rate), config_path)
+    front_end = model.get("mel_spectrogram")
+    front_end = front_end if isinstance(front_end, dict) and "class_path" in front_end else None
+    return GeneratorSpec(
+        generator["class_path"], generator.get("init_args") or {}, int(sample_rate), config_path, front_end
+    )
 
 
 def instantiate(class_path: str, init_args: dict[str, Any]) -> Any:
@@ -116,7 +124,7 @@ def weights_mismatch(expected: dict[str, torch.Tensor], saved: dict[str, torch.T
 
 def load(
     checkpoint: str | PathLike, config: str | PathLike | None = None, map_location: str | torch.device = "cpu"
-) -> nn.Module:
+) -> nn.Module | Vocoder:
     """The generator of a ``codecgan fit`` checkpoint, in eval mode, on ``map_location``: with the average of its
     weights when the run kept one (``model.init_args.ema_decay``), as validation and ``codecgan test`` used them.
 
@@ -125,6 +133,10 @@ def load(
     a codec (``CodecGenerator``) has ``hop_length`` (samples per frame; frames per second
     ``sample_rate / hop_length``), ``n_codebooks`` and ``codebook_size``; an enhancer
     (``CMGANGenerator``) has ``n_fft``, ``hop_length``, ``compress_exponent`` and its STFT ``window``.
+
+    A vocoder's run (one with ``model.init_args.mel_spectrogram``) gives a ``Vocoder``: the generator with the
+    mel front-end it was trained on (``sample_rate``, ``hop_length``, ``n_mels``; ``vocode(mel)``, ``mel(audio)``,
+    ``resynthesise(audio)``), since the generator alone cannot turn a recording into the log-mel it takes.
     """
     config_path = Path(config) if config is not None else find_run_config(checkpoint)
     spec = read_generator_spec(config_path)
@@ -140,4 +152,14 @@ def load(
         )
     generator.load_state_dict(weights)
     generator.sample_rate = spec.sample_rate
+    if spec.mel_spectrogram is not None:
+        front_end = instantiate(spec.mel_spectrogram["class_path"], spec.mel_spectrogram.get("init_args") or {})
+        state = saved["state_dict"]
+        # The front-end holds no trained weights; its saved buffers (filterbank, window) are loaded when present.
+        buffers = {
+            k[len(MEL_SPECTROGRAM_PREFIX) :]: v for k, v in state.items() if k.startswith(MEL_SPECTROGRAM_PREFIX)
+        }
+        if buffers:
+            front_end.load_state_dict(buffers)
+        return Vocoder(generator, front_end, spec.sample_rate).to(map_location).eval()
     return generator.to(map_location).eval()
