@@ -188,7 +188,9 @@ class GANModule(L.LightningModule):
         if stage == "fit" and self.init_from is not None:
             networks = {"generator": self.generator, "discriminator": self.discriminator}
             # A codec's sample rate, checked against a DAC model file's.
-            load_network_weights(networks, self.init_from, getattr(self, "sample_rate", None))
+            load_network_weights(
+                networks, self.init_from, getattr(self, "sample_rate", None), getattr(self, "mel_spectrogram", None)
+            )
             if self.generator_ema is not None:
                 self.generator_ema.reset(self.generator)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
