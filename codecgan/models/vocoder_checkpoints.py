@@ -123,14 +123,19 @@ def load_vocoder_checkpoint(
             f"this run's generator (model.init_args.generator) is a {type(generator).__name__}."
         )
     if file_format == "vocos":
-        state = from_vocos_state_dict(dict(loaded))
-        check_vocos_front_end(path, vocos_mel_state_dict(dict(loaded)), mel_spectrogram, sample_rate)
-        settings = vocos_settings
+        state, settings = from_vocos_state_dict(dict(loaded)), vocos_settings
     else:
         mapping = from_hifigan_state_dict if file_format == "hifigan" else from_bigvgan_state_dict
-        state = mapping(loaded["generator"])
-        settings = upsampler_settings
-    check_settings(path, description, settings(state), settings(generator.state_dict()), GENERATOR_KEY)
+        state, settings = mapping(loaded["generator"]), upsampler_settings
+    differences = setting_differences(settings(state), settings(generator.state_dict()), GENERATOR_KEY)
+    if file_format == "vocos":
+        file_mel = vocos_mel_state_dict(dict(loaded))
+        differences += vocos_front_end_differences(path, file_mel, mel_spectrogram, sample_rate)
+    if differences:
+        raise ConfigError(
+            f"{CONFIG_KEY}: {path} holds {description} that is not this run's: {'; '.join(differences)}. "
+            "Set these keys to the file's values."
+        )
     load_mapped(generator, state, path, "generator")
     summary = f"the generator starts from {description} {path}"
     beside = discriminator_file_beside(path, file_format)
@@ -231,62 +236,47 @@ def upsampler_settings(state: Mapping[str, Tensor]) -> dict[str, Any]:
     }
 
 
-def check_settings(
-    path: str, description: str, in_file: Mapping[str, Any], configured: Mapping[str, Any], key: str
-) -> None:
-    """One ``ConfigError`` naming each setting that differs between the file and the config, with both values."""
-    differences = [
-        f"{name} is {in_file[name]} in the file and {configured[name]} in the config ({key}.{name})"
+def setting_differences(in_file: Mapping[str, Any], configured: Mapping[str, Any], key: str) -> list[str]:
+    """A phrase for each setting that differs between the file and the config, with both values and the key."""
+    return [
+        f"{name} is {in_file[name]} in the file and {configured.get(name)} in the config ({key}.{name})"
         for name in in_file
         if in_file[name] != configured.get(name)
     ]
-    if differences:
-        raise ConfigError(
-            f"{CONFIG_KEY}: {path} holds {description} that is not this run's: {'; '.join(differences)}. "
-            "Set these keys to the file's values."
-        )
 
 
-def check_vocos_front_end(
+def vocos_front_end_differences(
     path: str, file_mel: Mapping[str, Tensor], mel_spectrogram: nn.Module | None, sample_rate: int | None
-) -> None:
-    """Compare a Vocos file's mel filterbank ``[n_fft / 2 + 1, n_mels]`` with the configured front-end's (or, without
-    one, with torchaudio's for ``sample_rate``): its shape gives the file's ``n_fft`` and ``n_mels``, its values the
-    sample rate it was built for."""
-    description = "a Vocos pytorch_model.bin"
+) -> list[str]:
+    """Compare a Vocos file's mel filterbank ``[n_fft / 2 + 1, n_mels]`` with the configured front-end's: its shape
+    gives the file's ``n_fft`` and ``n_mels``, its values (torchaudio's HTK filters, as Vocos builds them) the sample
+    rate it was built for, found among the common ones."""
     if FILTERBANK not in file_mel:
-        raise ConfigError(f"{CONFIG_KEY}: {path} ({description}) has no feature_extractor.{FILTERBANK}.")
-    filterbank = file_mel[FILTERBANK]
-    in_file = {"n_fft": 2 * (filterbank.shape[0] - 1), "n_mels": filterbank.shape[1]}
+        raise ConfigError(f"{CONFIG_KEY}: {path} (a Vocos pytorch_model.bin) has no feature_extractor.{FILTERBANK}.")
+    filterbank = file_mel[FILTERBANK].float()
+    bins, bands = filterbank.shape
+    differences = []
     if mel_spectrogram is not None:
         configured_bank = mel_spectrogram.state_dict().get(FILTERBANK)
         if configured_bank is None:
             raise ConfigError(
-                f"{CONFIG_KEY}: {path} is {description}, whose mel front-end is codecgan.models.VocosMelSpectrogram; "
-                f"this run's model.init_args.mel_spectrogram is a {type(mel_spectrogram).__name__}."
+                f"{CONFIG_KEY}: {path} is a Vocos pytorch_model.bin, whose mel front-end is "
+                f"codecgan.models.VocosMelSpectrogram; this run's model.init_args.mel_spectrogram is a "
+                f"{type(mel_spectrogram).__name__}."
             )
+        in_file = {"n_fft": 2 * (bins - 1), "n_mels": bands}
         configured = {"n_fft": 2 * (configured_bank.shape[0] - 1), "n_mels": configured_bank.shape[1]}
-        check_settings(path, f"{description} whose mel front-end", in_file, configured, FRONT_END_KEY)
-    if sample_rate is None:
-        return
-    expected = melscale_fbanks(filterbank.shape[0], 0.0, sample_rate / 2, filterbank.shape[1], sample_rate)
-    if torch.allclose(filterbank.float(), expected, rtol=1e-4, atol=1e-6):
-        return
-    found = next(
-        (
-            f"{rate} Hz"
-            for rate in COMMON_SAMPLE_RATES
-            if torch.allclose(
-                filterbank.float(),
-                melscale_fbanks(filterbank.shape[0], 0.0, rate / 2, filterbank.shape[1], rate),
-                rtol=1e-4,
-                atol=1e-6,
-            )
-        ),
-        "none of " + ", ".join(map(str, COMMON_SAMPLE_RATES)) + " Hz",
-    )
-    raise ConfigError(
-        f"{CONFIG_KEY}: {path} holds {description} whose mel filterbank (feature_extractor.{FILTERBANK}) is that of "
-        f"{found}, and data.init_args.sample_rate is {sample_rate} Hz: set data.init_args.sample_rate and "
-        f"{FRONT_END_KEY}.sample_rate to the file's rate."
-    )
+        differences += setting_differences(in_file, configured, FRONT_END_KEY)
+
+    def built_for(rate: int) -> bool:
+        expected = melscale_fbanks(bins, 0.0, rate / 2, bands, rate)
+        return torch.allclose(filterbank, expected, rtol=1e-4, atol=1e-6)
+
+    if sample_rate is not None and not built_for(sample_rate):
+        found = next((f"{rate} Hz" for rate in COMMON_SAMPLE_RATES if built_for(rate)), None)
+        found = found or "none of " + ", ".join(map(str, COMMON_SAMPLE_RATES)) + " Hz"
+        differences.append(
+            f"its mel filterbank (feature_extractor.{FILTERBANK}) is that of {found} and the config's sample rate is "
+            f"{sample_rate} Hz (data.init_args.sample_rate and {FRONT_END_KEY}.sample_rate)"
+        )
+    return differences
