@@ -87,7 +87,8 @@ class GANModule(L.LightningModule):
         compile_backend: ``torch.compile`` backend; ``aot_eager`` traces forward and backward without
             generating kernels (a quick check for graph breaks).
         init_from: a ``codecgan fit`` checkpoint whose generator and discriminator weights a fresh run starts
-            from, or a DAC model file (``weights.pth``) for the generator alone (``codecgan.weight_loading``); a
+            from, a DAC model file (``weights.pth``) for the generator alone, or a vocoder reference's released
+            files (docs/vocoders.md, "Fine-tuning from released weights") (``codecgan.weight_loading``); a
             run resumed with ``--ckpt_path`` restores its own checkpoint.
         ema_decay: keep an exponential moving average of the generator's weights with this decay, in [0, 1)
             (e.g. 0.999), updated after each generator step; validation, test and prediction then use it

@@ -240,6 +240,20 @@ def bigvgan_discriminators() -> DiscriminatorSet:
     )
 
 
+def test_a_bigvgan_generator_of_v1s_options_is_refused_naming_them(tmp_path: Path):
+    path, entry = bigvgan_files(tmp_path, discriminators=False)
+    generator = built(BigVGANGenerator, entry, activation="snake", use_bias_at_final=True, resblock=2)
+    with pytest.raises(ConfigError) as error:
+        vocoder(generator, path)
+    for setting, in_file, configured in (
+        ("resblock", 1, 2),
+        ("activation", "snakebeta", "snake"),
+        ("use_bias_at_final", False, True),
+    ):
+        expected = f"{setting} is {in_file} in the file and {configured} in the config "
+        assert expected + f"(model.init_args.generator.init_args.{setting})" in str(error.value)
+
+
 @pytest.mark.parametrize("discriminators", [False, True])
 def test_a_bigvgan_generator_file_starts_the_generator_and_its_discriminator_file_mpd_and_mrd(
     tmp_path: Path, discriminators: bool

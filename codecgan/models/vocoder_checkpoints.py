@@ -124,9 +124,10 @@ def load_vocoder_checkpoint(
         )
     if file_format == "vocos":
         state, settings = from_vocos_state_dict(dict(loaded)), vocos_settings
+    elif file_format == "hifigan":
+        state, settings = from_hifigan_state_dict(loaded["generator"]), upsampler_settings
     else:
-        mapping = from_hifigan_state_dict if file_format == "hifigan" else from_bigvgan_state_dict
-        state, settings = mapping(loaded["generator"]), upsampler_settings
+        state, settings = from_bigvgan_state_dict(loaded["generator"]), bigvgan_settings
     differences = setting_differences(settings(state), settings(generator.state_dict()), GENERATOR_KEY)
     if file_format == "vocos":
         file_mel = vocos_mel_state_dict(dict(loaded))
@@ -233,6 +234,17 @@ def upsampler_settings(state: Mapping[str, Tensor]) -> dict[str, Any]:
         "upsample_initial_channel": pre.shape[0],
         "upsample_kernel_sizes": [state[f"ups.{i}{DIRECTION}"].shape[-1] for i in range(stages)],
         "resblock_kernel_sizes": kernels,
+        "resblock": 1 if any(".convs2." in key for key in state) else 2,  # block 1 has two convs per dilation
+    }
+
+
+def bigvgan_settings(state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """A ``BigVGANGenerator``'s settings that its state dict shows: ``upsampler_settings``'s, the activation (SnakeBeta
+    learns a ``beta``) and whether the last conv has a bias."""
+    return {
+        **upsampler_settings(state),
+        "activation": "snakebeta" if any(key.endswith(".act.beta") for key in state) else "snake",
+        "use_bias_at_final": "conv_post.bias" in state,
     }
 
 
