@@ -223,6 +223,7 @@ def bigvgan_files(folder: Path, discriminators: bool) -> tuple[Path, dict]:
     torch.save({"generator": state}, path)  # as BigVGAN's train.py saves it
     if discriminators:
         mpd, mrd = (fill.filled_parameters(BIGVGAN[n]["keys"], BIGVGAN[n]["seed"]) for n in ("mpd", "mrd"))
+        mrd["discriminators.0.spec_fn.window"] = torch.hann_window(256)  # a buffer that codecgan computes
         torch.save(
             {"mpd": mpd, "mrd": mrd, "optim_g": {}, "optim_d": {}, "steps": 5, "epoch": 0},
             folder / "bigvgan_discriminator_optimizer.pt",
@@ -334,3 +335,16 @@ def test_a_fit_from_a_vocos_file_warms_up_the_discriminator_then_trains_both(tmp
         for weights in (recorder.generator, recorder.discriminator)
     ]
     assert changed == [[False, False, True, True], [True, True, True, True]]
+
+
+def test_a_discriminator_file_with_more_sub_discriminators_than_the_config_is_refused(tmp_path: Path):
+    path, entry = bigvgan_files(tmp_path, discriminators=True)
+    saved = torch.load(tmp_path / "bigvgan_discriminator_optimizer.pt", weights_only=True)
+    saved["mpd"]["discriminators.3.conv_post.bias"] = torch.zeros(1)  # a fourth period
+    torch.save(saved, tmp_path / "bigvgan_discriminator_optimizer.pt")
+    with pytest.raises(
+        ConfigError,
+        match=r"'mpd' discriminator weights .* keys not in the config's "
+        r"\['discriminators\.3\.conv_post\.bias'\]",
+    ):
+        vocoder(built(BigVGANGenerator, entry), path, discriminator=bigvgan_discriminators())

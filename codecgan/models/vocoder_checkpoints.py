@@ -42,6 +42,8 @@ FRONT_END_KEY = "model.init_args.mel_spectrogram.init_args"
 DIRECTION = ".parametrizations.weight.original1"  # weight norm's direction tensor: [out, in, kernel] ([in, out, k])
 FILTERBANK = "mel_spec.mel_scale.fb"
 COMMON_SAMPLE_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
+# The last names of parameters in codecgan's layout (weight norm's and spectral norm's included); other keys are buffers.
+PARAMETER_NAMES = ("weight", "bias", "original0", "original1", "original", "alpha", "beta", "gamma")
 
 GENERATOR_FORMATS = {
     "vocos": ("a Vocos pytorch_model.bin", VocosGenerator),
@@ -187,9 +189,11 @@ def load_discriminators(discriminator: nn.Module, path: str, reference: str) -> 
 
 
 def load_mapped(module: nn.Module, state: dict[str, Tensor], path: str, what: str) -> None:
-    """Load ``state`` (codecgan keys) into ``module``: every parameter must be in it and every key known; buffers it
-    lacks (windows, CQT kernels: codecgan computes them) keep the module's own."""
+    """Load ``state`` (codecgan keys) into ``module``: every parameter must be in it, and every parameter of it known.
+    Buffers: the module's own where the file has none; a buffer the reference keeps and codecgan computes (an STFT
+    window, CQT kernels) is left out."""
     own = module.state_dict()
+    state = {key: value for key, value in state.items() if key in own or key.rsplit(".", 1)[-1] in PARAMETER_NAMES}
     unknown = sorted(set(state) - set(own))
     missing = sorted(name for name, _ in module.named_parameters() if name not in state)
     if unknown or missing:
