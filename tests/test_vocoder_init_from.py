@@ -285,6 +285,12 @@ def test_a_file_of_another_format_is_refused_naming_what_it_holds(tmp_path: Path
     torch.save({"mpd": {}, "msd": {}, "steps": 100}, tmp_path / "do_00000100")
     with pytest.raises(ConfigError, match=r"holds discriminators .*not a generator"):
         vocos_vocoder(vocos_record, init_from=tmp_path / "do_00000100")
+    encodec_features = dict(torch.load(VOCOS_FILE, weights_only=True))
+    for key in [key for key in encodec_features if key.startswith("feature_extractor.")]:
+        encodec_features[key.replace("mel_spec", "encodec")] = encodec_features.pop(key)
+    torch.save(encodec_features, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match=r"without a mel front-end .* charactr/vocos-encodec-24khz"):
+        vocos_vocoder(vocos_record, init_from=tmp_path / "pytorch_model.bin")
     torch.save({"model": {"weight": torch.zeros(2)}}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match=r"is none of the accepted files .*top-level keys are \['model'\]"):
         vocos_vocoder(vocos_record, init_from=tmp_path / "other.pt")

@@ -268,7 +268,11 @@ def vocos_front_end_differences(
     gives the file's ``n_fft`` and ``n_mels``, its values (torchaudio's HTK filters, as Vocos builds them) the sample
     rate it was built for, found among the common ones."""
     if FILTERBANK not in file_mel:
-        raise ConfigError(f"{CONFIG_KEY}: {path} (a Vocos pytorch_model.bin) has no feature_extractor.{FILTERBANK}.")
+        raise ConfigError(
+            f"{CONFIG_KEY}: {path} is a Vocos pytorch_model.bin without a mel front-end (no feature_extractor."
+            f"{FILTERBANK}): an EnCodec-feature model such as charactr/vocos-encodec-24khz, which codecgan does not "
+            "train; use a mel model such as charactr/vocos-mel-24khz."
+        )
     filterbank = file_mel[FILTERBANK].float()
     bins, bands = filterbank.shape
     differences = []
