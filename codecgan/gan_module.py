@@ -87,7 +87,8 @@ class GANModule(L.LightningModule):
         compile_backend: ``torch.compile`` backend; ``aot_eager`` traces forward and backward without
             generating kernels (a quick check for graph breaks).
         init_from: a ``codecgan fit`` checkpoint whose generator and discriminator weights a fresh run starts
-            from, or a DAC model file (``weights.pth``) for the generator alone (``codecgan.weight_loading``); a
+            from, a DAC model file (``weights.pth``) for the generator alone, or a vocoder reference's released
+            files (docs/vocoders.md, "Fine-tuning from released weights") (``codecgan.weight_loading``); a
             run resumed with ``--ckpt_path`` restores its own checkpoint.
         ema_decay: keep an exponential moving average of the generator's weights with this decay, in [0, 1)
             (e.g. 0.999), updated after each generator step; validation, test and prediction then use it
@@ -188,7 +189,9 @@ class GANModule(L.LightningModule):
         if stage == "fit" and self.init_from is not None:
             networks = {"generator": self.generator, "discriminator": self.discriminator}
             # A codec's sample rate, checked against a DAC model file's.
-            load_network_weights(networks, self.init_from, getattr(self, "sample_rate", None))
+            load_network_weights(
+                networks, self.init_from, getattr(self, "sample_rate", None), getattr(self, "mel_spectrogram", None)
+            )
             if self.generator_ema is not None:
                 self.generator_ema.reset(self.generator)
         datamodule = self.trainer.datamodule if self._trainer is not None else None
