@@ -25,6 +25,7 @@ from codecgan.inference.file_runs import (
     report_start_failure,
     run_over_files,
 )
+from codecgan.inference.vocode_command import VOCODER_METHODS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +59,9 @@ def enhance_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = EnhanceSettings(args.chunk_seconds, args.overlap_seconds)
-        # Every enhancer maps noisy audio to an output with its audio (CMGAN, MP-SENet, MetricGAN+): a codec is the
-        # one family to refuse.
-        generator = load_generator(args, "enhancement", [], refused=CODEC_METHODS)
+        # Every enhancer maps noisy audio to an output with its audio (CMGAN, MP-SENet, MetricGAN+); the other
+        # families are known by their methods.
+        generator = load_generator(args, "enhancement", [], refused=(*CODEC_METHODS, *VOCODER_METHODS))
         sample_rate = generator.sample_rate
         settings.samples(sample_rate)  # fails now, not on the first file, when the windows do not fit
         inputs = list_inputs(args.inputs)

@@ -50,7 +50,7 @@ def load_generator(
     args: argparse.Namespace, family: str, required: Sequence[str], refused: Sequence[str] = ()
 ) -> nn.Module:
     """The checkpoint's generator on ``args.device``; raises ``CommandError`` when it is missing, cut short (a full
-    disk, a copy killed midway), cannot be loaded, or lacks one of the ``required`` methods or has all of the
+    disk, a copy killed midway), cannot be loaded, or lacks one of the ``required`` methods or has one of the
     ``refused`` ones (a generator of another family)."""
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint = Path(args.ckpt)
@@ -71,10 +71,11 @@ def load_generator(
             f"{args.ckpt} holds a {type(generator).__name__}, not {_article(family)} {family} generator (one with "
             f"{', '.join(required)}); use a checkpoint of the {family} family."
         )
-    if refused and all(callable(getattr(generator, name, None)) for name in refused):
+    found = [name for name in refused if callable(getattr(generator, name, None))]
+    if found:
         raise CommandError(
             f"{args.ckpt} holds a {type(generator).__name__}, not {_article(family)} {family} generator (it has "
-            f"{', '.join(refused)}: another family's); use a checkpoint of the {family} family."
+            f"{', '.join(found)}: another family's); use a checkpoint of the {family} family."
         )
     return generator
 
