@@ -161,3 +161,11 @@ def test_vocoder_predict_writes_what_vocode_writes(vocoder_run, recordings, tmp_
         vocoded, _ = soundfile.read(tmp_path / "vocoded" / Path(name).with_suffix(".wav"), dtype="float32")
         assert rate == MODEL_RATE
         np.testing.assert_allclose(predicted, vocoded, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.slow
+def test_enhance_refuses_a_vocoder_checkpoint(vocoder_run, recordings, tmp_path, capsys):
+    source, _ = recordings
+    assert run(["enhance", "--ckpt", str(vocoder_run.checkpoint), str(source), "--out", str(tmp_path / "out")]) == 2
+    assert "not an enhancement generator (it has vocode, resynthesise" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
