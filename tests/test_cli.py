@@ -14,7 +14,13 @@ from codecgan.cli import main
 from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, ROOT
 
-BASE_CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml"))
+# Over 100 M parameters, or MPD + MSD at 71 M: initialising them takes 3 to 7 s on one core, so they instantiate in
+# the slow suite; tests/test_vocoder_recipes.py checks their sizes, rates and hops in the fast one.
+LARGE_CONFIGS = {"vocoder_bigvgan_24k", "vocoder_bigvgan_44k", "vocoder_hifigan_22k"}
+BASE_CONFIGS = [
+    pytest.param(p, marks=pytest.mark.slow) if p.stem in LARGE_CONFIGS else p
+    for p in sorted(EXPERIMENTS.glob("*.yaml"))
+]
 
 
 @pytest.mark.parametrize("config", BASE_CONFIGS, ids=lambda p: p.stem)

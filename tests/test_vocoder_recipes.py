@@ -5,12 +5,14 @@ rates are `ConfigError`s naming the keys; a tiny HiFi-GAN fit lowers its validat
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import pytest
 import torch
 import torchaudio
+import yaml
 
 from codecgan.config_error import ConfigError
 from codecgan.losses.mel import MultiScaleMelLoss, slaney_mel_filters
@@ -21,8 +23,8 @@ from codecgan.models import (
     MultiScaleSubbandCQTDiscriminator,
 )
 from codecgan.models.hifigan_mel import HiFiGANLogMel
-from codecgan.vocoder_module import VocoderGAN
-from tests.conftest import run_codecgan, tiny_trainer_overlay
+from codecgan.vocoder_module import VocoderGAN, check_whole_hops
+from tests.conftest import EXPERIMENTS, run_codecgan, tiny_trainer_overlay
 from tests.models.test_bigvgan_reference import RECORD, discriminators, generator, load_filled
 
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
@@ -220,6 +222,35 @@ def tiny_hifigan(**overrides) -> VocoderGAN:
 def test_inconsistent_settings_are_config_errors_naming_the_keys(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         tiny_hifigan(**overrides)
+
+
+# (config, recipe, sample rate, hop, mels, excerpt samples): the references' configs (the presets' headers).
+PRESETS = [
+    ("vocoder_hifigan_22k", "hifigan", 22050, 256, 80, 8192),
+    ("vocoder_bigvgan_24k", "bigvgan", 24000, 256, 100, 65536),
+    ("vocoder_bigvgan_44k", "bigvgan", 44100, 512, 128, 65536),
+    ("vocoder_hifigan_tiny", "hifigan", 16000, 64, 32, 4096),
+]
+
+
+@pytest.mark.parametrize(("name", "recipe", "sample_rate", "hop", "mels", "samples"), PRESETS)
+def test_presets_agree_on_rate_hop_bands_and_excerpt(name, recipe, sample_rate, hop, mels, samples) -> None:
+    """Without building the networks (tests/test_cli.py instantiates every preset, the large ones in the slow
+    suite): the settings VocoderGAN checks at start-up agree, at the reference's values."""
+    config = yaml.safe_load((EXPERIMENTS / f"{name}.yaml").read_text())
+    model, data = config["model"]["init_args"], config["data"]["init_args"]
+    front_end, generator = model["mel_spectrogram"]["init_args"], model["generator"]["init_args"]
+    assert model["loss_recipe"] == recipe
+    assert data["sample_rate"] == front_end["sample_rate"] == sample_rate
+    assert front_end["hop_length"] == math.prod(generator["upsample_rates"]) == hop
+    assert front_end["n_mels"] == generator["num_mels"] == mels
+    assert len(generator["upsample_kernel_sizes"]) == len(generator["upsample_rates"])
+    assert round(data["crop_seconds"] * sample_rate) == samples
+    check_whole_hops("data.init_args.crop_seconds", samples, hop, sample_rate)
+    for member in model["discriminator"]["init_args"]["discriminators"]:
+        rate = member.get("init_args", {}).get("sample_rate")
+        assert rate in (None, sample_rate), member
+    HiFiGANLogMel(**front_end)  # the front-end's own checks pass
 
 
 @pytest.mark.slow
