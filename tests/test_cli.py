@@ -14,8 +14,9 @@ from codecgan.cli import main
 from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, ROOT
 
-# Over 100 M parameters, or MPD + MSD at 71 M: initialising them takes 3 to 7 s on one core, so they instantiate in
-# the slow suite; tests/test_vocoder_recipes.py checks their sizes, rates and hops in the fast one.
+# Over 100 M parameters, or MPD + MSD at 71 M: initialising them takes 1 to 2 s on an idle core (3 to 7 s on the busy
+# 2-core machine), so they instantiate in the slow suite; tests/test_vocoder_recipes.py checks their rates, hops,
+# bands and excerpts in the fast one.
 LARGE_CONFIGS = {"vocoder_bigvgan_24k", "vocoder_bigvgan_44k", "vocoder_hifigan_22k"}
 BASE_CONFIGS = [
     pytest.param(p, marks=pytest.mark.slow) if p.stem in LARGE_CONFIGS else p

@@ -175,6 +175,7 @@ def test_the_front_end_is_bigvgans_mel_and_gives_one_frame_per_hop() -> None:
     mel = HiFiGANLogMel(**config, f_max=None)(RECORD["audio"])
     torch.testing.assert_close(mel, RECORD["mel"], rtol=0, atol=1e-6 * float(RECORD["mel"].abs().max()))
     assert mel.shape == (2, config["n_mels"], RECORD["audio"].shape[-1] // config["hop_length"])
+    assert HiFiGANLogMel.padding == "same"  # VocoderDataModule's mel crops: one frame per hop, none extra
 
 
 def tiny_hifigan(**overrides) -> VocoderGAN:

@@ -35,6 +35,9 @@ class HiFiGANLogMel(nn.Module):
     Shapes: `[B, 1, T]` or `[B, T] -> [B, n_mels, frames]`.
     """
 
+    # Frames per excerpt as Vocos's "same" padding: T / hop, no extra frame (VocoderDataModule's mel_padding).
+    padding = "same"
+
     def __init__(
         self,
         sample_rate: int = 22050,
