@@ -9,12 +9,15 @@ import math
 import re
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torchaudio
 import yaml
 
 from codecgan.config_error import ConfigError
+from codecgan.data import CodecDataModule
+from codecgan.diagnosis.history import MetricHistory
 from codecgan.losses.mel import MultiScaleMelLoss, slaney_mel_filters
 from codecgan.models import (
     DiscriminatorSet,
@@ -258,8 +261,6 @@ def test_presets_agree_on_rate_hop_bands_and_excerpt(name, recipe, sample_rate, 
 def test_the_tiny_hifigan_vocoder_learns(tmp_path: Path) -> None:
     """200 steps of experiments/vocoder_hifigan_tiny.yaml, validated every 50; about 2 minutes on 2 shared cores.
     The config's 400 steps measured val/mel_distance 2.09, 1.29, 1.10, 1.01 at steps 99 to 399 (docs/vocoders.md)."""
-    from codecgan.diagnosis.history import MetricHistory
-
     run_dir = tmp_path / "run"
     trainer = tiny_trainer_overlay(run_dir, max_steps=200, val_every=50)["trainer"]
     del trainer["callbacks"]
@@ -268,3 +269,30 @@ def test_the_tiny_hifigan_vocoder_learns(tmp_path: Path) -> None:
     history = MetricHistory.from_tensorboard_run(str(run_dir / "tb"))
     mel = [point.value for point in history.series("val/mel_distance")]
     assert len(mel) == 4 and mel[-1] < 0.95 * mel[0], mel
+
+
+@pytest.mark.parametrize("recipe", ["hifigan", "bigvgan"])
+def test_one_training_step_of_each_recipe_logs_every_term(tmp_path: Path, recipe: str) -> None:
+    module = tiny_hifigan(loss_recipe=recipe, grad_clip_g=500.0, grad_clip_d=500.0)
+    data = CodecDataModule(16000, crop_seconds=0.128, batch_size=2, synthetic_items=(2, 2, 2), synthetic_seconds=0.2)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+        max_steps=1,
+        log_every_n_steps=1,
+        limit_val_batches=1,
+        val_check_interval=1,
+    )
+    trainer.fit(module, data)
+    logged = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    for tag in ("loss_g", "loss_d", "loss_mel", "loss_adv", "loss_fm"):
+        assert math.isfinite(logged[f"train/{tag}"]) and logged[f"train/{tag}"] > 0, tag
+    assert logged["train/loss_g"] == pytest.approx(
+        logged["train/loss_mel"] + logged["train/loss_adv"] + logged["train/loss_fm"], rel=1e-6
+    )
+    assert 0 < logged["val/mel_distance"] < 20
