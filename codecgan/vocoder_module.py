@@ -5,7 +5,7 @@ module computes each excerpt's log-mel on the device with its own front-end (``m
 checkpoint holds everything needed to vocode), the generator turns the mel back into audio, and the discriminators
 judge it against the excerpt.
 
-The loss recipe is Vocos's (``loss_recipe: vocos``; ``vocos.experiment.VocosExp.training_step`` in vocos 0.1.0):
+Three loss recipes (``loss_recipe``). Vocos's (``vocos``; ``vocos.experiment.VocosExp.training_step`` in vocos 0.1.0):
 
 - discriminator: hinge, each discriminator's sum over its sub-discriminators divided by their number
   (``per_discriminator``), the discriminators weighted by ``discriminator_weights`` (Vocos: MPD 1, MRD 0.1,
@@ -15,9 +15,18 @@ The loss recipe is Vocos's (``loss_recipe: vocos``; ``vocos.experiment.VocosExp.
   Vocos) + ``adversarial`` × the hinge generator loss + ``feature_matching`` × the L1 of every feature map and the
   logits, each weighted and divided per discriminator as the discriminator's loss.
 
-Vocos's ``pretrain_mel_steps`` (mel-only steps before the discriminators train) is ``discriminator_start_step``.
-HiFi-GAN's and BigVGAN's recipes (least squares, feature matching ×2, their mel front-ends) are names reserved for
-``loss_recipe`` and refused with a ``ConfigError`` until their parts exist.
+HiFi-GAN's (``hifigan``; jik876/hifi-gan ``train.py``) and BigVGAN-v2's (``bigvgan``; NVIDIA/BigVGAN ``train.py``):
+
+- discriminator: least squares, ``Σ_k mean((1 - D_k(real))²) + mean(D_k(fake)²)`` summed over every
+  sub-discriminator of every discriminator (``discriminator_weights`` 1 each, as in both references);
+- generator: ``mel`` × the mel loss + ``adversarial`` × ``Σ_k mean((1 - D_k(fake))²)`` + ``feature_matching`` ×
+  ``vocoder_feature_loss`` (2 × the sum of the mean absolute differences of every feature map, logits included;
+  without the logits for BigVGAN's CQT discriminator, whose ``fmap`` leaves them out);
+- mel loss: HiFi-GAN's, the L1 of ``HiFiGANLogMel`` at the front-end's settings with ``f_max`` None (its
+  ``fmax_for_loss``), weight 45; BigVGAN-v2's, ``MultiScaleMelLoss(sample_rate)`` (DAC's 7 scales), weight 15.
+
+Vocos's ``pretrain_mel_steps`` and BigVGAN's ``--freeze_step`` (mel-only steps before the discriminators train) are
+``discriminator_start_step``; BigVGAN's ``clip_grad_norm`` is ``grad_clip_g`` and ``grad_clip_d``.
 
 Lengths: a generator makes ``hop_length`` samples per mel frame, so a training or validation excerpt must be a whole
 number of hops; anything else is a ``ConfigError`` at start-up naming the key and the nearest consistent values, never
@@ -47,14 +56,22 @@ from codecgan.losses.adversarial import (
     generator_adversarial_loss,
     real_fake_means,
 )
+from codecgan.losses.mel import MultiScaleMelLoss
+from codecgan.losses.vocoder import HiFiGANMelLoss, vocoder_feature_loss
 from codecgan.losses.vocos_losses import VocosMelLoss, feature_matching_loss_with_logits, per_discriminator
 from codecgan.metrics import PesqPool, default_worker_count
+from codecgan.models.cqt_discriminator import MultiScaleSubbandCQTDiscriminator
 from codecgan.models.discriminator_set import DiscriminatorSet
+from codecgan.models.hifigan_mel import HiFiGANLogMel
 
 LOSS_RECIPES = ("vocos", "hifigan", "bigvgan")
-AVAILABLE_LOSS_RECIPES = ("vocos",)
 VOCOS_LOSS_WEIGHTS = {"mel": 45.0, "adversarial": 1.0, "feature_matching": 1.0}
-ADVERSARIAL_KIND = {"vocos": "hinge"}
+RECIPE_LOSS_WEIGHTS = {
+    "vocos": VOCOS_LOSS_WEIGHTS,
+    "hifigan": {"mel": 45.0, "adversarial": 1.0, "feature_matching": 1.0},  # feature matching's x2 is inside
+    "bigvgan": {"mel": 15.0, "adversarial": 1.0, "feature_matching": 1.0},  # lambda_melloss of the v2 configs
+}
+ADVERSARIAL_KIND = {"vocos": "hinge", "hifigan": "least_squares", "bigvgan": "least_squares"}
 MODEL = "model.init_args"
 
 
@@ -72,15 +89,17 @@ class VocoderGAN(GANModule):
             (``VocosMelSpectrogram``). Its ``sample_rate``, ``hop_length`` and ``n_mels`` must be the data's and the
             generator's.
         sample_rate: Hz (linked from ``data.init_args.sample_rate`` by the CLI).
-        loss_recipe: ``vocos``; ``hifigan`` and ``bigvgan`` are not yet available.
-        loss_weights: ``mel``, ``adversarial``, ``feature_matching``; missing keys take Vocos's (45, 1, 1).
+        loss_recipe: ``vocos``, ``hifigan`` or ``bigvgan`` (the module's opening).
+        loss_weights: ``mel``, ``adversarial``, ``feature_matching``; missing keys take the recipe's (Vocos and
+            HiFi-GAN 45, 1, 1; BigVGAN-v2 15, 1, 1).
         discriminator_weights: one weight per discriminator of the set, in its order (Vocos: ``[1.0, 0.1]``, MPD and
             MRD); ``None``: 1 for each.
         gan_options: the loop's settings (optimizers, schedulers, ``discriminator_start_step``, ...): see
             ``GANModule``.
 
     Logs ``train/loss_mel``, ``train/loss_adv``, ``train/loss_fm`` (weighted) and ``val/mel_distance``: the L1
-    between the log-mels of estimate and reference (the mel loss unweighted), a ``MeanMetric`` whose sum and count
+    between the log-mels of estimate and reference (the Vocos and HiFi-GAN mel loss unweighted; for BigVGAN the
+    single-scale HiFi-GAN log-mel L1 that its validation reports), a ``MeanMetric`` whose sum and count
     are reduced across ranks, so it is exact under DDP with uneven validation shards. It is the family's quality
     metric (``codecgan.diagnosis.quality_metric``, lower is better); a vocoder's waveform SNR is not one, since
     nothing in its losses ties the phase to the reference's.
@@ -106,14 +125,25 @@ class VocoderGAN(GANModule):
             )
         self.loss_recipe = loss_recipe
         self.adversarial_kind = ADVERSARIAL_KIND[loss_recipe]
-        self.loss_weights = {**VOCOS_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.loss_weights = {**RECIPE_LOSS_WEIGHTS[loss_recipe], **(loss_weights or {})}
         self.sample_rate = sample_rate
         self.mel_spectrogram = mel_spectrogram
         self.hop_length = check_mel_settings(generator, mel_spectrogram, sample_rate)
+        check_discriminator_sample_rates(discriminator, sample_rate)
         self.discriminator_groups = discriminator_group_sizes(discriminator)
         self.discriminator_weights = check_discriminator_weights(discriminator_weights, len(self.discriminator_groups))
-        # Vocos's MelSpecReconstructionLoss(sample_rate): its own mel settings, whatever the front-end's.
-        self.mel_loss = VocosMelLoss(sample_rate)
+        self.feature_maps_with_logits = [
+            not isinstance(m, MultiScaleSubbandCQTDiscriminator) for m in members(discriminator)
+        ]
+        if loss_recipe == "vocos":
+            # Vocos's MelSpecReconstructionLoss(sample_rate): its own mel settings, whatever the front-end's.
+            self.mel_loss = VocosMelLoss(sample_rate)
+        elif loss_recipe == "hifigan":
+            self.mel_loss = HiFiGANMelLoss(**hifigan_loss_mel_settings(mel_spectrogram))
+        else:
+            self.mel_loss = MultiScaleMelLoss(sample_rate)
+            # BigVGAN validates with the single-scale log-mel L1 at the front-end's settings (fmax_for_loss).
+            self.validation_mel_loss = HiFiGANMelLoss(**hifigan_loss_mel_settings(mel_spectrogram))
         self.val_mel_distance = MeanMetric()  # sum and count states: exact under DDP with uneven val shards
 
     # ------------------------------------------------------------------------------- start-up checks
@@ -147,12 +177,16 @@ class VocoderGAN(GANModule):
         real = [[features[-1].chunk(2)[0]] for features in outputs]
         fake = [[features[-1].chunk(2)[1]] for features in outputs]
         loss = sum(
-            weight * per_discriminator(discriminator_loss(real_group, fake_group, self.adversarial_kind), real_group)
+            weight * self.reduced(discriminator_loss(real_group, fake_group, self.adversarial_kind), real_group)
             for weight, real_group, fake_group in self.grouped(real, fake)
         )
         d_real, d_fake = real_fake_means(real, fake)
-        # A discriminator that cannot tell scores the hinge's 2 per sub-discriminator: 2 per weighted group here.
-        chance = CHANCE_PER_SUB_DISCRIMINATOR[self.adversarial_kind] * sum(self.discriminator_weights)
+        # A discriminator that cannot tell scores the hinge's 2 (least squares: 0.5) per sub-discriminator: per
+        # weighted group after Vocos's division, per weighted sub-discriminator in the summed recipes.
+        per_group = [1] * len(self.discriminator_groups) if self.loss_recipe == "vocos" else self.discriminator_groups
+        chance = CHANCE_PER_SUB_DISCRIMINATOR[self.adversarial_kind] * sum(
+            weight * count for weight, count in zip(self.discriminator_weights, per_group)
+        )
         return loss, {"d_real": d_real, "d_fake": d_fake, "d_loss_chance": chance}
 
     def generator_loss(
@@ -166,14 +200,23 @@ class VocoderGAN(GANModule):
                 real = self.discriminator(reference)
             fake = self.discriminator(estimate)
             adversarial_loss = feature_matching = 0.0
-            for weight, real_group, fake_group in self.grouped(real, fake):
+            groups = zip(self.grouped(real, fake), self.feature_maps_with_logits)
+            for (weight, real_group, fake_group), with_logits in groups:
                 generator_term = generator_adversarial_loss(fake_group, self.adversarial_kind)
-                adversarial_loss = adversarial_loss + weight * per_discriminator(generator_term, fake_group)
-                matching = feature_matching_loss_with_logits(real_group, fake_group)
-                feature_matching = feature_matching + weight * per_discriminator(matching, fake_group)
+                adversarial_loss = adversarial_loss + weight * self.reduced(generator_term, fake_group)
+                if self.loss_recipe == "vocos":
+                    matching = feature_matching_loss_with_logits(real_group, fake_group)
+                else:
+                    matching = vocoder_feature_loss(real_group, fake_group, include_logits=with_logits)
+                feature_matching = feature_matching + weight * self.reduced(matching, fake_group)
             terms["loss_adv"] = weights["adversarial"] * adversarial_loss
             terms["loss_fm"] = weights["feature_matching"] * feature_matching
         return terms, {}
+
+    def reduced(self, term: Tensor, outputs: DiscriminatorOutputs) -> Tensor:
+        """A discriminator's sum over its sub-discriminators as the recipe takes it: divided by their number in
+        Vocos's (``per_discriminator``), the sum itself in HiFi-GAN's and BigVGAN's."""
+        return per_discriminator(term, outputs) if self.loss_recipe == "vocos" else term
 
     def grouped(
         self, real: DiscriminatorOutputs, fake: DiscriminatorOutputs
@@ -191,9 +234,15 @@ class VocoderGAN(GANModule):
         return groups
 
     # ------------------------------------------------------------------------------------ validation
+    @property
+    def mel_distance(self) -> nn.Module:
+        """The unweighted log-mel L1 that validation and `codecgan test` report: the recipe's mel loss, or BigVGAN's
+        single-scale one (what its own validation reports) beside its 7-scale training loss."""
+        return getattr(self, "validation_mel_loss", self.mel_loss)
+
     def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, Any]:
         forward = self.generator_forward(batch)
-        distance = self.mel_loss(forward["estimate"], forward["reference"])
+        distance = self.mel_distance(forward["estimate"], forward["reference"])
         self.val_mel_distance.update(distance, batch["audio"].shape[0])
         self.log("val/mel_distance", self.val_mel_distance)
         return {
@@ -217,7 +266,7 @@ class VocoderGAN(GANModule):
             default_worker_count(ranks_here), mp_context=multiprocessing.get_context("spawn")
         )
         self.vocoder_scores = VocoderScores(
-            self.sample_rate, self.mel_loss, self._test_pesq_pool, self._test_world_processes
+            self.sample_rate, self.mel_distance, self._test_pesq_pool, self._test_world_processes
         )
         self.test_means = nn.ModuleDict({name: MeanMetric(nan_strategy="ignore") for name in VOCODER_MEASURES}).to(
             self.device
@@ -275,14 +324,20 @@ class VocoderGAN(GANModule):
 
 
 def check_loss_recipe(loss_recipe: str) -> None:
-    """Raise a ``ConfigError`` naming ``model.init_args.loss_recipe`` unless the recipe exists and is available."""
+    """Raise a ``ConfigError`` naming ``model.init_args.loss_recipe`` unless the recipe exists."""
     if loss_recipe not in LOSS_RECIPES:
         raise ConfigError(f"{MODEL}.loss_recipe must be one of {list(LOSS_RECIPES)}, got {loss_recipe!r}.")
-    if loss_recipe not in AVAILABLE_LOSS_RECIPES:
-        raise ConfigError(
-            f"{MODEL}.loss_recipe {loss_recipe!r} is not yet available: its generator, discriminators and mel "
-            f"front-end are not in codecgan yet. Available: {list(AVAILABLE_LOSS_RECIPES)}."
-        )
+
+
+def hifigan_loss_mel_settings(mel_spectrogram: nn.Module) -> dict[str, Any]:
+    """HiFi-GAN's loss mel: the front-end's sample rate, STFT sizes, bands and ``f_min``, with ``f_max`` None
+    (``fmax_for_loss``); a front-end without a ``win_length`` gets ``n_fft``."""
+    settings = {name: front_end_setting(mel_spectrogram, name) for name in ("sample_rate", "n_fft", "hop_length")}
+    settings["n_mels"] = front_end_setting(mel_spectrogram, "n_mels")
+    window = getattr(mel_spectrogram, "win_length", None)
+    settings["win_length"] = window if isinstance(window, int) else settings["n_fft"]
+    settings["f_min"] = float(getattr(mel_spectrogram, "f_min", 0.0) or 0.0)
+    return settings
 
 
 def front_end_setting(mel_spectrogram: nn.Module, name: str) -> int:
@@ -298,12 +353,15 @@ def front_end_setting(mel_spectrogram: nn.Module, name: str) -> int:
     )
 
 
-def generator_mel_bands(generator: nn.Module) -> int | None:
-    """The mel bands a generator takes: its ``n_mels``, or its Vocos backbone's ``input_channels``; None if neither."""
+def generator_mel_bands(generator: nn.Module) -> tuple[str, int | None]:
+    """The mel bands a generator takes and its argument's name: its ``n_mels``, its Vocos backbone's
+    ``input_channels``, or the input channels of a HiFi-GAN-style first conv (``num_mels``); None if none."""
     bands = getattr(generator, "n_mels", None)
     if bands is None:
         bands = getattr(getattr(generator, "backbone", None), "input_channels", None)
-    return bands
+    if bands is None:
+        return "num_mels", getattr(getattr(generator, "conv_pre", None), "in_channels", None)
+    return "n_mels", bands
 
 
 def check_mel_settings(generator: nn.Module, mel_spectrogram: nn.Module, sample_rate: int) -> int:
@@ -317,21 +375,91 @@ def check_mel_settings(generator: nn.Module, mel_spectrogram: nn.Module, sample_
             f"front-end must read the data's rate. Set {front_end}.sample_rate: {sample_rate}."
         )
     hop = front_end_setting(mel_spectrogram, "hop_length")
+    if isinstance(mel_spectrogram, HiFiGANLogMel):
+        check_hifigan_front_end(mel_spectrogram)
     generator_hop = getattr(generator, "hop_length", None)
-    if generator_hop is None:
-        raise ConfigError(f"{MODEL}.generator ({type(generator).__name__}) has no hop_length (samples per mel frame).")
-    if generator_hop != hop:
+    rates = upsample_rates(generator)
+    if generator_hop is None and rates is None:
+        raise ConfigError(
+            f"{MODEL}.generator ({type(generator).__name__}) has no hop_length (samples per mel frame) and no "
+            "transposed-conv upsamplers (`ups`) to count it from."
+        )
+    if generator_hop is None and math.prod(rates) != hop:
+        raise ConfigError(
+            f"{MODEL}.generator.init_args.upsample_rates {rates} multiply to {math.prod(rates)} samples per mel "
+            f"frame but {front_end}.hop_length is {hop}: the generator must make one hop of audio per frame. "
+            f"Use upsample rates whose product is {hop} (with upsample_kernel_sizes to match), or set "
+            f"{front_end}.hop_length: {math.prod(rates)}."
+        )
+    if generator_hop is not None and generator_hop != hop:
         raise ConfigError(
             f"{MODEL}.generator.init_args.hop_length is {generator_hop} samples but {front_end}.hop_length is {hop}: "
             f"the generator must make one hop of audio per mel frame. Set both to {hop}."
         )
-    bands, generator_bands = front_end_setting(mel_spectrogram, "n_mels"), generator_mel_bands(generator)
+    bands = front_end_setting(mel_spectrogram, "n_mels")
+    bands_key, generator_bands = generator_mel_bands(generator)
     if generator_bands is not None and generator_bands != bands:
         raise ConfigError(
-            f"{MODEL}.generator.init_args.n_mels is {generator_bands} but {front_end}.n_mels is {bands}: the "
+            f"{MODEL}.generator.init_args.{bands_key} is {generator_bands} but {front_end}.n_mels is {bands}: the "
             f"generator takes the front-end's mel bands. Set both to {bands}."
         )
     return hop
+
+
+def upsample_rates(generator: nn.Module) -> list[int] | None:
+    """The strides of a HiFi-GAN-style generator's transposed-conv upsamplers (``ups``), or None without them."""
+    upsamplers = getattr(generator, "ups", None)
+    if upsamplers is None:
+        return None
+    return [int(layer.stride[0]) for layer in upsamplers]
+
+
+def check_hifigan_front_end(mel_spectrogram: HiFiGANLogMel) -> None:
+    """The STFT sizes for which HiFi-GAN's padding gives one frame per hop: ``win_length`` within ``n_fft``, and
+    ``n_fft - hop_length`` even (its ``(n_fft - hop) / 2`` padding on each side), else one frame short."""
+    front_end = f"{MODEL}.mel_spectrogram.init_args"
+    n_fft, hop, window = mel_spectrogram.n_fft, mel_spectrogram.hop_length, mel_spectrogram.win_length
+    if window > n_fft:
+        raise ConfigError(
+            f"{front_end}.win_length {window} exceeds {front_end}.n_fft {n_fft}; set win_length: {n_fft}."
+        )
+    if hop > n_fft or (n_fft - hop) % 2:
+        raise ConfigError(
+            f"{front_end}.n_fft {n_fft} minus {front_end}.hop_length {hop} must be even and not negative: HiFi-GAN's "
+            f"front-end pads (n_fft - hop) / 2 samples on each side to give one frame per hop. Set n_fft: "
+            f"{max(n_fft + (n_fft - hop) % 2, hop)}."
+        )
+    if mel_spectrogram.f_max is not None and mel_spectrogram.f_max > mel_spectrogram.sample_rate / 2:
+        raise ConfigError(
+            f"{front_end}.f_max {mel_spectrogram.f_max} Hz is above the Nyquist frequency of "
+            f"{front_end}.sample_rate {mel_spectrogram.sample_rate} Hz; set f_max: {mel_spectrogram.sample_rate // 2} "
+            "or null."
+        )
+
+
+def check_discriminator_sample_rates(discriminator: nn.Module, sample_rate: int) -> None:
+    """A discriminator that is told the sample rate (BigVGAN's CQT discriminator) must be told the data's."""
+    for index, member in enumerate(members(discriminator)):
+        rates = {waveform_rate(sub) for sub in getattr(member, "discriminators", [member])}
+        rates.discard(None)
+        if rates and rates != {sample_rate}:
+            key = f"{MODEL}.discriminator" + (
+                f".init_args.discriminators[{index}]" if isinstance(discriminator, DiscriminatorSet) else ""
+            )
+            raise ConfigError(
+                f"{key}.init_args.sample_rate is {sorted(rates)[0]} Hz but data.init_args.sample_rate is "
+                f"{sample_rate} Hz: the discriminator's constant-Q bins would sit at the wrong frequencies. "
+                f"Set it to {sample_rate}."
+            )
+
+
+def waveform_rate(discriminator: nn.Module) -> int | None:
+    """The sample rate a discriminator was built for: its ``sample_rate``, or the input rate of its resampler (a
+    ``CQTDiscriminator`` resamples to twice the rate); None if it has neither."""
+    rate = getattr(discriminator, "sample_rate", None)
+    if rate is None:
+        rate = getattr(getattr(discriminator, "resample", None), "orig_freq", None)
+    return rate
 
 
 def check_whole_hops(key: str, samples: int, hop: int, sample_rate: int) -> None:
@@ -357,11 +485,15 @@ def seconds_for(samples: int, sample_rate: int) -> str:
     return repr(samples / sample_rate)
 
 
+def members(discriminator: nn.Module) -> list[nn.Module]:
+    """The discriminators of a ``DiscriminatorSet``, or the one discriminator."""
+    return list(discriminator.discriminators) if isinstance(discriminator, DiscriminatorSet) else [discriminator]
+
+
 def discriminator_group_sizes(discriminator: nn.Module) -> list[int]:
     """The number of sub-discriminators of each discriminator of the set (one for a single discriminator)."""
-    members = list(discriminator.discriminators) if isinstance(discriminator, DiscriminatorSet) else [discriminator]
     sizes = []
-    for member in members:
+    for member in members(discriminator):
         subs = getattr(member, "discriminators", None)
         if subs is None:
             raise ConfigError(

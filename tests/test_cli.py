@@ -14,7 +14,14 @@ from codecgan.cli import main
 from codecgan.lightning_cli import build_cli
 from tests.conftest import EXPERIMENTS, ROOT
 
-BASE_CONFIGS = sorted(p for p in EXPERIMENTS.glob("*.yaml"))
+# Over 100 M parameters, or MPD + MSD at 71 M: initialising them takes 1 to 2 s on an idle core (3 to 7 s on the busy
+# 2-core machine), so they instantiate in the slow suite; tests/test_vocoder_recipes.py checks their rates, hops,
+# bands and excerpts in the fast one.
+LARGE_CONFIGS = {"vocoder_bigvgan_24k", "vocoder_bigvgan_44k", "vocoder_hifigan_22k"}
+BASE_CONFIGS = [
+    pytest.param(p, marks=pytest.mark.slow) if p.stem in LARGE_CONFIGS else p
+    for p in sorted(EXPERIMENTS.glob("*.yaml"))
+]
 
 
 @pytest.mark.parametrize("config", BASE_CONFIGS, ids=lambda p: p.stem)

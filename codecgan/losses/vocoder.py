@@ -3,17 +3,17 @@
 The adversarial terms are HiFi-GAN's least squares, summed over sub-discriminators: `adversarial.py`'s
 `discriminator_loss` / `generator_adversarial_loss` with `kind="least_squares"` compute them. BigVGAN-v2's
 multi-scale mel loss is DAC's: `mel.MultiScaleMelLoss(sample_rate)` with its defaults (7 scales, log10,
-clamp 1e-5, no magnitude term), weighted 15 in the v2 configs.
+clamp 1e-5, no magnitude term), weighted 15 in the v2 configs. The log-mel itself, `HiFiGANLogMel`, is a model part
+(`codecgan.models.hifigan_mel`, the vocoders' front-end); it is imported here for the mel loss.
 """
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codecgan.losses.adversarial import DiscriminatorOutputs
-from codecgan.losses.mel import slaney_mel_filters
+from codecgan.models.hifigan_mel import HiFiGANLogMel
 from codecgan.models.precision import at_least_float32
 
 HIFIGAN_FEATURE_WEIGHT = 2.0  # "equates to lambda=2.0" (HiFi-GAN, BigVGAN)
@@ -43,58 +43,6 @@ def vocoder_feature_loss(
         for real, fake in zip(real_maps[:kept], fake_maps[:kept]):
             terms.append((at_least_float32(real) - at_least_float32(fake)).abs().mean())
     return HIFIGAN_FEATURE_WEIGHT * sum(terms[1:], terms[0])
-
-
-class HiFiGANLogMel(nn.Module):
-    """HiFi-GAN's and BigVGAN's `mel_spectrogram`: natural log of a Slaney mel of the STFT magnitude.
-
-    The waveform is reflect-padded by `(n_fft - hop) // 2` on both sides and framed uncentred, so a clip of
-    T samples (a multiple of the hop) gives T / hop frames. Magnitude `sqrt(re² + im² + 1e-9)`, periodic Hann
-    window of `win_length`, librosa's Slaney filters, `log(clamp(mel, 1e-5))`. Computed in fp32 with autocast off.
-
-    Args:
-        sample_rate: Hz.
-        n_fft, hop_length, win_length: STFT sizes in samples (1024, 256, 1024 in HiFi-GAN V1).
-        n_mels: mel bands (80).
-        f_min, f_max: filter-bank edges in Hz; `None` is Nyquist (HiFi-GAN's `fmax_for_loss`).
-
-    Shapes: `[B, 1, T]` or `[B, T] -> [B, n_mels, frames]`.
-    """
-
-    def __init__(
-        self,
-        sample_rate: int = 22050,
-        n_fft: int = 1024,
-        hop_length: int = 256,
-        win_length: int = 1024,
-        n_mels: int = 80,
-        f_min: float = 0.0,
-        f_max: float | None = 8000.0,
-    ) -> None:
-        super().__init__()
-        self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
-        self.register_buffer(
-            "filters", slaney_mel_filters(sample_rate, n_fft, n_mels, f_min, f_max).T, persistent=False
-        )
-        self.register_buffer("window", torch.hann_window(win_length), persistent=False)
-
-    def forward(self, audio: Tensor) -> Tensor:
-        audio = audio.squeeze(1) if audio.dim() == 3 else audio
-        padding = (self.n_fft - self.hop_length) // 2
-        with torch.autocast(device_type=audio.device.type, enabled=False):
-            x = F.pad(at_least_float32(audio).unsqueeze(1), (padding, padding), mode="reflect").squeeze(1)
-            spectrum = torch.stft(
-                x,
-                self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window.to(x.dtype),
-                center=False,
-                return_complex=True,
-            )
-            magnitude = torch.sqrt(torch.view_as_real(spectrum).pow(2).sum(-1) + 1e-9)
-            mel = torch.matmul(self.filters.to(x.dtype), magnitude)
-            return torch.log(torch.clamp(mel, min=1e-5))
 
 
 class HiFiGANMelLoss(nn.Module):

@@ -54,6 +54,7 @@ from codecgan.models.hifigan_generator import (
     MultiReceptiveFieldBlock,
     from_hifigan_state_dict,
 )
+from codecgan.models.hifigan_mel import HiFiGANLogMel
 from codecgan.models.learnable_sigmoid import LearnableSigmoid
 from codecgan.models.metric_discriminator import MetricDiscriminator
 from codecgan.models.metricgan_plus import MetricGANPlusDiscriminator, MetricGANPlusGenerator
@@ -106,6 +107,7 @@ __all__ = [
     "HIFIGAN_V2",
     "HIFIGAN_V3",
     "HiFiGANGenerator",
+    "HiFiGANLogMel",
     "HiFiGANMultiPeriodDiscriminator",
     "HiFiGANMultiScaleDiscriminator",
     "HiFiGANPeriodDiscriminator",
