@@ -25,7 +25,8 @@ from codecgan.models import (
     VocosMultiResolutionDiscriminator,
 )
 from codecgan.models.vocos_checkpoint import from_vocos_state_dict, vocos_mel_state_dict
-from codecgan.vocoder_module import VocoderGAN, check_whole_hops
+from codecgan.vocoder_module import VocoderGAN
+from codecgan.vocoder_settings import check_whole_hops
 from tests.conftest import ROOT, run_codecgan, tiny_trainer_overlay
 from tests.models.test_vocos_reference import FIXTURES, TOLERANCE, loaded_discriminators, tiny_parts
 

@@ -18,7 +18,7 @@ import yaml
 from codecgan.config_error import ConfigError
 from codecgan.data import CodecDataModule
 from codecgan.diagnosis.history import MetricHistory
-from codecgan.losses.mel import MultiScaleMelLoss, slaney_mel_filters
+from codecgan.losses.mel import MultiScaleMelLoss
 from codecgan.models import (
     DiscriminatorSet,
     HiFiGANGenerator,
@@ -26,7 +26,9 @@ from codecgan.models import (
     MultiScaleSubbandCQTDiscriminator,
 )
 from codecgan.models.hifigan_mel import HiFiGANLogMel
-from codecgan.vocoder_module import VocoderGAN, check_whole_hops
+from codecgan.models.slaney_mel import slaney_mel_filters
+from codecgan.vocoder_module import VocoderGAN
+from codecgan.vocoder_settings import check_whole_hops
 from tests.conftest import EXPERIMENTS, run_codecgan, tiny_trainer_overlay
 from tests.models.test_bigvgan_reference import RECORD, discriminators, generator, load_filled
 

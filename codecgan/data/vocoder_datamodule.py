@@ -8,6 +8,7 @@ from codecgan.config_error import ConfigError
 from codecgan.data.datamodule import SPLITS, CodecDataModule
 from codecgan.data.mel_pair_dataset import MelPairExcerpts
 from codecgan.data.mel_pairs import MelPairFolder
+from codecgan.vocoder_settings import check_whole_hops, front_end_setting
 
 MEL_PADDINGS = {"center": 1, "same": 0}  # the mel frames a generator needs beyond one per hop
 DATA = "data.init_args"
@@ -77,8 +78,6 @@ class VocoderDataModule(CodecDataModule):
         trainer = self.trainer
         front_end = getattr(trainer.lightning_module, "mel_spectrogram", None) if trainer is not None else None
         if front_end is not None:
-            from codecgan.vocoder_module import front_end_setting  # the model's module imports Lightning parts
-
             model = {"hop_length": front_end_setting(front_end, "hop_length")}
             model["n_mels"] = front_end_setting(front_end, "n_mels")
             model["padding"] = getattr(front_end, "padding", "center")
@@ -110,10 +109,7 @@ class VocoderDataModule(CodecDataModule):
             raise ConfigError(f"{DATA}.{mel_key} pairs mels with the audio of {DATA}.{audio_key}; set {audio_key} too.")
         settings = self.front_end_settings()
         hop = int(settings["hop_length"])
-        if crop % hop:
-            from codecgan.vocoder_module import check_whole_hops
-
-            check_whole_hops(f"{DATA}.{crop_key}", crop, hop, self.sample_rate)
+        check_whole_hops(f"{DATA}.{crop_key}", crop, hop, self.sample_rate)
         segment_frames, extra_frames = crop // hop, MEL_PADDINGS[str(settings["padding"])]
         pairs = MelPairFolder(
             self._folder_dataset(split, self.dirs[split]),

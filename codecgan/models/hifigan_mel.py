@@ -1,6 +1,6 @@
 """HiFi-GAN's and BigVGAN's mel front-end (`meldataset.mel_spectrogram` in jik876/hifi-gan and NVIDIA/BigVGAN).
 
-The filter bank is librosa's Slaney mel (`losses.mel.slaney_mel_filters`: computed in float64 and rounded to float32
+The filter bank is librosa's Slaney mel (`models.slaney_mel.slaney_mel_filters`: computed in float64 and rounded to float32
 as librosa rounds it, so equal to the references' filters; torchaudio's `melscale_fbanks(norm="slaney",
 mel_scale="slaney")` computes the same filters in float32 and differs by up to 4e-6 of the largest filter value).
 """
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codecgan.losses.mel import slaney_mel_filters
 from codecgan.models.precision import at_least_float32
+from codecgan.models.slaney_mel import slaney_mel_filters
 
 MAGNITUDE_EPS = 1e-9  # inside the square root: sqrt(re² + im² + 1e-9)
 LOG_CLAMP = 1e-5  # log(clamp(mel, 1e-5)), about -11.5

@@ -3,7 +3,7 @@
 Vocos (0.1.0, `vocos.feature_extractors.MelSpectrogramFeatures`) feeds its generator, and computes its mel loss on,
 `ln(max(mel, 1e-7))` of a magnitude (power 1) mel spectrogram with torchaudio's defaults: periodic Hann window of
 `n_fft` samples, HTK mel scale without area normalisation, 0 Hz to Nyquist. This is not HiFi-GAN's librosa-Slaney
-log-mel (`codecgan.losses.mel.slaney_mel_filters`): a vocoder trained on one cannot be fed the other.
+log-mel (`codecgan.models.slaney_mel.slaney_mel_filters`): a vocoder trained on one cannot be fed the other.
 """
 
 from __future__ import annotations
