@@ -195,7 +195,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "both",
         ("info", "warning"),
         "callbacks.DiscriminatorHealth",
-        zoo=("frozen_discriminator",),
+        zoo=("frozen_discriminator", "vocoder_discriminator_frozen"),
     ),
     Diagnosis(
         "DISCRIMINATOR_OVERPOWERING",
@@ -235,7 +235,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "callbacks.GradientBalance",
         without_experiment="set the weight the finding names back to the recipe's value it names; the term varies "
         "with the run, so no one config switch confirms it",
-        zoo=("phase_weight_zero",),
+        zoo=("phase_weight_zero", "vocoder_mel_weight_zero"),
     ),
     Diagnosis(
         "NEGATIVE_SNR",
