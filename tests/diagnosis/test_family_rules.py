@@ -106,7 +106,7 @@ def test_a_vocoders_small_waveform_gan_share_is_info_and_a_zero_weight_a_warning
     series = dict(diag__grad_share__loss_adv=VOCODER_ADV, diag__grad_share__loss_mel=[1.0] * 5)
     rule = RULES["GAN_TERM_NEGLIGIBLE"]
     healthy = rule(history(**series), family="vocoder", term_weights=VOCODER_WEIGHTS)
-    assert healthy.severity == "info" and "log-mel loss of near-silent bins" in healthy.evidence
+    assert healthy.severity == "info" and "grows as 1 / mel in quiet bins" in healthy.evidence
     assert "loss_adv weight 1; none is 0" in healthy.evidence
     off = {**VOCODER_WEIGHTS, "loss_adv": {**VOCODER_WEIGHTS["loss_adv"], "weight": 0.0}}
     zero = dict(diag__grad_share__loss_adv=[0.0] * 5, diag__grad_share__loss_mel=[1.0] * 5)

@@ -25,12 +25,13 @@ GAN_SHARE_FLOOR = 0.01
 GAN_TERM_KEYWORDS = ("adv", "gan", "metric")
 GAN_SHARE_WINDOW = 5  # measurements in the trailing median
 GAN_SHARE_MIN_POINTS = 3
-# Families whose generator output is a waveform shaped by a log-mel loss: there the log-mel gradient of near-silent
-# time-frequency bins dominates the output's gradient norm, and a GAN term's share there says little about its pull
-# on the generator's weights. On the healthy tiny Vocos vocoder (steps 100-400) the adversarial share was 1e-7 to
-# 1e-3 at the waveform, varying by four orders of magnitude between batches, while its share of the gradient at the
-# generator's parameters was 0.4-1% and feature matching's 2-4% (docs/diagnostics.md, "Vocoder family"). A raw
-# share under the floor is reported there as info; a GAN term weighted 0 (share 0 at any probe) stays a warning.
+# Families whose generator output is a waveform trained by a log-mel L1, whose gradient at the waveform grows as
+# 1 / mel in quiet bins: there the mel term dominates the output's gradient norm, and a GAN term's share of it says
+# little about its pull on the generator's weights. On the healthy tiny Vocos vocoder (steps 100 and 300, 4 batches
+# each) the adversarial share at the waveform was 7e-7 to 2e-3 (smallest on the batches with the largest mel loss),
+# its share of the gradient at the generator's parameters 0.4-1.6% and feature matching's 2-5% (docs/diagnostics.md,
+# "The vocoder family"). A raw share under the floor is info there; a GAN term weighted 0 (share 0 at any probe)
+# stays a warning.
 WAVEFORM_SHARE_FAMILIES = ("vocoder",)
 
 # A few PESQ-None batches are normal (silent crops); above 10% the metric discriminator loses a tenth of its updates.

@@ -88,9 +88,9 @@ def waveform_share(note: Mapping[str, Any]) -> str:
         for term, weight in note["weights"].items()
     )
     return (
-        f"In the {note['family']} family the generator output is a waveform whose gradient norm the log-mel loss of "
-        f"near-silent bins dominates, so a GAN term's share there is far below its pull on the generator's weights "
-        f"({weights}; none is 0)."
+        f"In the {note['family']} family the generator output is a waveform whose gradient norm the log-mel loss "
+        f"dominates (its gradient grows as 1 / mel in quiet bins), so a GAN term's share there is far below its pull "
+        f"on the generator's weights ({weights}; none is 0)."
     )
 
 
