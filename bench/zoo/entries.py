@@ -145,4 +145,5 @@ ZOO: tuple[ZooEntry, ...] = (
     ZooEntry("healthy_vocoder", None, "val/mel_distance"),
     ZooEntry("vocoder_discriminator_frozen", "DISCRIMINATOR_FROZEN", "diag/d_update_ratio"),
     ZooEntry("vocoder_mel_weight_zero", "LOSS_TERM_DISABLED", "val/mel_distance"),
+    ZooEntry("vocoder_gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
 )
