@@ -11,6 +11,7 @@ from lightning.pytorch import LightningModule, Trainer
 from callbacks.base import DiagnosticCallback, require
 from callbacks.distributed import reduce_sum
 from callbacks.history_compaction import thin_runs
+from callbacks.run_config import model_family
 from codecgan.cadence import is_logging_step
 from codecgan.codec_module import BALANCED_TERMS, DAC_LOSS_WEIGHTS, CodecGAN
 from codecgan.diagnosis import tags
@@ -18,6 +19,7 @@ from codecgan.diagnosis.history import Point
 from codecgan.diagnosis.rules import gan_term_negligible, loss_term_disabled
 from codecgan.diagnosis.rules.adversarial import GAN_SHARE_FLOOR, GAN_SHARE_WINDOW
 from codecgan.enhance_module import RECIPE_LOSS_WEIGHTS
+from codecgan.vocoder_module import VOCOS_LOSS_WEIGHTS, VocoderGAN
 
 # Loss-weight keys whose term has another name ("loss_adv"), or shares one with another key (the codec's commitment
 # and codebook weights both scale "loss_vq"): None leaves the key out of LOSS_TERM_DISABLED.
@@ -70,17 +72,19 @@ class GradientBalance(DiagnosticCallback):
         self.every_n_steps = every_n_steps
         self.gan_terms = tuple(gan_terms) if gan_terms is not None else None
         self.term_weights: dict[str, dict[str, Any]] | None = None  # LOSS_TERM_DISABLED's, set at the start of fit
+        self.family: str | None = None  # GAN_TERM_NEGLIGIBLE's, set at the start of fit
 
     def rule_settings(self) -> dict[str, dict[str, Any]]:
         gan_terms = None if self.gan_terms is None else list(self.gan_terms)
         return {
-            "GAN_TERM_NEGLIGIBLE": {"gan_terms": gan_terms},
+            "GAN_TERM_NEGLIGIBLE": {"gan_terms": gan_terms, "family": self.family, "term_weights": self.term_weights},
             "LOSS_TERM_DISABLED": {"term_weights": self.term_weights, "gan_terms": gan_terms},
         }
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         pl_module.term_gradient_interval = self.every_n_steps
         self.term_weights = loss_term_weights(pl_module)
+        self.family = model_family(pl_module)
 
     def on_disabled(self, trainer: Trainer) -> None:
         module = getattr(trainer, "lightning_module", None)
@@ -108,7 +112,9 @@ class GradientBalance(DiagnosticCallback):
             }
             self._record(trainer, pl_module, balanced, log=False)
             findings = {
-                "GAN_TERM_NEGLIGIBLE": gan_term_negligible(self.history, self.gan_terms),
+                "GAN_TERM_NEGLIGIBLE": gan_term_negligible(
+                    self.history, self.gan_terms, self.family, self.term_weights
+                ),
                 "LOSS_TERM_DISABLED": loss_term_disabled(self.history, self.term_weights, self.gan_terms),
             }
             self._raise(trainer, findings)
@@ -133,14 +139,16 @@ class GradientBalance(DiagnosticCallback):
 def loss_term_weights(pl_module: LightningModule) -> dict[str, dict[str, Any]]:
     """{term: {"key": its config path, "weight": the run's weight, "published": the recipe's weight or None}} for each
     weighted generator loss term of `pl_module` (its `loss_weights`; the recipe's are MetricGANEnhancer's
-    `loss_recipe` table or CodecGAN's DAC weights). Terms that a CodecGAN loss balancer weighs are left out: the
-    balancer's weights set their pull (GAN_TERM_NEGLIGIBLE reads their balanced shares)."""
+    `loss_recipe` table, CodecGAN's DAC weights or VocoderGAN's Vocos weights). Terms that a CodecGAN loss balancer
+    weighs are left out: the balancer's weights set their pull (GAN_TERM_NEGLIGIBLE reads their balanced shares)."""
     weights = getattr(pl_module, "loss_weights", None)
     if not isinstance(weights, Mapping):
         return {}
     recipe = getattr(pl_module, "loss_recipe", None)
     if isinstance(recipe, str) and recipe in RECIPE_LOSS_WEIGHTS:
         published = RECIPE_LOSS_WEIGHTS[recipe]
+    elif isinstance(pl_module, VocoderGAN):
+        published = VOCOS_LOSS_WEIGHTS
     else:
         published = DAC_LOSS_WEIGHTS if isinstance(pl_module, CodecGAN) else {}
     balanced = BALANCED_TERMS if getattr(pl_module, "loss_balancer", None) is not None else {}

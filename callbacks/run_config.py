@@ -17,11 +17,11 @@ from codecgan.cadence import logged_step
 from codecgan.diagnosis.tags import RUN_CONFIG
 
 # The LightningModule classes of each family, by name: a subclass belongs to its base's family.
-FAMILIES = {"CodecGAN": "codec", "MetricGANEnhancer": "enhancement"}
+FAMILIES = {"CodecGAN": "codec", "MetricGANEnhancer": "enhancement", "VocoderGAN": "vocoder"}
 
 
 def model_family(pl_module: LightningModule) -> str:
-    """The model family: "codec" or "enhancement" from the module's class (or a base class), else the class's name."""
+    """The model family: "codec", "enhancement" or "vocoder" from the module's class (or a base class), else the class's name."""
     for cls in type(pl_module).__mro__:
         if cls.__name__ in FAMILIES:
             return FAMILIES[cls.__name__]

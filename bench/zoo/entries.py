@@ -142,4 +142,8 @@ ZOO: tuple[ZooEntry, ...] = (
     # The buffer is empty at the ends of epochs 1 and 2 (the first may end empty): flagged at step 36.
     ZooEntry("replay_history_zero", "REPLAY_BUFFER_STALLED", "diag/replay_buffer_items_epoch"),
     ZooEntry("phase_weight_zero", "LOSS_TERM_DISABLED", "diag/grad_share/loss_phase"),
+    ZooEntry("healthy_vocoder", None, "val/mel_distance"),
+    ZooEntry("vocoder_discriminator_frozen", "DISCRIMINATOR_FROZEN", "diag/d_update_ratio"),
+    ZooEntry("vocoder_mel_weight_zero", "LOSS_TERM_DISABLED", "val/mel_distance"),
+    ZooEntry("vocoder_gan_weight_zero", "GAN_TERM_NEGLIGIBLE", "diag/grad_share/loss_adv"),
 )

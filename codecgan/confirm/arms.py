@@ -22,7 +22,7 @@ CONFIRM_DIR = "confirm"
 ARM_CONFIG = "arm.yaml"
 SETTINGS_NAME = "confirm.json"
 CHECKPOINT_STEP = re.compile(r"step[=_-]?(\d+)")
-FAMILY_OF_MODULE = {"CodecGAN": "codec", "MetricGANEnhancer": "enhancement"}
+FAMILY_OF_MODULE = {"CodecGAN": "codec", "MetricGANEnhancer": "enhancement", "VocoderGAN": "vocoder"}
 ITEM = re.compile(r"^(\w+)\[(\w+)\]$")
 BALANCER = "model.init_args.loss_balancer"
 
@@ -63,7 +63,7 @@ def family_of(config: dict[str, Any]) -> str:
         if class_path.endswith(name):
             return family
     raise ConfirmError(
-        f"The run's model {class_path or '(none)'} is not a codecgan family (CodecGAN, MetricGANEnhancer)."
+        f"The run's model {class_path or '(none)'} is not a codecgan family (CodecGAN, MetricGANEnhancer, VocoderGAN)."
     )
 
 

@@ -55,7 +55,7 @@ class Experiment:
     """One confirmation experiment.
 
     name: what the treatment changes, in words ("adversarial weight ×4").
-    changes: per family (`codec`, `enhancement`, or `*` for both), config path -> `Set` or `Scale`.
+    changes: per family (`codec`, `enhancement`, `vocoder`, or `*` for every family), config path -> `Set` or `Scale`.
     metric: per family, `(tag, direction)` candidates; the first the original run logged decides. A tag ending
         in `*` sums every tag with that prefix. `direction` `max` or `min`: which way is better.
     start: `before_finding`: the last checkpoint at or before the finding's first step (a fresh start when
@@ -123,6 +123,7 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
             {
                 "codec": {WEIGHTS + "adversarial": Scale(0.5, default=1.0)},
                 "enhancement": {WEIGHTS + "gan": Scale(0.5, default=0.05)},
+                "vocoder": {WEIGHTS + "adversarial": Scale(0.5, default=1.0)},  # Vocos's weight
             },
             QUALITY,
             start="best",
@@ -154,6 +155,8 @@ EXPERIMENTS: dict[str, tuple[Experiment, ...]] = {
             {
                 "codec": {WEIGHTS + "adversarial": Scale(4.0, default=1.0, when_zero=1.0)},
                 "enhancement": {WEIGHTS + "gan": Scale(4.0, default=0.05, when_zero=0.05)},
+                # The vocoder warns only for a weight of 0: back to Vocos's 1.
+                "vocoder": {WEIGHTS + "adversarial": Scale(4.0, default=1.0, when_zero=1.0)},
             },
             # Under the codec's loss balancer its share of the balanced gradient decides (logged only there).
             both(("diag/balancer_share/loss_adv", "max"), ("diag/grad_share/loss_adv", "max")),

@@ -61,7 +61,8 @@ class Diagnosis:
     code: the stable name findings carry ("LOSS_METRIC_DIVERGENCE").
     rule: the pure function from a `MetricHistory` (and the settings a run recorded) to a finding or None.
     description: what the code means, in one line.
-    family: the model family it applies to, "codec", "enhancement" or "both".
+    family: the model family it applies to, "codec", "enhancement" or "both" (not specific to one: every family,
+        the vocoder's included, runs it; a rule is silent on the tags a family does not log).
     severities: the lowest and the highest severity its findings take (a rule whose condition has settled reports it
         as info).
     callback: the callback that raises it live, as its class path ("callbacks.SignalStats").
@@ -195,7 +196,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "both",
         ("info", "warning"),
         "callbacks.DiscriminatorHealth",
-        zoo=("frozen_discriminator",),
+        zoo=("frozen_discriminator", "vocoder_discriminator_frozen"),
     ),
     Diagnosis(
         "DISCRIMINATOR_OVERPOWERING",
@@ -224,7 +225,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "both",
         ("info", "warning"),
         "callbacks.GradientBalance",
-        zoo=("gan_weight_zero", "balancer_adversarial_zero"),
+        zoo=("gan_weight_zero", "balancer_adversarial_zero", "vocoder_gan_weight_zero"),
     ),
     Diagnosis(
         "LOSS_TERM_DISABLED",
@@ -235,7 +236,7 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
         "callbacks.GradientBalance",
         without_experiment="set the weight the finding names back to the recipe's value it names; the term varies "
         "with the run, so no one config switch confirms it",
-        zoo=("phase_weight_zero",),
+        zoo=("phase_weight_zero", "vocoder_mel_weight_zero"),
     ),
     Diagnosis(
         "NEGATIVE_SNR",

@@ -92,3 +92,25 @@ def test_a_vocoders_negative_snr_is_no_finding_and_its_quiet_warm_up_reads_its_m
     level = RULES["AMPLITUDE_UNSTABLE"](history(**series))
     assert level.severity == "info" and "val/mel_distance is still falling (1.60 at" in level.evidence
     assert RULES["NEGATIVE_SNR"](history(val__snr_db=snr)).severity == "warning"  # without it, the rule is as before
+
+
+# Shares at the waveform as the healthy tiny Vocos vocoder logs them (every 50 steps from step 0, steps 0-200).
+VOCODER_ADV = [9.4e-11, 1.0e-06, 1.1e-07, 1.7e-03, 2.0e-07]
+VOCODER_WEIGHTS = {
+    "loss_mel": {"key": "model.init_args.loss_weights.mel", "weight": 45.0, "published": 45.0},
+    "loss_adv": {"key": "model.init_args.loss_weights.adversarial", "weight": 1.0, "published": 1.0},
+}
+
+
+def test_a_vocoders_small_waveform_gan_share_is_info_and_a_zero_weight_a_warning() -> None:
+    series = dict(diag__grad_share__loss_adv=VOCODER_ADV, diag__grad_share__loss_mel=[1.0] * 5)
+    rule = RULES["GAN_TERM_NEGLIGIBLE"]
+    healthy = rule(history(**series), family="vocoder", term_weights=VOCODER_WEIGHTS)
+    assert healthy.severity == "info" and "grows as 1 / mel in quiet bins" in healthy.evidence
+    assert "loss_adv weight 1; none is 0" in healthy.evidence
+    off = {**VOCODER_WEIGHTS, "loss_adv": {**VOCODER_WEIGHTS["loss_adv"], "weight": 0.0}}
+    zero = dict(diag__grad_share__loss_adv=[0.0] * 5, diag__grad_share__loss_mel=[1.0] * 5)
+    assert rule(history(**zero), family="vocoder", term_weights=off).severity == "warning"
+    # The codec's raw share stays a warning; so does a vocoder run that recorded no family.
+    assert rule(history(**series), family="codec", term_weights=VOCODER_WEIGHTS).severity == "warning"
+    assert rule(history(**series)).severity == "warning"

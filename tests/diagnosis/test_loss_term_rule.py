@@ -133,3 +133,21 @@ def test_codec_weights_leave_out_the_vq_terms_and_the_balanced_ones() -> None:
     assert sorted(plain) == ["loss_adv", "loss_mel"] and plain["loss_mel"]["published"] == 15.0
     assert loss_term_weights(Codec(object())) == {}
     assert loss_term_weights(FakeModule()) == {}
+
+
+def test_vocoder_weights_record_vocos_recipe_and_its_family() -> None:
+    from callbacks.run_config import model_family
+    from codecgan.vocoder_module import VocoderGAN
+
+    class Vocoder(VocoderGAN):
+        def __init__(self) -> None:
+            torch.nn.Module.__init__(self)
+            self.loss_recipe = "vocos"
+            self.loss_weights = {"mel": 0.0, "adversarial": 1.0, "feature_matching": 1.0}
+
+    weights = loss_term_weights(Vocoder())
+    assert weights["loss_mel"] == {"key": "model.init_args.loss_weights.mel", "weight": 0.0, "published": 45.0}
+    assert weights["loss_adv"]["published"] == 1.0 and weights["loss_fm"]["published"] == 1.0
+    assert model_family(Vocoder()) == "vocoder"
+    finding = loss_term_disabled(shares({"loss_mel": [0.0] * 4, "loss_fm": [0.9] * 4}), weights)
+    assert finding.severity == "warning" and "loss_mel" in finding.evidence and "45" in finding.evidence

@@ -51,6 +51,13 @@ def gan_term_negligible(v: Mapping[str, Any]) -> tuple[str, str]:
         f"measurements was under {percent(v['threshold'])} ({listed}), first at {where(v['first'])}, while "
         f"{v['largest_term']} had {percent(v['largest_share'])}: the adversarial term barely moves the generator."
     )
+    if v.get("reported_as_info", {}).get("reason") == "waveform_share":  # wording.REPORTED_AS_INFO
+        suggestion = (
+            "Nothing to change for this alone: judge the adversarial side by the discriminator's health "
+            "(DISCRIMINATOR_AT_CHANCE, DISCRIMINATOR_FROZEN) and by val/mel_distance; a GAN term weighted 0 is "
+            "reported as a warning."
+        )
+        return evidence, suggestion
     if v.get("reported_as_info", {}).get("reason") == "balanced":  # wording.REPORTED_AS_INFO
         suggestion = (
             "Nothing to change for this: under model.init_args.loss_balancer a term's pull is set by its weight, not "
@@ -72,6 +79,18 @@ def balanced(note: Mapping[str, Any]) -> str:
     return (
         f"This is the terms' own gradient, which the loss balancer rescales to its weight's share: of the balanced "
         f"gradient that reaches the generator they had {shares}, so the adversarial term does steer it."
+    )
+
+
+def waveform_share(note: Mapping[str, Any]) -> str:
+    weights = ", ".join(
+        f"{term} weight {weight:g}" if weight is not None else f"{term} weight not recorded"
+        for term, weight in note["weights"].items()
+    )
+    return (
+        f"In the {note['family']} family the generator output is a waveform whose gradient norm the log-mel loss "
+        f"dominates (its gradient grows as 1 / mel in quiet bins), so a GAN term's share there is far below its pull "
+        f"on the generator's weights ({weights}; none is 0)."
     )
 
 
@@ -124,4 +143,4 @@ WORDING = {
     "PESQ_NONE_HIGH": pesq_none_high,
     "METRIC_D_NOT_LEARNING": metric_d_not_learning,
 }
-INFO_NOTES = {"balanced": balanced}
+INFO_NOTES = {"balanced": balanced, "waveform_share": waveform_share}
