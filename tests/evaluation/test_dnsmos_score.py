@@ -46,8 +46,15 @@ def score() -> DnsmosScore:
     return DnsmosScore()
 
 
+# Two cases in the default suite (a short one repeated to fill the model's input, a long one of several windows); the
+# other three in `make test-slow`.
+FAST_CASES = ("clean_2s", "white_noise_10db_11_5s")
+
+
 @needs_dnsmos
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize(
+    "name", [name if name in FAST_CASES else pytest.param(name, marks=pytest.mark.slow) for name in CASES]
+)
 def test_dnsmos_equals_speechmos_on_the_reference_utterances(score, name):
     """Against ``speechmos.dnsmos.run(audio, 16000)``, as written into dnsmos_reference.json by its own code."""
     expected = json.loads((FIXTURE / "dnsmos_reference.json").read_text())["cases"][name]
@@ -92,6 +99,7 @@ def test_an_empty_or_nonfinite_utterance_has_no_dnsmos(score):
 
 
 @needs_dnsmos
+@pytest.mark.slow
 def test_rows_scored_in_the_background_join_the_intrusive_rows(score):
     """``DnsmosRows`` adds each (utterance, system)'s columns to the intrusive rows, or gives its rows alone."""
     audio = torch.from_numpy(utterance("clean_2s"))

@@ -43,6 +43,7 @@ print(default, min(two_blocks() for _ in range(10)))
 
 
 @pytest.mark.skipif(not GLIBC, reason="the thresholds are glibc's; elsewhere both calls are no-ops")
+@pytest.mark.slow  # a fresh process (about 2 s)
 def test_a_freed_block_is_reused_while_kept():
     pages = (64 << 20) // resource.getpagesize()
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's codecgan
