@@ -168,8 +168,9 @@ def test_diag_config_is_written_by_the_first_diagnostic_callback_and_the_latest_
     assert history.run_config["rules"] == {
         "LOSS_METRIC_DIVERGENCE": {"metric": "val/si_sdr", "loss": "train/loss_g", "mode": "max", "min_drop": None,
                                    "patience": 2},
-        "GAN_TERM_NEGLIGIBLE": {"gan_terms": ["loss_metric"]},
-        "LOSS_TERM_DISABLED": {"term_weights": None, "gan_terms": ["loss_metric"]},  # no on_fit_start: no weights
+        # No on_fit_start: no family and no weights.
+        "GAN_TERM_NEGLIGIBLE": {"gan_terms": ["loss_metric"], "family": None, "term_weights": None},
+        "LOSS_TERM_DISABLED": {"term_weights": None, "gan_terms": ["loss_metric"]},
     }  # fmt: skip
     settings = {c["class"]: c["settings"] for c in history.run_config["callbacks"]}
     assert settings["GradientBalance"] == {"every_n_steps": 50, "gan_terms": ["loss_metric"]}
