@@ -151,7 +151,8 @@ def test_a_discriminator_with_learning_rate_zero_has_update_ratio_zero(tmp_path:
     assert [out["d_update_ratio"] for out in recorder.outputs] == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("config", ["codec_tiny", "enhance_tiny"])
+# The enhancer's case (6 s) runs in make test-slow; the codec's in the default suite.
+@pytest.mark.parametrize("config", ["codec_tiny", pytest.param("enhance_tiny", marks=pytest.mark.slow)])
 def test_one_device_gradients_equal_autograds_accumulated_ones(
     config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -101,7 +101,8 @@ def speech_batch(clips: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return clean, clean + 0.02 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("processes", [1, 2])
+# Two processes (3.5 s) in make test-slow; one in the default suite.
+@pytest.mark.parametrize("processes", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_stuck_worker_is_killed_and_replaced_and_the_pool_answers_the_next_batch(processes):
     """A worker stopped with SIGSTOP hangs as a worker stuck in the library would, before it even reads the clip
     (1 s of audio fills its stdin's pipe): the feeder's write and wait share one deadline."""
