@@ -26,12 +26,10 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from codecgan.models.discriminators import (
-    DAC_BANDS,
     LEAKY_RELU_SLOPE,
     PeriodDiscriminator,
-    STFTBandDiscriminator,
-    remove_dc_and_normalize_peak,
 )
+from codecgan.models.vocos_mrd import VocosSTFTBandDiscriminator
 
 HIFIGAN_PERIOD_CHANNELS = (32, 128, 512, 1024, 1024)
 BIGVGAN_V1_RESOLUTIONS = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))  # (n_fft, hop, window), 24 kHz
@@ -73,46 +71,9 @@ class HiFiGANMultiPeriodDiscriminator(nn.Module):
         return [discriminator(audio) for discriminator in self.discriminators]
 
 
-class BigVGANBandDiscriminator(STFTBandDiscriminator):
-    """BigVGAN's `DiscriminatorB`: DAC's band stacks on torchaudio's centred complex STFT of the normalised input.
-
-    Shapes: `[B, 1, T] -> [4 fmaps per band, logits [B, 1, T // hop + 1, Σ_band ceil(bins / 8)]]`.
-    """
-
-    def __init__(
-        self,
-        window_length: int,
-        channels: int = 32,
-        bands: Sequence[tuple[float, float]] = DAC_BANDS,
-        hop_factor: float = 0.25,
-    ) -> None:
-        super().__init__(window_length, channels, bands, hop_factor)
-        self.window = torch.hann_window(window_length)  # torchaudio's Spectrogram window, float32
-
-    def complex_spectrogram(self, audio: Tensor) -> Tensor:
-        """`[B, 1, T] -> [B, 2 (Re, Im), T // hop + 1 frames, window_length // 2 + 1 bins]`."""
-        spectrum = torch.stft(
-            audio.squeeze(1),
-            n_fft=self.window_length,
-            hop_length=self.hop_length,
-            window=self.window.to(audio),
-            center=True,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-        return torch.view_as_real(spectrum).permute(0, 3, 2, 1)
-
-    def forward(self, audio: Tensor) -> list[Tensor]:
-        spectrum = self.complex_spectrogram(remove_dc_and_normalize_peak(audio))
-        features, band_outputs = [], []
-        for x, stack in zip(self.bands_of(spectrum), self.band_stacks):
-            for index, conv in enumerate(stack):
-                x = F.leaky_relu(conv(x), LEAKY_RELU_SLOPE)
-                if index > 0:
-                    features.append(x)
-            band_outputs.append(x)
-        features.append(self.conv_post(torch.cat(band_outputs, dim=-1)))
-        return features
+# BigVGAN's `DiscriminatorB` is Vocos's band discriminator layer for layer: DAC's band stacks on torchaudio's centred
+# complex STFT of the normalised input, without the stacks' first feature maps.
+BigVGANBandDiscriminator = VocosSTFTBandDiscriminator
 
 
 class BigVGANMultiBandDiscriminator(nn.Module):
