@@ -71,6 +71,29 @@ def anti_aliased(activation: str, channels: int, logscale: bool) -> AntiAliasedA
     return AntiAliasedActivation(periodic(channels, logscale))
 
 
+def check_layout(
+    upsample_rates: Sequence[int],
+    upsample_kernel_sizes: Sequence[int],
+    resblock_kernel_sizes: Sequence[int],
+    resblock_dilation_sizes: Sequence[Sequence[int]],
+    resblock: int,
+) -> None:
+    """Raise a ``ValueError`` naming the settings when a HiFi-GAN-style generator's layout lists disagree in length or
+    its residual block kind is not 1 or 2 (HiFi-GAN's and BigVGAN's generators share these settings)."""
+    if len(upsample_rates) != len(upsample_kernel_sizes):
+        raise ValueError(
+            f"upsample_rates {list(upsample_rates)} and upsample_kernel_sizes {list(upsample_kernel_sizes)} "
+            "need one entry per stage each."
+        )
+    if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
+        raise ValueError(
+            f"resblock_kernel_sizes {list(resblock_kernel_sizes)} and resblock_dilation_sizes "
+            f"{[list(d) for d in resblock_dilation_sizes]} need one entry per block each."
+        )
+    if resblock not in (1, 2):
+        raise ValueError(f"resblock must be 1 or 2; got {resblock!r}.")
+
+
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
     """Padding that keeps the length of a stride-1 conv: `dilation * (kernel_size - 1) / 2`."""
     return (kernel_size * dilation - dilation) // 2
@@ -163,18 +186,7 @@ class BigVGANGenerator(nn.Module):
         use_bias_at_final: bool = False,
     ) -> None:
         super().__init__()
-        if len(upsample_rates) != len(upsample_kernel_sizes):
-            raise ValueError(
-                f"upsample_rates {list(upsample_rates)} and upsample_kernel_sizes {list(upsample_kernel_sizes)} "
-                "need one entry per stage each."
-            )
-        if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
-            raise ValueError(
-                f"resblock_kernel_sizes {list(resblock_kernel_sizes)} and resblock_dilation_sizes "
-                f"{[list(d) for d in resblock_dilation_sizes]} need one entry per block each."
-            )
-        if resblock not in (1, 2):
-            raise ValueError(f"resblock must be 1 or 2; got {resblock!r}.")
+        check_layout(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes, resblock_dilation_sizes, resblock)
         self.num_kernels = len(resblock_kernel_sizes)
         self.use_tanh_at_final = use_tanh_at_final
         self.conv_pre = weight_norm_conv1d(num_mels, upsample_initial_channel, 7, padding=3)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codecgan.models.bigvgan_generator import same_padding
+from codecgan.models.bigvgan_generator import check_layout, same_padding
 from codecgan.models.conv_blocks import weight_norm_conv1d, weight_norm_conv_transpose1d
 from codecgan.models.discriminators import LEAKY_RELU_SLOPE
 
@@ -106,18 +106,7 @@ class HiFiGANGenerator(nn.Module):
         resblock: int = 1,
     ) -> None:
         super().__init__()
-        if len(upsample_rates) != len(upsample_kernel_sizes):
-            raise ValueError(
-                f"upsample_rates {list(upsample_rates)} and upsample_kernel_sizes {list(upsample_kernel_sizes)} "
-                "need one entry per stage each."
-            )
-        if len(resblock_kernel_sizes) != len(resblock_dilation_sizes):
-            raise ValueError(
-                f"resblock_kernel_sizes {list(resblock_kernel_sizes)} and resblock_dilation_sizes "
-                f"{[list(d) for d in resblock_dilation_sizes]} need one entry per block each."
-            )
-        if resblock not in (1, 2):
-            raise ValueError(f"resblock must be 1 or 2; got {resblock!r}.")
+        check_layout(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes, resblock_dilation_sizes, resblock)
         self.num_kernels = len(resblock_kernel_sizes)
         self.conv_pre = weight_norm_conv1d(num_mels, upsample_initial_channel, 7, padding=3)
         self.ups = nn.ModuleList(
