@@ -4,6 +4,7 @@
     python -m bench.host_overhead --configs codec_dac --stacks --top 30   # where the host reads and ops come from
     python -m bench.host_overhead --strategy ddp_find_unused_parameters_true   # the one-wrapper DDP, for comparison
     python -m bench.host_overhead --configs codec_dac --no-ratio --dac-venv /work/venvs/dacref   # against DAC's own
+    python -m bench.host_overhead --configs vocoder_vocos_24k --no-ratio --no-dac   # against Vocos's own
 
 Each config is built as shipped (its callbacks and progress bar included), on the CPU, in fp32, at batch 1, and
 fitted for a few batches on synthetic data; `bench/dispatch_counts.py` counts the ATen ops dispatched by one batch
@@ -15,6 +16,9 @@ DAC's own training step (`bench/dac_own_step.py`: descript-audio-codec's `script
 per-step logging, at the same batch and precision) is counted the same way in DAC's own virtual environment
 (`--dac-venv`, default `$CODECGAN_DAC_VENV` or /work/venvs/dacref, as `tests/fixtures/dac/README.md` makes it), as a
 subprocess: codecgan never imports DAC. Without that environment the comparison is skipped with a message.
+Vocos's own step (`bench/vocos_own_step.py`: `VocosExp.training_step` of vocos 0.1.0 for its discriminators then its
+generator, as Lightning 1.x calls it, with the optimizer steps) is counted the same way in Vocos's environment
+(`--vocos-venv`, default `$CODECGAN_VOCOS_VENV` or /work/venvs/vocosref) and compared with `vocoder_vocos_24k`.
 
 The all-reduce ratio is the gradient bytes DDP all-reduces per batch over the bytes of the trainable parameters
 (`bench/allreduce_bytes.py`), measured in 2 gloo processes under the config's strategy (or `--strategy`): 1.00
@@ -44,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 COUNTED_BATCH = 2  # batches 0 and 1 warm up (lazy state, first optimizer step); batch 2 does not log
 DEFAULT_DAC_VENV = Path(os.environ.get("CODECGAN_DAC_VENV", "/work/venvs/dacref"))
+DEFAULT_VOCOS_VENV = Path(os.environ.get("CODECGAN_VOCOS_VENV", "/work/venvs/vocosref"))
 
 
 def count_one_batch(
@@ -99,24 +104,34 @@ def count_one_batch(
     return counter.counts
 
 
-def count_dac_own_step(dac_venv: Path) -> dict | None:
-    """DAC's own training step counted by `bench/dac_own_step.py` in `dac_venv` (see there for the fields).
+def run_in_venv(venv: Path, module: str) -> dict | None:
+    """Run `python -m module` from the repository root in `venv` and parse the JSON line it prints last.
 
-    None when `dac_venv` has no Python; a failing script raises with its error output.
+    None when `venv` has no Python; a failing script raises with its error output.
     """
-    python = Path(dac_venv) / "bin" / "python"
+    python = Path(venv) / "bin" / "python"
     if not python.exists():
         return None
     result = subprocess.run(
-        [str(python), "-m", "bench.dac_own_step"],
+        [str(python), "-m", module],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     if result.returncode != 0:
-        raise RuntimeError(f"bench/dac_own_step.py failed in {dac_venv} (exit {result.returncode}):\n{result.stderr}")
+        raise RuntimeError(f"{module} failed in {venv} (exit {result.returncode}):\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def count_dac_own_step(dac_venv: Path) -> dict | None:
+    """DAC's own training step counted by `bench/dac_own_step.py` in `dac_venv` (see there for the fields)."""
+    return run_in_venv(dac_venv, "bench.dac_own_step")
+
+
+def count_vocos_own_step(vocos_venv: Path) -> dict | None:
+    """Vocos's own training step counted by `bench/vocos_own_step.py` in `vocos_venv` (see there for the fields)."""
+    return run_in_venv(vocos_venv, "bench.vocos_own_step")
 
 
 def dac_comparison(dac: dict, codecgan: DispatchCounts | None) -> str:
@@ -144,6 +159,25 @@ def dac_comparison(dac: dict, codecgan: DispatchCounts | None) -> str:
     return text
 
 
+def vocos_comparison(vocos: dict, codecgan: DispatchCounts | None) -> str:
+    """Sentences comparing Vocos's own step with codecgan's `vocoder_vocos_24k` batch (when it was counted)."""
+    text = (
+        f"Vocos's own step (vocos {vocos['vocos']} VocosExp.training_step for its discriminators then its generator, "
+        f"with both optimizer steps, batch {vocos['batch_size']} of {vocos['samples']} samples, fp32, CPU, torch "
+        f"{vocos['torch']}): {vocos['ops_outside']:,} ops outside the optimizers and {vocos['ops_inside']:,} inside; "
+        f"{vocos['host_reads_outside']} host reads outside the optimizers (Lightning 1.x adds "
+        f"{vocos['progress_bar_reads']} for its progress bar on every batch, of the {vocos['logged_tensors']} "
+        f"tensors the step logs), {vocos['host_reads_inside']} inside (CPU AdamW's step counters)."
+    )
+    if codecgan is not None:
+        text += (
+            f"\nvocoder_vocos_24k: {codecgan.ops_outside:,} ops outside the optimizers and "
+            f"{codecgan.ops_inside:,} inside, {codecgan.outside[HOST_READ]} host reads. Vocos / codecgan: "
+            f"{vocos['ops_outside'] / codecgan.ops_outside:.2f}x the ops outside the optimizers."
+        )
+    return text
+
+
 def shipped_strategy(config: Path) -> str:
     strategy = (yaml.safe_load(config.read_text()).get("trainer") or {}).get("strategy")
     return strategy if isinstance(strategy, str) and strategy.startswith(("gan_ddp", "ddp")) else "gan_ddp"
@@ -167,6 +201,13 @@ def main() -> None:
         help=f"DAC's virtual environment, for DAC's own step (default: $CODECGAN_DAC_VENV or {DEFAULT_DAC_VENV})",
     )
     parser.add_argument("--no-dac", action="store_true", help="skip counting DAC's own training step")
+    parser.add_argument(
+        "--vocos-venv",
+        type=Path,
+        default=DEFAULT_VOCOS_VENV,
+        help=f"Vocos's virtual environment, for Vocos's own step (default: $CODECGAN_VOCOS_VENV or {DEFAULT_VOCOS_VENV})",
+    )
+    parser.add_argument("--no-vocos", action="store_true", help="skip counting Vocos's own training step")
     args = parser.parse_args()
     names = args.configs.split(",") if args.configs else sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -203,17 +244,34 @@ def main() -> None:
             f"| {name} | {counts.ops_outside:,} / {counts.ops_inside:,} "
             f"| {counts.outside[HOST_READ]} / {counts.inside[HOST_READ]} | {ratio:.2f} ({strategy}) |"
         )
-    if args.no_dac:
-        return
-    dac = count_dac_own_step(args.dac_venv)
+    if not args.no_dac:
+        print_dac_comparison(args.dac_venv, rows)
+    if not args.no_vocos:
+        print_vocos_comparison(args.vocos_venv, rows)
+
+
+def print_dac_comparison(dac_venv: Path, rows: list) -> None:
+    dac = count_dac_own_step(dac_venv)
     if dac is None:
         print(
-            f"\nDAC's own step not counted: {args.dac_venv} has no bin/python. Make DAC's environment as "
+            f"\nDAC's own step not counted: {dac_venv} has no bin/python. Make DAC's environment as "
             "tests/fixtures/dac/README.md says and pass --dac-venv (or set CODECGAN_DAC_VENV)."
         )
         return
     codec_dac = next((counts for name, counts, _, _ in rows if name == "codec_dac"), None)
     print("\n" + dac_comparison(dac, codec_dac))
+
+
+def print_vocos_comparison(vocos_venv: Path, rows: list) -> None:
+    vocos = count_vocos_own_step(vocos_venv)
+    if vocos is None:
+        print(
+            f"\nVocos's own step not counted: {vocos_venv} has no bin/python. Make a virtual environment with "
+            "vocos==0.1.0 and torch and pass --vocos-venv (or set CODECGAN_VOCOS_VENV)."
+        )
+        return
+    vocoder = next((counts for name, counts, _, _ in rows if name == "vocoder_vocos_24k"), None)
+    print("\n" + vocos_comparison(vocos, vocoder))
 
 
 if __name__ == "__main__":
