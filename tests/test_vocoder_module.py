@@ -167,17 +167,11 @@ def test_one_training_step_logs_every_term(tmp_path: Path) -> None:
     assert 0 < logged["val/mel_distance"] < 20
 
 
-# What Vocos's recipe gives the tiny generator, not a fault: the mel L1 x 45 carries over 99% of the gradient at the
-# generator output (the adversarial term 0.2-0.3% in the measured run, 1.8 against a weighted mel loss of 70), so
-# GAN_TERM_NEGLIGIBLE describes the recipe at this size. The only finding allowed above info.
-TINY_VOCOS_CODES = {"GAN_TERM_NEGLIGIBLE"}
-
-
 @pytest.mark.slow
 def test_the_tiny_vocoder_learns_and_its_diagnosis_is_quiet(tmp_path: Path) -> None:
     """200 steps of experiments/vocoder_vocos_tiny.yaml with its diagnostic callbacks, validated every 50. Measured:
     val/mel_distance 3.545, 3.360, 3.313, 3.171 (10.6% lower), val/snr_db -0.22 to -0.55 dB with no NEGATIVE_SNR,
-    AMPLITUDE_UNSTABLE info (quiet while the mel distance falls); about 3 minutes on 2 shared cores."""
+    AMPLITUDE_UNSTABLE and GAN_TERM_NEGLIGIBLE info; about 3 minutes on 2 shared cores."""
     run_dir = tmp_path / "run"
     trainer = tiny_trainer_overlay(run_dir, max_steps=200, val_every=50)["trainer"]
     del trainer["callbacks"]  # the config's diagnostics stay
@@ -196,4 +190,6 @@ def test_the_tiny_vocoder_learns_and_its_diagnosis_is_quiet(tmp_path: Path) -> N
     findings = json.loads(diagnosis.stdout)
     codes = {f["code"] for f in findings}
     assert "NEGATIVE_SNR" not in codes and history.has("val/snr_db"), findings
-    assert {f["code"] for f in findings if f["severity"] != "info"} <= TINY_VOCOS_CODES, findings
+    # GAN_TERM_NEGLIGIBLE is info in the vocoder family (its share at the waveform is not meaningful there:
+    # docs/diagnostics.md), so nothing is above info.
+    assert [f for f in findings if f["severity"] != "info"] == [], findings
