@@ -105,7 +105,14 @@ def test_live_alarms_at_the_end_of_a_fit_equal_diagnose_of_its_logs(tmp_path: Pa
     # The settings the callbacks ran their rules with, as diagnose read them.
     assert history.run_config["family"] == "codec"
     assert history.run_config["rules"]["LOSS_METRIC_DIVERGENCE"]["metric"] == "val/snr_db"
-    assert history.run_config["rules"]["GAN_TERM_NEGLIGIBLE"] == {"gan_terms": ["loss_adv", "loss_fm"]}
+    gan_term_rule = history.run_config["rules"]["GAN_TERM_NEGLIGIBLE"]
+    assert gan_term_rule["gan_terms"] == ["loss_adv", "loss_fm"] and gan_term_rule["family"] == "codec"
+    assert gan_term_rule["term_weights"]["loss_adv"] == {
+        "key": "model.init_args.loss_weights.adversarial",
+        "published": 1.0,
+        "weight": 1.0,
+    }
+    assert gan_term_rule["term_weights"] == history.run_config["rules"]["LOSS_TERM_DISABLED"]["term_weights"]
     assert [c["class"] for c in history.run_config["callbacks"]] == [type(c).__name__ for c in diagnostic]
 
 
