@@ -75,6 +75,36 @@ def test_generator_output_equals_hifigans(name):
     assert_close_to_scale(output, entry["output"], rtol=2e-5)
 
 
+def assert_seeded_weights_equal(state: dict, expected: dict) -> None:
+    """Bit-identical with vectorised kernels (the fixture's AVX-512, and AVX2); with ATEN_CPU_CAPABILITY=default,
+    `uniform_` rounds the same draws differently, up to 2e-7 of a tensor's largest magnitude (a mis-ordered draw
+    differs by O(1) of it)."""
+    exact = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    for key, value in expected.items():
+        if exact:
+            assert torch.equal(state[key], value), key
+        else:
+            assert_close_to_scale(state[key], value, rtol=1e-6)
+
+
+SEEDED = torch.load(FIXTURES / "hifigan" / "seeded_init.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name", ["resblock1", "resblock2"])
+def test_seeded_generator_starts_from_hifigans_initial_weights(name):
+    """After `torch.manual_seed(seed)`, as HiFi-GAN's train.py, the build is bit-identical to HiFi-GAN's (the same
+    draws in the same order, `init_weights`' included), and leaves the global RNG where HiFi-GAN's does."""
+    entry = SEEDED["generators"][name]
+    config = {**entry["config"], "resblock": int(entry["config"]["resblock"])}
+    torch.manual_seed(entry["seed"])
+    state = HiFiGANGenerator(**config).state_dict()
+    next_draws = torch.randn(8)
+    expected = from_hifigan_state_dict(entry["state"])
+    assert set(expected) == set(state)
+    assert_seeded_weights_equal(state, expected)
+    assert torch.equal(next_draws, entry["next_draws"])
+
+
 def test_released_generators_and_discriminators_have_hifigans_parameter_counts():
     released = RECORD["released_parameters"]
     for version, config in (("v1", HIFIGAN_V1), ("v2", HIFIGAN_V2), ("v3", HIFIGAN_V3)):
