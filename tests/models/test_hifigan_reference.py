@@ -105,6 +105,43 @@ def test_seeded_generator_starts_from_hifigans_initial_weights(name):
     assert torch.equal(next_draws, entry["next_draws"])
 
 
+def fingerprint(value: torch.Tensor) -> torch.Tensor:
+    """As the fixture's: sum, Σ|x|, Σx² (float64) and the first 8 elements."""
+    flat = value.detach().double().flatten()
+    return torch.cat([torch.stack([flat.sum(), flat.abs().sum(), flat.square().sum()]), flat[:8]])
+
+
+@pytest.mark.parametrize(
+    "name, build",
+    [
+        ("MultiPeriodDiscriminator", HiFiGANMultiPeriodDiscriminator),
+        ("MultiScaleDiscriminator", HiFiGANMultiScaleDiscriminator),
+    ],
+)
+def test_seeded_discriminator_starts_from_hifigans_initial_parameters(name, build):
+    """Full size (41 M and 30 M parameters), so the fixture holds fingerprints. Spectral norm's vectors u, v are not
+    compared: torch's parametrization power-iterates 15 times at build, HiFi-GAN's hook does not (the draws match)."""
+    entry = SEEDED["discriminators"][name]
+    torch.manual_seed(0)
+    model = build()
+    next_draws = torch.randn(8)
+    expected = from_hifigan_state_dict(entry["parameters"])
+    actual = {key: fingerprint(value) for key, value in model.named_parameters()}
+    assert set(expected) == set(actual)
+    exact = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    for key, value in expected.items():
+        if exact:  # the same float32 elements; float64 sums of them agree to summation order
+            assert torch.equal(actual[key][3:], value[3:]), key
+            torch.testing.assert_close(actual[key][:3], value[:3], rtol=1e-12, atol=0.0)
+        else:  # `uniform_`'s default kernel rounds differently, see `assert_seeded_weights_equal`
+            assert_close_to_scale(actual[key][3:], value[3:], rtol=1e-6)
+            # Σx against Σ|x| (a sum near 0 has no relative error to speak of); Σx² doubles the relative error
+            # (observed: 5.6e-7 on a one-element bias, 1.1e-6 on its square)
+            scale = value[[1, 1, 2]] * torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)
+            assert bool(((actual[key][:3] - value[:3]).abs() <= 1e-6 * scale).all()), key
+    assert torch.equal(next_draws, entry["next_draws"])
+
+
 def test_released_generators_and_discriminators_have_hifigans_parameter_counts():
     released = RECORD["released_parameters"]
     for version, config in (("v1", HIFIGAN_V1), ("v2", HIFIGAN_V2), ("v3", HIFIGAN_V3)):
