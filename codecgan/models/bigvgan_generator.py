@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from codecgan.models.anti_alias import AntiAliasedActivation
-from codecgan.models.conv_blocks import weight_norm_conv1d, weight_norm_conv_transpose1d
+from codecgan.models.conv_blocks import draw_like_reference_init, weight_norm_conv1d, weight_norm_conv_transpose1d
 
 ACTIVATIONS = ("snake", "snakebeta")
 
@@ -128,6 +128,9 @@ class AMPBlock(nn.Module):
             weight_norm_conv1d(channels, channels, kernel_size, dilation=d, padding=same_padding(kernel_size, d))
             for d in dilations
         )
+        # BigVGAN's `self.convs1.apply(init_weights)` (AMPBlock2: `self.convs.apply(init_weights)`): see
+        # `draw_like_reference_init`; a seeded build then has BigVGAN's initial weights.
+        draw_like_reference_init(dilated)
         # Block 1 keeps BigVGAN's names (convs1, convs2; activations alternate before convs1[i] and convs2[i]).
         if second_convs:
             self.convs1 = dilated
@@ -135,6 +138,7 @@ class AMPBlock(nn.Module):
                 weight_norm_conv1d(channels, channels, kernel_size, padding=same_padding(kernel_size))
                 for _ in dilations
             )
+            draw_like_reference_init(self.convs2)  # `self.convs2.apply(init_weights)`
         else:
             self.convs = dilated
         self.second_convs = second_convs
@@ -208,6 +212,9 @@ class BigVGANGenerator(nn.Module):
         )
         self.activation_post = anti_aliased(activation, channels[-1], snake_logscale)
         self.conv_post = weight_norm_conv1d(channels[-1], 1, 7, padding=3, bias=use_bias_at_final)
+        # `self.ups[i].apply(init_weights)`, `self.conv_post.apply(init_weights)`: no parameter changes, but the
+        # draws keep the RNG where BigVGAN's leaves it (its train.py builds the discriminators next).
+        draw_like_reference_init([*self.ups, self.conv_post])
 
     def forward(self, mel: Tensor) -> Tensor:
         x = self.conv_pre(mel)

@@ -22,6 +22,19 @@ def weight_norm_conv1d(in_channels: int, out_channels: int, kernel_size: int, **
     return weight_norm(nn.Conv1d(in_channels, out_channels, kernel_size, **conv_kwargs))
 
 
+def draw_like_reference_init(convs: Sequence[nn.Module]) -> None:
+    """Draw, and discard, one N(0, 0.01) sample per weight element of each conv, in order.
+
+    HiFi-GAN and BigVGAN call `init_weights` (`m.weight.data.normal_(0, 0.01)`) on their weight-normed
+    convs. With `torch.nn.utils.weight_norm`'s hook, `m.weight` is a tensor computed from `weight_g` and
+    `weight_v`, so the call changes no parameter but advances the global RNG by as many draws as the
+    weight has elements. Making the same draws at the same point keeps a seeded build's later layers
+    equal to the reference's.
+    """
+    for conv in convs:
+        torch.empty(conv.weight.shape, dtype=conv.weight.dtype).normal_(0.0, 0.01)
+
+
 class Float32Conv1d(nn.Conv1d):
     """A `nn.Conv1d` that computes in fp32 even inside autocast: for layers whose output is the waveform.
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from codecgan.models.bigvgan_generator import check_layout, same_padding
-from codecgan.models.conv_blocks import weight_norm_conv1d, weight_norm_conv_transpose1d
+from codecgan.models.conv_blocks import draw_like_reference_init, weight_norm_conv1d, weight_norm_conv_transpose1d
 from codecgan.models.discriminators import LEAKY_RELU_SLOPE
 
 HIFIGAN_V1 = dict(
@@ -60,6 +60,9 @@ class MultiReceptiveFieldBlock(nn.Module):
             weight_norm_conv1d(channels, channels, kernel_size, dilation=d, padding=same_padding(kernel_size, d))
             for d in dilations
         )
+        # HiFi-GAN's `self.convs1.apply(init_weights)` (ResBlock2: `self.convs.apply(init_weights)`): see
+        # `draw_like_reference_init`; a seeded build then has HiFi-GAN's initial weights.
+        draw_like_reference_init(dilated)
         self.second_convs = second_convs
         if second_convs:
             self.convs1 = dilated
@@ -67,6 +70,7 @@ class MultiReceptiveFieldBlock(nn.Module):
                 weight_norm_conv1d(channels, channels, kernel_size, padding=same_padding(kernel_size))
                 for _ in dilations
             )
+            draw_like_reference_init(self.convs2)  # `self.convs2.apply(init_weights)`
         else:
             self.convs = dilated
 
@@ -126,6 +130,9 @@ class HiFiGANGenerator(nn.Module):
             for kernel, dilations in zip(resblock_kernel_sizes, resblock_dilation_sizes)
         )
         self.conv_post = weight_norm_conv1d(channels[-1], 1, 7, padding=3)
+        # `self.ups.apply(init_weights)`, `self.conv_post.apply(init_weights)`: no parameter changes, but the
+        # draws keep the RNG where HiFi-GAN's leaves it (its train.py builds the discriminators next).
+        draw_like_reference_init([*self.ups, self.conv_post])
 
     def forward(self, mel: Tensor) -> Tensor:
         x = self.conv_pre(mel)

@@ -78,6 +78,38 @@ def test_generator_output_equals_bigvgans(name):
     assert_close_to_scale(output, entry["output"], rtol=2e-5)
 
 
+def assert_seeded_weights_equal(state: dict, expected: dict) -> None:
+    """Bit-identical with vectorised kernels (the fixture's AVX-512, and AVX2); with ATEN_CPU_CAPABILITY=default,
+    `uniform_` rounds the same draws differently, up to 2e-7 of a tensor's largest magnitude (a mis-ordered draw
+    differs by O(1) of it)."""
+    exact = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    for key, value in expected.items():
+        if exact:
+            assert torch.equal(state[key], value), key
+        else:
+            assert_close_to_scale(state[key], value, rtol=1e-6)
+
+
+SEEDED = torch.load(FIXTURES / "seeded_init.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name", ["amp1_snakebeta", "amp2_snake"])
+def test_seeded_generator_starts_from_bigvgans_initial_weights(name):
+    """After `torch.manual_seed(seed)`, as BigVGAN's train.py, the build is bit-identical to BigVGAN's (the same
+    draws in the same order, `init_weights`' included), and leaves the global RNG where BigVGAN's does."""
+    entry = SEEDED["generators"][name]
+    config = {**entry["config"], "resblock": int(entry["config"]["resblock"])}
+    torch.manual_seed(entry["seed"])
+    model = BigVGANGenerator(**config)
+    next_draws = torch.randn(8)
+    state = model.state_dict()
+    expected = from_bigvgan_state_dict(entry["state"])
+    assert set(expected) <= set(state), sorted(set(expected) - set(state))
+    assert {key for key, _ in model.named_parameters()} <= set(expected)
+    assert_seeded_weights_equal(state, expected)
+    assert torch.equal(next_draws, entry["next_draws"])
+
+
 @pytest.mark.slow  # builds the 112 M-parameter generator: 2.5 s alone, more on a shared CPU
 def test_released_v2_generators_have_bigvgans_parameter_counts():
     released = RECORD["released_parameters"]

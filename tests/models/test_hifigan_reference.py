@@ -75,6 +75,73 @@ def test_generator_output_equals_hifigans(name):
     assert_close_to_scale(output, entry["output"], rtol=2e-5)
 
 
+def assert_seeded_weights_equal(state: dict, expected: dict) -> None:
+    """Bit-identical with vectorised kernels (the fixture's AVX-512, and AVX2); with ATEN_CPU_CAPABILITY=default,
+    `uniform_` rounds the same draws differently, up to 2e-7 of a tensor's largest magnitude (a mis-ordered draw
+    differs by O(1) of it)."""
+    exact = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    for key, value in expected.items():
+        if exact:
+            assert torch.equal(state[key], value), key
+        else:
+            assert_close_to_scale(state[key], value, rtol=1e-6)
+
+
+SEEDED = torch.load(FIXTURES / "hifigan" / "seeded_init.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name", ["resblock1", "resblock2"])
+def test_seeded_generator_starts_from_hifigans_initial_weights(name):
+    """After `torch.manual_seed(seed)`, as HiFi-GAN's train.py, the build is bit-identical to HiFi-GAN's (the same
+    draws in the same order, `init_weights`' included), and leaves the global RNG where HiFi-GAN's does."""
+    entry = SEEDED["generators"][name]
+    config = {**entry["config"], "resblock": int(entry["config"]["resblock"])}
+    torch.manual_seed(entry["seed"])
+    state = HiFiGANGenerator(**config).state_dict()
+    next_draws = torch.randn(8)
+    expected = from_hifigan_state_dict(entry["state"])
+    assert set(expected) == set(state)
+    assert_seeded_weights_equal(state, expected)
+    assert torch.equal(next_draws, entry["next_draws"])
+
+
+def fingerprint(value: torch.Tensor) -> torch.Tensor:
+    """As the fixture's: sum, Σ|x|, Σx² (float64) and the first 8 elements."""
+    flat = value.detach().double().flatten()
+    return torch.cat([torch.stack([flat.sum(), flat.abs().sum(), flat.square().sum()]), flat[:8]])
+
+
+@pytest.mark.parametrize(
+    "name, build",
+    [
+        ("MultiPeriodDiscriminator", HiFiGANMultiPeriodDiscriminator),
+        ("MultiScaleDiscriminator", HiFiGANMultiScaleDiscriminator),
+    ],
+)
+def test_seeded_discriminator_starts_from_hifigans_initial_parameters(name, build):
+    """Full size (41 M and 30 M parameters), so the fixture holds fingerprints. Spectral norm's vectors u, v are not
+    compared: torch's parametrization power-iterates 15 times at build, HiFi-GAN's hook does not (the draws match)."""
+    entry = SEEDED["discriminators"][name]
+    torch.manual_seed(0)
+    model = build()
+    next_draws = torch.randn(8)
+    expected = from_hifigan_state_dict(entry["parameters"])
+    actual = {key: fingerprint(value) for key, value in model.named_parameters()}
+    assert set(expected) == set(actual)
+    exact = torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+    for key, value in expected.items():
+        if exact:  # the same float32 elements; float64 sums of them agree to summation order
+            assert torch.equal(actual[key][3:], value[3:]), key
+            torch.testing.assert_close(actual[key][:3], value[:3], rtol=1e-12, atol=0.0)
+        else:  # `uniform_`'s default kernel rounds differently, see `assert_seeded_weights_equal`
+            assert_close_to_scale(actual[key][3:], value[3:], rtol=1e-6)
+            # Σx against Σ|x| (a sum near 0 has no relative error to speak of); Σx² doubles the relative error
+            # (observed: 5.6e-7 on a one-element bias, 1.1e-6 on its square)
+            scale = value[[1, 1, 2]] * torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)
+            assert bool(((actual[key][:3] - value[:3]).abs() <= 1e-6 * scale).all()), key
+    assert torch.equal(next_draws, entry["next_draws"])
+
+
 def test_released_generators_and_discriminators_have_hifigans_parameter_counts():
     released = RECORD["released_parameters"]
     for version, config in (("v1", HIFIGAN_V1), ("v2", HIFIGAN_V2), ("v3", HIFIGAN_V3)):
