@@ -23,9 +23,8 @@ batch's generator step is at global step 5, so the step's `global_step % 1000 ==
 images to TensorBoard does not run, as on 999 of 1,000 steps); `log` keeps the logged value and dispatches nothing,
 so Lightning 1.x's own logging bookkeeping is not counted. The step logs 9 tensors, two of them with
 `prog_bar=True`, which Lightning 1.x reads back (`.item()`) for the progress bar on every batch: those reads are
-reported as `progress_bar_reads`, not counted in `host_reads_outside`. `transformers` is not installed in Vocos's
-environment: `vocos.experiment` imports it for `get_cosine_schedule_with_warmup` only, which a stand-in module
-provides (transformers' formula: a linear warm-up, then `0.5 * (1 + cos(pi * progress))`, as a `LambdaLR`).
+reported as `progress_bar_reads`, not counted in `host_reads_outside`. `vocos.experiment` imports `transformers`
+for `get_cosine_schedule_with_warmup`, so Vocos's environment needs it (`pip install transformers==4.46.3`).
 `pytorch_lightning` resolves to the installed 2.x, whose `LightningModule` still accepts Vocos's 1.x-style methods
 when they are called directly (the 2.x Trainer would refuse `optimizer_idx`).
 
@@ -43,7 +42,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import math
 import sys
 import types
 import warnings
@@ -70,29 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _transformers_stand_in() -> types.ModuleType:
-    """A `transformers` module with only `get_cosine_schedule_with_warmup` (transformers' formula)."""
-
-    def get_cosine_schedule_with_warmup(optimizer, num_warmup_steps, num_training_steps, num_cycles=0.5):
-        def factor(step: int) -> float:
-            if step < num_warmup_steps:
-                return step / max(1, num_warmup_steps)
-            progress = (step - num_warmup_steps) / max(1, num_training_steps - num_warmup_steps)
-            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * num_cycles * 2.0 * progress)))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-    module = types.ModuleType("transformers")
-    module.get_cosine_schedule_with_warmup = get_cosine_schedule_with_warmup
-    return module
-
-
 def build_experiment():
     """`VocosExp` with configs/vocos.yaml's 24 kHz model, under the trainer stand-in (see the module docstring)."""
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        sys.modules["transformers"] = _transformers_stand_in()
     from vocos.experiment import VocosExp
     from vocos.feature_extractors import MelSpectrogramFeatures
     from vocos.heads import ISTFTHead
