@@ -94,6 +94,24 @@ def check_layout(
         raise ValueError(f"resblock must be 1 or 2; got {resblock!r}.")
 
 
+def upsampling_convs(
+    initial_channels: int, upsample_rates: Sequence[int], upsample_kernel_sizes: Sequence[int]
+) -> tuple[nn.ModuleList, list[int]]:
+    """HiFi-GAN's and BigVGAN's upsampling stages: weight-normed transposed convs halving the channels at each stage,
+    and each stage's output channels."""
+    ups = nn.ModuleList(
+        weight_norm_conv_transpose1d(
+            initial_channels // 2**i,
+            initial_channels // 2 ** (i + 1),
+            kernel,
+            stride=rate,
+            padding=(kernel - rate) // 2,
+        )
+        for i, (rate, kernel) in enumerate(zip(upsample_rates, upsample_kernel_sizes))
+    )
+    return ups, [initial_channels // 2 ** (i + 1) for i in range(len(upsample_rates))]
+
+
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
     """Padding that keeps the length of a stride-1 conv: `dilation * (kernel_size - 1) / 2`."""
     return (kernel_size * dilation - dilation) // 2
@@ -194,17 +212,7 @@ class BigVGANGenerator(nn.Module):
         self.num_kernels = len(resblock_kernel_sizes)
         self.use_tanh_at_final = use_tanh_at_final
         self.conv_pre = weight_norm_conv1d(num_mels, upsample_initial_channel, 7, padding=3)
-        self.ups = nn.ModuleList(
-            weight_norm_conv_transpose1d(
-                upsample_initial_channel // 2**i,
-                upsample_initial_channel // 2 ** (i + 1),
-                kernel,
-                stride=rate,
-                padding=(kernel - rate) // 2,
-            )
-            for i, (rate, kernel) in enumerate(zip(upsample_rates, upsample_kernel_sizes))
-        )
-        channels = [upsample_initial_channel // 2 ** (i + 1) for i in range(len(upsample_rates))]
+        self.ups, channels = upsampling_convs(upsample_initial_channel, upsample_rates, upsample_kernel_sizes)
         self.resblocks = nn.ModuleList(
             AMPBlock(ch, kernel, dilations, activation, snake_logscale, second_convs=resblock == 1)
             for ch in channels

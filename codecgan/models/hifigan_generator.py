@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from codecgan.models.bigvgan_generator import check_layout, same_padding
-from codecgan.models.conv_blocks import draw_like_reference_init, weight_norm_conv1d, weight_norm_conv_transpose1d
+from codecgan.models.bigvgan_generator import check_layout, same_padding, upsampling_convs
+from codecgan.models.conv_blocks import draw_like_reference_init, weight_norm_conv1d
 from codecgan.models.discriminators import LEAKY_RELU_SLOPE
 
 HIFIGAN_V1 = dict(
@@ -113,17 +113,7 @@ class HiFiGANGenerator(nn.Module):
         check_layout(upsample_rates, upsample_kernel_sizes, resblock_kernel_sizes, resblock_dilation_sizes, resblock)
         self.num_kernels = len(resblock_kernel_sizes)
         self.conv_pre = weight_norm_conv1d(num_mels, upsample_initial_channel, 7, padding=3)
-        self.ups = nn.ModuleList(
-            weight_norm_conv_transpose1d(
-                upsample_initial_channel // 2**i,
-                upsample_initial_channel // 2 ** (i + 1),
-                kernel,
-                stride=rate,
-                padding=(kernel - rate) // 2,
-            )
-            for i, (rate, kernel) in enumerate(zip(upsample_rates, upsample_kernel_sizes))
-        )
-        channels = [upsample_initial_channel // 2 ** (i + 1) for i in range(len(upsample_rates))]
+        self.ups, channels = upsampling_convs(upsample_initial_channel, upsample_rates, upsample_kernel_sizes)
         self.resblocks = nn.ModuleList(
             MultiReceptiveFieldBlock(ch, kernel, dilations, second_convs=resblock == 1)
             for ch in channels
